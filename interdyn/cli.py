@@ -1,0 +1,197 @@
+"""Command line: ``interdyn generate``, ``interdyn demo``, ``interdyn make-tiny``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .sampling import DEFAULTS
+
+
+def _add_sampling_args(p: argparse.ArgumentParser, height=DEFAULTS["height"], width=DEFAULTS["width"],
+                       frames=DEFAULTS["num_frames"], steps=DEFAULTS["num_steps"]) -> None:
+    g = p.add_argument_group("sampling (defaults are the paper's)")
+    g.add_argument("--height", type=int, default=height, help="output height, a multiple of 64 (default %(default)s)")
+    g.add_argument("--width", type=int, default=width, help="output width, a multiple of 64 (default %(default)s)")
+    g.add_argument("--frames", type=int, default=frames, help="number of frames (default %(default)s)")
+    g.add_argument("--steps", type=int, default=steps, help="Euler steps (default %(default)s)")
+    g.add_argument("--min-guidance", type=float, default=DEFAULTS["min_guidance"], help="CFG scale on the first frame")
+    g.add_argument("--max-guidance", type=float, default=DEFAULTS["max_guidance"],
+                   help="CFG scale on the last frame (1 turns guidance off: one pass per step)")
+    g.add_argument("--fps", type=float, default=DEFAULTS["fps"],
+                   help="frame rate, diffusers' convention: the model gets fps-1 (default %(default)s)")
+    g.add_argument("--motion-bucket", type=float, default=DEFAULTS["motion_bucket_id"], help="SVD motion bucket id")
+    g.add_argument("--noise-aug", type=float, default=DEFAULTS["noise_aug_strength"],
+                   help="noise augmentation of the first frame")
+    g.add_argument("--strength", type=float, default=1.0, help="control strength (0 = plain SVD)")
+    g.add_argument("--control-start", type=float, default=0.0, help="first fraction of steps with control")
+    g.add_argument("--control-end", type=float, default=1.0, help="fraction of steps where control stops")
+    g.add_argument("--seed", type=int, default=42, help="random seed")
+    g.add_argument("--decode-chunk", type=int, default=None, help="frames decoded at a time (default: all)")
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="model precision (auto: fp16/bf16 on CUDA, fp32 on CPU)")
+
+
+def _progress(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="step")
+
+    def callback(info):
+        bar.update(1)
+        if info.step + 1 == info.total:
+            bar.close()
+
+    return callback
+
+
+def _sampling_kwargs(args) -> dict:
+    return dict(num_frames=args.frames, num_steps=args.steps, min_guidance=args.min_guidance,
+                max_guidance=args.max_guidance, fps=args.fps, motion_bucket_id=args.motion_bucket,
+                noise_aug_strength=args.noise_aug, control_strength=args.strength,
+                control_start=args.control_start, control_end=args.control_end)
+
+
+def side_by_side(*videos: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``[F, 3, H, W]`` videos horizontally (a single frame is repeated)."""
+    frames = max(v.shape[0] for v in videos)
+    return torch.cat([v.expand(frames, *v.shape[1:]) if v.shape[0] == 1 else v for v in videos], dim=-1)
+
+
+def _load_image(path: Path, height: int, width: int) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image
+
+    from .control import fit_to_size
+
+    if not path.is_file():
+        raise SystemExit(f"error: image {path} does not exist")
+    image = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 255
+    video, _, _ = fit_to_size(video=image[None], height=height, width=width)
+    return video
+
+
+def _load_control(path: Path, args) -> torch.Tensor:
+    """A control video (white masks or renders), a folder holding ``mask_hand.*``, or a frames folder."""
+    from .control import prepare_control
+    from .video_io import VIDEO_EXTENSIONS, read_video
+
+    if not path.exists():
+        raise SystemExit(f"error: control {path} does not exist")
+    if path.is_dir():
+        hands = sorted(p for p in path.glob("mask_hand.*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+        if hands:
+            path = hands[0]
+    frames, fps = read_video(path, fps=args.fps, as_tensor=True)
+    renders = frames.permute(0, 3, 1, 2).float() / 255
+    return prepare_control(renders=renders, source_fps=fps, target_fps=args.fps, num_frames=args.frames,
+                           height=args.height, width=args.width)
+
+
+def cmd_generate(args) -> int:
+    from .loading import load_control_branch, load_svd_backbone
+    from .sampling import generate_video
+    from .video_io import write_video
+
+    t0 = time.time()
+    backbone = load_svd_backbone(args.svd, dtype=args.precision, device=args.device)
+    branch = load_control_branch(args.interdyn, dtype=backbone.dtype, device=args.device, backbone=backbone) \
+        if args.interdyn else None
+    image = _load_image(Path(args.image), args.height, args.width)
+    control = _load_control(Path(args.control), args) if args.control else None
+    if control is not None and branch is None:
+        raise SystemExit("error: --control needs --interdyn (the control branch weights)")
+    print(f"loaded models in {time.time() - t0:.1f}s; sampling {args.frames} frames at {args.height}x{args.width}")
+    video = generate_video(backbone, image, None if control is None else control[None], branch,
+                           generator=args.seed, decode_chunk_size=args.decode_chunk,
+                           callback=_progress(args.steps, "sampling"), **_sampling_kwargs(args))[0]
+    out = Path(args.out)
+    write_video(out, video, fps=args.fps)
+    parts = [image[:1]] + ([control] if control is not None else []) + [video]
+    comparison = write_video(out.with_name(out.stem + "_comparison" + out.suffix), side_by_side(*parts), fps=args.fps)
+    print(f"wrote {out} and {comparison} (input | control | output)")
+    return 0
+
+
+def demo_inputs(height: int = 64, width: int = 128, frames: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """A first frame (gradient, orange box, blue disc) and a white disc sliding into the box."""
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    image = torch.stack([0.3 + 0.4 * xs, 0.5 + 0.3 * ys, 0.6 - 0.2 * xs])
+    image[:, height // 3: 2 * height // 3, width // 2: width // 2 + width // 6] = torch.tensor([1.0, 0.55, 0.1])[:, None, None]
+    disc = ((xs * width - width * 0.2) ** 2 + (ys * height - height * 0.5) ** 2) < (height * 0.12) ** 2
+    image[:, disc] = torch.tensor([0.1, 0.3, 0.9])[:, None]
+    control = torch.zeros(frames, 3, height, width)
+    for f in range(frames):
+        cx = width * (0.1 + 0.35 * f / max(frames - 1, 1))
+        control[f, :, ((xs * width - cx) ** 2 + (ys * height - height * 0.5) ** 2) < (height * 0.15) ** 2] = 1.0
+    return image, control
+
+
+def cmd_demo(args) -> int:
+    from .sampling import generate_video
+    from .testing import build_tiny_backbone, build_tiny_control_branch
+    from .video_io import write_video
+
+    print("interdyn demo: SMOKE DEMO on tiny random-weight models with SVD's structure. It runs the whole\n"
+          "path (conditioning, control branch, EDM Euler with CFG, temporal VAE decode) on the CPU, but the\n"
+          "weights are untrained, so the video is texture, not physics. For real results use\n"
+          "`interdyn generate --svd <SVD folder> --interdyn <InterDyn weights>`.")
+    t0 = time.time()
+    backbone = build_tiny_backbone(seed=0)
+    branch = build_tiny_control_branch(backbone, seed=0)
+    image, control = demo_inputs(args.height, args.width, args.frames)
+    video = generate_video(backbone, image[None], control[None], branch, generator=args.seed,
+                           callback=_progress(args.steps, "sampling"), **_sampling_kwargs(args))[0]
+    out = Path(args.out)
+    paths = [write_video(out / "generated.mp4", video, fps=args.fps),
+             write_video(out / "control.mp4", control, fps=args.fps),
+             write_video(out / "comparison.mp4", side_by_side(image[None], control, video), fps=args.fps)]
+    print(f"done in {time.time() - t0:.1f}s; wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_make_tiny(args) -> int:
+    from .testing import write_tiny_models
+
+    paths = write_tiny_models(args.out, seed=args.seed, residual_mode=args.residual_mode)
+    print(f"tiny SVD folder: {paths['svd']}\ntiny control branch: {paths['interdyn']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interdyn", description="InterDyn: image + driving motion -> video")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="generate a video from an image and a control (mask) video")
+    p.add_argument("--svd", required=True, help="SVD diffusers folder or single-file checkpoint (.safetensors)")
+    p.add_argument("--interdyn", help="InterDyn control branch: official `controlnet` folder or our .safetensors")
+    p.add_argument("--image", required=True, help="first frame (PNG/JPEG)")
+    p.add_argument("--control", help="control video (mask or render video, or a folder with mask_hand.*)")
+    p.add_argument("--out", required=True, help="output video (.mp4, .webm or .gif)")
+    _add_sampling_args(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("demo", help="run the whole path on built-in tiny models (no files needed)")
+    p.add_argument("--out", default="interdyn_demo", help="output folder (default %(default)s)")
+    _add_sampling_args(p, height=64, width=128, frames=6, steps=4)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("make-tiny", help="write tiny random models in the real file formats (for tests)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--residual-mode", default="standard", choices=["standard", "official"])
+    p.set_defaults(func=cmd_make_tiny)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

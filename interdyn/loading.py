@@ -1,0 +1,244 @@
+"""Load the SVD backbone and InterDyn control branches from local files (never from a hub).
+
+Backbone: a diffusers ``StableVideoDiffusionPipeline`` folder (the layout of
+``stabilityai/stable-video-diffusion-img2vid[-xt]``: ``unet/``, ``vae/``, ``image_encoder/``,
+``feature_extractor/``, ``scheduler/``, with or without the ``fp16`` variant files), or an
+original single-file checkpoint (``svd.safetensors``; see :mod:`interdyn.single_file`).
+
+Control branch: the official release's ``controlnet`` folder (``config.json`` +
+``diffusion_pytorch_model.safetensors``, class ``ControlNetSDVModel``; the folder above it works
+too), or one ``.safetensors`` file in our format:
+
+* tensors: the branch's state dict (same names as the official release);
+* metadata ``format`` = ``"interdyn-control-branch"``, ``format_version`` = ``"1"``,
+  ``config`` = the model config as JSON (includes ``residual_mode``), ``provenance`` = JSON
+  describing where the weights come from (free form: base model, training run, steps, ...).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .models.backbone import CLIP_MEAN, CLIP_STD, SVDBackbone
+from .models.controlnet import InterDynControlNet, mark_official_config
+from .models.unet import InterDynUNet
+
+CONTROL_FORMAT = "interdyn-control-branch"
+CONTROL_FORMAT_VERSION = "1"
+WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "image_encoder": "model"}
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class ModelLoadError(ValueError):
+    """A model file is missing or is not what was expected; the message says which and what to do."""
+
+
+def resolve_dtype(precision: str | torch.dtype | None, device: str | torch.device = "cpu") -> torch.dtype:
+    """``"auto"`` -> fp16 on CUDA (bf16 if supported), fp32 elsewhere; ``"fp16"``/``"bf16"``/``"fp32"``."""
+    if isinstance(precision, torch.dtype):
+        return precision
+    if precision in (None, "auto"):
+        if torch.device(device).type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}")
+    return PRECISIONS[precision]
+
+
+# ---------------------------------------------------------------------------- backbone
+def _weights_file(folder: Path, stem: str) -> tuple[Path, str | None]:
+    for variant in (None, "fp16"):
+        name = f"{stem}.safetensors" if variant is None else f"{stem}.{variant}.safetensors"
+        if (folder / name).is_file():
+            return folder / name, variant
+    raise ModelLoadError(f"no weights in {folder}: expected {stem}.safetensors or {stem}.fp16.safetensors")
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ModelLoadError(f"{what}: {path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"{what}: {path} is not valid JSON ({err})") from None
+
+
+def check_svd_folder(path: str | os.PathLike) -> dict[str, tuple[Path, str | None]]:
+    """Verify an SVD diffusers folder; returns each component's weights file and variant."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ModelLoadError(f"SVD backbone folder {root} does not exist")
+    missing = [f"{sub}/" for sub in ("unet", "vae", "image_encoder") if not (root / sub).is_dir()]
+    if missing:
+        raise ModelLoadError(
+            f"{root} is not a Stable Video Diffusion diffusers folder: missing {', '.join(missing)}. Expected the "
+            "layout of stabilityai/stable-video-diffusion-img2vid (model_index.json, unet/, vae/, image_encoder/, "
+            "feature_extractor/, scheduler/)")
+    files = {}
+    for sub, stem in WEIGHT_NAMES.items():
+        _read_json(root / sub / "config.json", f"SVD {sub} config")
+        files[sub] = _weights_file(root / sub, stem)
+    unet_cfg = _read_json(root / "unet" / "config.json", "SVD unet config")
+    if unet_cfg.get("_class_name") not in (None, "UNetSpatioTemporalConditionModel", "InterDynUNet",
+                                           "UNetSpatioTemporalConditionControlNetModel"):
+        raise ModelLoadError(f"{root / 'unet'} holds a {unet_cfg.get('_class_name')}, not SVD's "
+                             "UNetSpatioTemporalConditionModel: this is not a Stable Video Diffusion backbone")
+    return files
+
+
+def load_svd_backbone(path: str | os.PathLike, *, dtype: str | torch.dtype | None = None,
+                      device: str | torch.device = "cpu") -> SVDBackbone:
+    """Load SVD from a diffusers folder or an original single-file ``.safetensors`` checkpoint.
+
+    The VAE stays in float32 when a half precision is asked for and its config says
+    ``force_upcast`` (as SVD's does): its encoder and decoder overflow in fp16.
+    """
+    dtype = resolve_dtype(dtype, device)
+    path = Path(path)
+    if path.is_file() or path.suffix in (".safetensors", ".ckpt", ".pt", ".pth"):
+        from .single_file import load_svd_single_file
+
+        parts = load_svd_single_file(path, dtype=dtype, device=device)
+        backbone = SVDBackbone(parts["unet"], parts["vae"], parts["image_encoder"],
+                               clip_mean=tuple(parts["clip_mean"]), clip_std=tuple(parts["clip_std"]),
+                               clip_size=int(parts["clip_size"]),
+                               sigma_min=float(parts["scheduler_config"].get("sigma_min", 0.002)),
+                               sigma_max=float(parts["scheduler_config"].get("sigma_max", 700.0)), source=str(path))
+    else:
+        from diffusers import AutoencoderKLTemporalDecoder
+        from transformers import CLIPVisionModelWithProjection
+
+        files = check_svd_folder(path)
+        common = dict(torch_dtype=dtype, local_files_only=True, use_safetensors=True)
+        unet = InterDynUNet.from_pretrained(path / "unet", variant=files["unet"][1], **common)
+        vae = AutoencoderKLTemporalDecoder.from_pretrained(path / "vae", variant=files["vae"][1], **common)
+        image_encoder = CLIPVisionModelWithProjection.from_pretrained(
+            path / "image_encoder", dtype=dtype, local_files_only=True, use_safetensors=True,
+            variant=files["image_encoder"][1])
+        fe_path = path / "feature_extractor" / "preprocessor_config.json"
+        fe = _read_json(fe_path, "SVD feature extractor") if fe_path.exists() else {}
+        sched_path = path / "scheduler" / "scheduler_config.json"
+        sched = _read_json(sched_path, "SVD scheduler") if sched_path.exists() else {}
+        size = fe.get("crop_size", {}).get("height", 224) if isinstance(fe.get("crop_size"), dict) else 224
+        backbone = SVDBackbone(unet, vae, image_encoder, clip_mean=tuple(fe.get("image_mean", CLIP_MEAN)),
+                               clip_std=tuple(fe.get("image_std", CLIP_STD)), clip_size=int(size),
+                               sigma_min=float(sched.get("sigma_min", 0.002)),
+                               sigma_max=float(sched.get("sigma_max", 700.0)), source=str(path))
+    if dtype in (torch.float16, torch.bfloat16) and backbone.vae.config.get("force_upcast", False):
+        backbone.vae.to(torch.float32)
+        backbone.extra["vae_upcast"] = True
+    for module in (backbone.unet, backbone.vae, backbone.image_encoder):
+        module.to(device).eval().requires_grad_(False)
+    return backbone
+
+
+# ---------------------------------------------------------------------------- control branch
+def _control_branch_files(path: Path) -> tuple[dict, dict, Path]:
+    """(config, provenance, weights file) of a control branch folder or single file."""
+    if not path.exists():
+        raise ModelLoadError(f"control branch {path} does not exist")
+    if path.is_dir():
+        folder = path / "controlnet" if (path / "controlnet" / "config.json").is_file() else path
+        config = _read_json(folder / "config.json", "InterDyn control branch config")
+        weights, _ = _weights_file(folder, "diffusion_pytorch_model")
+        return mark_official_config(config), {"source": str(folder)}, weights
+    if path.suffix != ".safetensors":
+        raise ModelLoadError(f"{path} is not a .safetensors file: a control branch is a folder with config.json and "
+                             "diffusion_pytorch_model.safetensors, or one .safetensors file exported by "
+                             "`python -m training.export`")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # noqa: BLE001 - safetensors raises several types for a bad header
+        raise ModelLoadError(f"{path} is not a readable safetensors file ({err})") from None
+    if meta.get("format") != CONTROL_FORMAT or "config" not in meta:
+        raise ModelLoadError(
+            f"{path} is not an InterDyn control branch: its metadata has no format={CONTROL_FORMAT!r} and config "
+            f"(found keys {sorted(meta)}). If it is an SVD checkpoint, load it as the backbone; official InterDyn "
+            "weights are a folder with config.json")
+    if meta.get("format_version") != CONTROL_FORMAT_VERSION:
+        raise ModelLoadError(f"{path} has control branch format version {meta.get('format_version')!r}; this "
+                             f"version of interdyn reads version {CONTROL_FORMAT_VERSION}")
+    return json.loads(meta["config"]), json.loads(meta.get("provenance", "{}")), path
+
+
+def load_control_branch(path: str | os.PathLike, *, dtype: str | torch.dtype | None = None,
+                        device: str | torch.device = "cpu", backbone: SVDBackbone | None = None) -> InterDynControlNet:
+    """Load an InterDyn control branch (official folder or our single file), checked against ``backbone``.
+
+    The residual mode comes with the weights: ``"official"`` for the published release,
+    whatever the file says for ours.
+    """
+    path = Path(path)
+    config, provenance, weights = _control_branch_files(path)
+    state = load_file(str(weights), device="cpu")
+    with torch.device("meta"):
+        model = InterDynControlNet.from_config(config)
+    expected = set(model.state_dict())
+    missing, unexpected = expected - set(state), set(state) - expected
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"{weights} does not fit an InterDyn control branch with config {path}: "
+            f"{len(missing)} missing tensors (e.g. {sorted(missing)[:3]}), {len(unexpected)} unexpected "
+            f"(e.g. {sorted(unexpected)[:3]})")
+    shapes = model.state_dict()
+    wrong = [k for k in expected if tuple(shapes[k].shape) != tuple(state[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise ModelLoadError(f"{weights}: tensor {k} has shape {tuple(state[k].shape)} but its config implies "
+                             f"{tuple(shapes[k].shape)} ({len(wrong)} tensors differ)")
+    model.load_state_dict(state, strict=True, assign=True)
+    target = resolve_dtype(dtype, device) if dtype is not None else state[next(iter(state))].dtype
+    if target != model.dtype:
+        model.to(dtype=target)
+    model.to(device=device).eval().requires_grad_(False)
+    model.provenance = provenance
+    if backbone is not None:
+        check_compatible(model, backbone)
+    return model
+
+
+def check_compatible(control_branch: InterDynControlNet, backbone: SVDBackbone) -> None:
+    """Raise when the branch's channel layout does not fit the backbone's UNet."""
+    b, u = control_branch.config, backbone.unet.config
+    problems = []
+    for key in ("in_channels", "block_out_channels", "layers_per_block", "cross_attention_dim",
+                "addition_time_embed_dim", "projection_class_embeddings_input_dim", "down_block_types"):
+        bv, uv = b.get(key), u.get(key)
+        norm = (lambda v: list(v) if isinstance(v, (list, tuple)) else v)
+        if norm(bv) != norm(uv):
+            problems.append(f"{key}: branch {bv} vs UNet {uv}")
+    if problems:
+        raise ModelLoadError("the control branch does not fit this SVD backbone (was it trained for another "
+                             "model?): " + "; ".join(problems))
+
+
+def save_control_branch(model: InterDynControlNet, path: str | os.PathLike, *, dtype: torch.dtype | None = None,
+                        provenance: dict | None = None) -> Path:
+    """Write ``model`` as one ``.safetensors`` file in our format, atomically (temp name, then rename)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"the control branch file name must end in .safetensors, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.to(dtype) if dtype is not None else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    config = {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
+    config["_class_name"] = type(model).__name__
+    metadata = {"format": CONTROL_FORMAT, "format_version": CONTROL_FORMAT_VERSION,
+                "config": json.dumps(config), "provenance": json.dumps(provenance or {})}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

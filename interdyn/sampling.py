@@ -1,0 +1,312 @@
+"""The InterDyn / SVD sampler: conditioning, EDM Euler with per-frame CFG, control window.
+
+Read it like k-diffusion: :func:`sample_euler` is the loop over a sigma list and a denoiser
+callable; :class:`InterDynDenoiser` does SVD's v-prediction preconditioning, the CFG batch and
+the control branch; :func:`sample_latents` wires them up the way diffusers'
+``StableVideoDiffusionPipeline`` and the official InterDyn pipeline do, so that results match
+theirs for the same seed (the arithmetic is written in the same order as diffusers'
+``EulerDiscreteScheduler``).
+
+EDM with v-prediction and sigma_data = 1::
+
+    c_in = 1/sqrt(s^2+1)   c_skip = 1/(s^2+1)   c_out = -s/sqrt(s^2+1)   c_noise = 0.25 ln s
+
+``fps`` is taken in diffusers' convention (the time id receives ``fps - 1``); the official
+InterDyn pipeline passes its ``fps=6`` unchanged, which is our ``fps=7``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
+
+from .control import normalize_control
+from .models.backbone import SVDBackbone
+
+# the paper's defaults (ARCHITECTURE.md); fps in diffusers' convention
+DEFAULTS = dict(num_frames=14, height=256, width=384, num_steps=50, min_guidance=1.0, max_guidance=3.0,
+                fps=7, motion_bucket_id=40, noise_aug_strength=0.02)
+
+StepCallback = Callable[["StepInfo"], None]
+
+
+@dataclass
+class StepInfo:
+    """What a per-step callback receives. Raise from the callback to cancel sampling."""
+
+    step: int            # 0-based index of the step just finished
+    total: int           # number of steps
+    sigma: float         # noise level the step started from
+    latents: torch.Tensor    # current latents [B, F, C, h, w] (float32)
+    denoised: torch.Tensor   # the model's clean estimate at this step, for previews
+
+
+@dataclass
+class VideoConditioning:
+    """SVD's conditioning for a batch of first frames."""
+
+    image_embeddings: torch.Tensor  # [B, 1, D] CLIP image embeddings
+    image_latents: torch.Tensor     # [B, C, h, w] unscaled VAE latent of the noise-augmented image
+    added_time_ids: torch.Tensor    # [B, 3]: fps - 1, motion bucket, noise augmentation
+
+
+# ---------------------------------------------------------------------------- schedule
+def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 700.0,
+                  rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. sigmas from ``sigma_max`` down to ``sigma_min``, then 0 (float32, ``num_steps + 1``).
+
+    Computed in float64 and rounded once, as diffusers' ``EulerDiscreteScheduler`` does with
+    SVD's scheduler config, so both give the same list.
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+    ramp = np.linspace(0, 1, num_steps)
+    min_inv_rho, max_inv_rho = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    sigmas = (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
+    return torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))
+
+
+def edm_v_scalings(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(c_skip, c_out, c_in, c_noise)`` of SVD's EDM v-prediction parameterisation."""
+    return 1 / (sigma**2 + 1), -sigma / (sigma**2 + 1) ** 0.5, 1 / (sigma**2 + 1) ** 0.5, 0.25 * sigma.log()
+
+
+# ---------------------------------------------------------------------------- conditioning
+def clip_image_embeddings(backbone: SVDBackbone, image: torch.Tensor) -> torch.Tensor:
+    """CLIP embedding ``[B, 1, D]`` of images in [0, 1], as both reference pipelines compute it.
+
+    The [-1, 1] image is resized to 224 with diffusers' antialiased bicubic resize, mapped back
+    to [0, 1] and CLIP-normalised.
+    """
+    encoder = backbone.image_encoder
+    x = _resize_with_antialiasing(image * 2.0 - 1.0, (backbone.clip_size, backbone.clip_size))
+    x = (x + 1.0) / 2.0
+    mean = torch.tensor(backbone.clip_mean, dtype=x.dtype, device=x.device)[:, None, None]
+    std = torch.tensor(backbone.clip_std, dtype=x.dtype, device=x.device)[:, None, None]
+    x = ((x - mean) / std).to(device=encoder.device, dtype=encoder.dtype)
+    return encoder(x).image_embeds.unsqueeze(1)
+
+
+def randn(shape, generator: torch.Generator | None, device, dtype=torch.float32) -> torch.Tensor:
+    """Gaussian noise drawn on the generator's device (so CPU seeds give the same noise on GPU)."""
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+
+
+def encode_conditioning(backbone: SVDBackbone, image: torch.Tensor, *, fps: float = 7,
+                        motion_bucket_id: float = 40, noise_aug_strength: float = 0.02,
+                        generator: torch.Generator | None = None) -> VideoConditioning:
+    """SVD conditioning of first frames ``image`` ``[B, 3, H, W]`` in [0, 1].
+
+    Draws one tensor from ``generator``: the noise augmentation of the image (before the
+    initial latents, in diffusers' order). The VAE latent is ``.mode()`` and NOT multiplied by
+    the scaling factor.
+    """
+    device = backbone.device
+    image = image.to(device=device, dtype=torch.float32)
+    embeddings = clip_image_embeddings(backbone, image)
+    signed = image * 2.0 - 1.0
+    noisy = signed + noise_aug_strength * randn(signed.shape, generator, device, signed.dtype)
+    vae = backbone.vae
+    latents = vae.encode(noisy.to(vae.dtype)).latent_dist.mode().to(embeddings.dtype)
+    time_ids = torch.tensor([[fps - 1, motion_bucket_id, noise_aug_strength]], dtype=embeddings.dtype, device=device)
+    return VideoConditioning(embeddings, latents, time_ids.repeat(image.shape[0], 1))
+
+
+# ---------------------------------------------------------------------------- denoiser
+class InterDynDenoiser:
+    """``denoiser(x, sigma, step) -> x0`` for SVD with an optional InterDyn control branch.
+
+    One UNet call per step: the unconditional (zero CLIP embedding, zero image latent, control
+    kept) and conditional halves share a batch when guidance is on, and guidance is a per-frame
+    linear ramp. With guidance off (``max_guidance <= 1``) a single conditional pass runs. The
+    branch runs only on steps inside ``[control_start, control_end)`` (fractions of the steps)
+    and only if ``control_strength != 0``; its CNN features are computed once, here.
+    """
+
+    def __init__(self, backbone: SVDBackbone, cond: VideoConditioning, num_frames: int, num_steps: int, *,
+                 control_branch=None, control: torch.Tensor | None = None, control_strength: float = 1.0,
+                 control_start: float = 0.0, control_end: float = 1.0,
+                 min_guidance: float = 1.0, max_guidance: float = 3.0):
+        self.unet = backbone.unet
+        self.dtype = backbone.unet.dtype
+        self.num_frames, self.num_steps = num_frames, num_steps
+        batch = cond.image_embeddings.shape[0]
+        self.cfg = max_guidance > 1
+        embeddings, latents, time_ids = cond.image_embeddings, cond.image_latents, cond.added_time_ids
+        if self.cfg:
+            embeddings = torch.cat([torch.zeros_like(embeddings), embeddings])
+            latents = torch.cat([torch.zeros_like(latents), latents])
+            time_ids = torch.cat([time_ids, time_ids])
+        self.embeddings = embeddings.to(self.dtype)
+        self.image_latents = latents.unsqueeze(1).repeat(1, num_frames, 1, 1, 1).to(self.dtype)
+        self.time_ids = time_ids.to(self.dtype)
+        guidance = torch.linspace(min_guidance, max_guidance, num_frames).unsqueeze(0)
+        self.guidance = guidance.to(cond.image_latents.device, torch.float32).repeat(batch, 1)[:, :, None, None, None]
+
+        self.branch = control_branch if (control_branch is not None and control is not None
+                                         and control_strength != 0) else None
+        self.strength = float(control_strength)
+        self.window = (control_start, control_end)
+        self.branch_calls = 0
+        if self.branch is not None:
+            if not 0 <= control_start <= control_end <= 1:
+                raise ValueError(f"control window must satisfy 0 <= start <= end <= 1, got {control_start}, {control_end}")
+            if control.shape[1] != num_frames:
+                raise ValueError(f"control has {control.shape[1]} frames, the video {num_frames}: "
+                                 "resample the control to the model's frame count first")
+            if control.shape[0] not in (1, batch):
+                raise ValueError(f"control batch {control.shape[0]} does not match image batch {batch}")
+            control = normalize_control(control.to(device=self.image_latents.device, dtype=torch.float32))
+            control = control.expand(batch, *control.shape[1:])
+            features = self.branch.embed_control(control.to(self.branch.dtype))
+            self.control_features = torch.cat([features, features]) if self.cfg else features
+
+    def control_active(self, step: int) -> bool:
+        start, end = self.window
+        return self.branch is not None and start * self.num_steps <= step < end * self.num_steps
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, step: int) -> torch.Tensor:
+        x_in = torch.cat([x] * 2) if self.cfg else x
+        x_in = x_in / ((sigma**2 + 1) ** 0.5)
+        x_in = torch.cat([x_in.to(self.dtype), self.image_latents], dim=2)
+        t = 0.25 * sigma.log()
+        residuals = {}
+        if self.control_active(step):
+            self.branch_calls += 1
+            down, mid = self.branch(x_in, t, self.embeddings, self.time_ids, control_embedding=self.control_features,
+                                    conditioning_scale=self.strength, return_dict=False)
+            residuals = dict(down_block_additional_residuals=down, mid_block_additional_residual=mid,
+                             residual_mode=self.branch.residual_mode)
+        v = self.unet(x_in, t, encoder_hidden_states=self.embeddings, added_time_ids=self.time_ids,
+                      return_dict=False, **residuals)[0]
+        if self.cfg:
+            v_uncond, v_cond = v.chunk(2)
+            v = v_uncond + self.guidance * (v_cond - v_uncond)
+        v = v.float()
+        # x0 = c_out * v + c_skip * x, in diffusers' EulerDiscreteScheduler's order of operations
+        return v * (-sigma / (sigma**2 + 1) ** 0.5) + (x / (sigma**2 + 1))
+
+
+# ---------------------------------------------------------------------------- sampler
+def sample_euler(denoiser: Callable, x: torch.Tensor, sigmas: torch.Tensor,
+                 callback: StepCallback | None = None) -> torch.Tensor:
+    """Euler's method on the probability-flow ODE over ``sigmas`` (last one usually 0)."""
+    total = len(sigmas) - 1
+    for i in range(total):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoiser(x, sigma, i)
+        d = (x - denoised) / sigma
+        x = x + d * (sigma_next - sigma)
+        if callback is not None:
+            callback(StepInfo(i, total, float(sigma), x, denoised))
+    return x
+
+
+def _check_size(height: int, width: int, factor: int) -> None:
+    if height % factor or width % factor:
+        raise ValueError(f"height and width must be multiples of {factor} for SVD's VAE and UNet, got "
+                         f"{height}x{width}; resize or crop the image (e.g. to 256x384)")
+
+
+@torch.no_grad()
+def sample_latents(
+    backbone: SVDBackbone,
+    image: torch.Tensor,
+    control: torch.Tensor | None = None,
+    control_branch=None,
+    *,
+    num_frames: int = 14,
+    num_steps: int = 50,
+    min_guidance: float = 1.0,
+    max_guidance: float = 3.0,
+    fps: float = 7,
+    motion_bucket_id: float = 40,
+    noise_aug_strength: float = 0.02,
+    control_strength: float = 1.0,
+    control_start: float = 0.0,
+    control_end: float = 1.0,
+    generator: torch.Generator | int | None = None,
+    latents: torch.Tensor | None = None,
+    sigmas: torch.Tensor | None = None,
+    callback: StepCallback | None = None,
+    return_denoiser: bool = False,
+):
+    """Sample video latents ``[B, F, C, H/8, W/8]`` (float32, in the VAE's scaled latent space).
+
+    ``image``: first frames ``[B, 3, H, W]`` in [0, 1] (H, W multiples of 64).
+    ``control``: control frames ``[B or 1, F, 3, H, W]`` in [0, 1] (see :mod:`interdyn.control`).
+    ``generator`` (or an int seed) draws, in diffusers' order, the noise augmentation and then
+    the initial latents; pass ``latents`` (plain N(0,1), scaled here by the initial sigma) to
+    fix the latter. ``callback`` gets a :class:`StepInfo` after each step; raise from it to cancel.
+    """
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"image must be [batch, 3, height, width] in [0, 1], got shape {tuple(image.shape)}")
+    height, width = image.shape[-2:]
+    _check_size(height, width, 8 * backbone.vae_scale_factor)
+    if control is not None:
+        if control.ndim == 4:
+            control = control.unsqueeze(0)
+        if control.ndim != 5 or tuple(control.shape[-2:]) != (height, width):
+            raise ValueError(f"control must be [batch, frames, 3, {height}, {width}] like the image, got "
+                             f"shape {tuple(control.shape)}; use interdyn.control to fit it to the image size")
+    if control is not None and control_branch is None and control_strength != 0:
+        raise ValueError("control frames were given without a control branch; load one with load_control_branch")
+    if isinstance(generator, int):
+        generator = torch.Generator("cpu").manual_seed(generator)
+    device = backbone.device
+
+    cond = encode_conditioning(backbone, image, fps=fps, motion_bucket_id=motion_bucket_id,
+                               noise_aug_strength=noise_aug_strength, generator=generator)
+    sigmas = karras_sigmas(num_steps, backbone.sigma_min, backbone.sigma_max, backbone.rho) if sigmas is None \
+        else torch.as_tensor(sigmas, dtype=torch.float32)
+    sigmas = sigmas.to(device)
+    batch = image.shape[0]
+    shape = (batch, num_frames, backbone.latent_channels, height // backbone.vae_scale_factor,
+             width // backbone.vae_scale_factor)
+    if latents is None:
+        latents = randn(shape, generator, device)
+    elif tuple(latents.shape) != shape:
+        raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+    x = latents.to(device=device, dtype=torch.float32) * (sigmas[0] ** 2 + 1) ** 0.5
+
+    denoiser = InterDynDenoiser(
+        backbone, cond, num_frames, len(sigmas) - 1, control_branch=control_branch, control=control,
+        control_strength=control_strength, control_start=control_start, control_end=control_end,
+        min_guidance=min_guidance, max_guidance=max_guidance)
+    x = sample_euler(denoiser, x, sigmas, callback)
+    return (x, denoiser) if return_denoiser else x
+
+
+@torch.no_grad()
+def decode_latents(backbone: SVDBackbone, latents: torch.Tensor, chunk_size: int | None = None,
+                   callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Latents ``[B, F, C, h, w]`` -> frames ``[B, F, 3, H, W]`` float32 in [0, 1].
+
+    Decodes ``chunk_size`` frames at a time (all by default; smaller saves memory at some cost
+    in temporal consistency), each chunk as one clip for the temporal decoder.
+    """
+    vae = backbone.vae
+    batch, num_frames = latents.shape[:2]
+    flat = (1 / vae.config.scaling_factor * latents.flatten(0, 1)).to(device=vae.device, dtype=vae.dtype)
+    chunk_size = chunk_size or flat.shape[0]
+    frames = []
+    for start in range(0, flat.shape[0], chunk_size):
+        chunk = flat[start:start + chunk_size]
+        frames.append(vae.decode(chunk, num_frames=chunk.shape[0]).sample)
+        if callback is not None:
+            callback(min(start + chunk_size, flat.shape[0]), flat.shape[0])
+    frames = torch.cat(frames).float().reshape(batch, num_frames, *frames[0].shape[1:])
+    return (frames * 0.5 + 0.5).clamp(0, 1)
+
+
+def generate_video(backbone: SVDBackbone, image: torch.Tensor, control: torch.Tensor | None = None,
+                   control_branch=None, *, decode_chunk_size: int | None = None, **kwargs) -> torch.Tensor:
+    """Image + control -> video frames ``[B, F, 3, H, W]`` in [0, 1]. See :func:`sample_latents`."""
+    latents = sample_latents(backbone, image, control, control_branch, **kwargs)
+    return decode_latents(backbone, latents, decode_chunk_size)

@@ -1,0 +1,151 @@
+"""The sampler's behaviour: schedule, CFG, control window, callbacks, seeds."""
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import EulerDiscreteScheduler
+
+from interdyn.sampling import generate_video, karras_sigmas, sample_latents
+from interdyn.testing import SVD_SCHEDULER, build_tiny_backbone, build_tiny_control_branch
+
+H, W, F = 64, 64, 3
+
+
+@pytest.fixture(scope="module")
+def models():
+    backbone = build_tiny_backbone(seed=0)
+    return backbone, build_tiny_control_branch(backbone, seed=0)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, H, W, generator=g)
+    control = torch.zeros(1, F, 3, H, W)
+    for f in range(F):
+        control[0, f, :, 20:40, 8 + 10 * f: 28 + 10 * f] = 1
+    return image, control
+
+
+def run(models, inputs, **kw):
+    backbone, branch = models
+    image, control = inputs
+    kw = {"num_frames": F, "num_steps": 2, "generator": 5, **kw}
+    return sample_latents(backbone, image, control, branch, **kw)
+
+
+@pytest.mark.parametrize("steps", [1, 3, 25, 50])
+def test_karras_sigmas_equal_diffusers_scheduler(steps):
+    scheduler = EulerDiscreteScheduler.from_config(SVD_SCHEDULER)
+    scheduler.set_timesteps(steps)
+    assert torch.equal(karras_sigmas(steps), scheduler.sigmas), "SVD's sigma list must equal diffusers' scheduler"
+
+
+def count_calls(module):
+    calls = []
+    original = module.forward
+
+    def wrapped(*a, **k):
+        calls.append(1)
+        return original(*a, **k)
+
+    module.forward = wrapped
+    return calls, lambda: setattr(module, "forward", original)
+
+
+def test_strength_zero_never_runs_the_branch(models, inputs):
+    calls, restore = count_calls(models[1])
+    try:
+        with_zero = run(models, inputs, control_strength=0.0)
+        without = sample_latents(models[0], inputs[0], num_frames=F, num_steps=2, generator=5)
+    finally:
+        restore()
+    assert not calls, "strength 0 must skip the control branch entirely"
+    assert torch.equal(with_zero, without), "strength 0 must equal sampling without a branch"
+
+
+def test_control_window_limits_branch_calls(models, inputs):
+    calls, restore = count_calls(models[1])
+    try:
+        run(models, inputs, num_steps=4, control_start=0.25, control_end=0.75)
+    finally:
+        restore()
+    assert len(calls) == 2, f"a 25%-75% window over 4 steps must run the branch on 2 steps, ran {len(calls)}"
+
+
+def test_control_changes_the_output(models, inputs):
+    with_control = run(models, inputs)
+    moved = inputs[1].roll(shifts=12, dims=-2)
+    other = run(models, (inputs[0], moved))
+    without = run(models, inputs, control_strength=0.0)
+    assert (with_control - without).abs().mean() > 1e-3, "a non-zero control must change the latents"
+    assert (with_control - other).abs().mean() > 1e-4, "a different control must give different latents"
+
+
+def test_same_seed_same_video_other_seed_other_video(models, inputs):
+    a, b, c = run(models, inputs), run(models, inputs), run(models, inputs, generator=6)
+    assert torch.equal(a, b), "the same seed must reproduce the latents exactly"
+    assert not torch.allclose(a, c), "another seed must give other latents"
+
+
+def test_guidance_off_runs_a_single_unbatched_pass(models, inputs):
+    backbone = models[0]
+    batches = []
+    hook = backbone.unet.register_forward_pre_hook(lambda m, a, k: batches.append((a[0] if a else k["sample"]).shape[0]),
+                                                   with_kwargs=True)
+    try:
+        single = run(models, inputs, min_guidance=1.0, max_guidance=1.0)
+    finally:
+        hook.remove()
+    assert set(batches) == {1}, f"with guidance off the UNet must see batch 1, saw {batches}"
+    batched = run(models, inputs, min_guidance=1.0, max_guidance=1.0 + 1e-9)
+    rel = ((single - batched).abs().max() / batched.abs().max()).item()
+    # uncond + 1 * (cond - uncond) only equals cond up to cancellation rounding
+    assert rel < 1e-3, f"guidance 1 must equal the conditional half of a CFG batch (relative diff {rel:.1e})"
+
+
+def test_callback_sees_every_step_and_can_cancel(models, inputs):
+    seen = []
+    run(models, inputs, num_steps=3, callback=lambda info: seen.append((info.step, info.total, info.latents.shape)))
+    assert [s[0] for s in seen] == [0, 1, 2] and all(s[1] == 3 for s in seen), "one callback per step, in order"
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(info):
+        if info.step == 1:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        run(models, inputs, num_steps=3, callback=cancel)
+
+
+def test_bad_sizes_and_frame_counts_are_clear_errors(models, inputs):
+    backbone, branch = models
+    with pytest.raises(ValueError, match="multiples of 64"):
+        sample_latents(backbone, torch.rand(1, 3, 48, 64), num_frames=F, num_steps=1)
+    with pytest.raises(ValueError, match="frames"):
+        run(models, (inputs[0], inputs[1][:, :2]))
+    with pytest.raises(ValueError, match="control branch"):
+        sample_latents(backbone, inputs[0], inputs[1], None, num_frames=F, num_steps=1)
+
+
+def test_decoded_video_shape_and_range(models, inputs):
+    video = generate_video(models[0], inputs[0], inputs[1], models[1], num_frames=F, num_steps=1, generator=0,
+                           decode_chunk_size=2)
+    assert video.shape == (1, F, 3, H, W), "frames come back as [B, F, 3, H, W]"
+    assert video.min() >= 0 and video.max() <= 1, "decoded frames are clamped to [0, 1]"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16])
+def test_half_precision_runs_and_stays_close(models, inputs, dtype):
+    backbone = build_tiny_backbone(seed=0)
+    branch = build_tiny_control_branch(backbone, seed=0)
+    ref = sample_latents(backbone, inputs[0], inputs[1], branch, num_frames=F, num_steps=2, generator=5)
+    backbone.unet.to(dtype)
+    backbone.image_encoder.to(dtype)
+    branch.to(dtype)
+    low = sample_latents(backbone, inputs[0], inputs[1], branch, num_frames=F, num_steps=2, generator=5)
+    assert low.dtype == torch.float32, "latents are kept in float32 between steps whatever the model dtype"
+    assert torch.isfinite(low).all(), f"{dtype} sampling must stay finite"
+    assert (low - ref).abs().mean() < 0.1 * ref.abs().mean(), f"{dtype} must stay close to float32"
