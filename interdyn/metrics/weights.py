@@ -1,0 +1,67 @@
+"""Locating metric network weights on disk. Nothing here ever downloads.
+
+Every pretrained metric network is looked up, in this order:
+
+1. the path the caller gives: a file, or a folder that holds the file under its canonical name;
+2. the torch hub checkpoint folder, ``torch.hub.get_dir()/checkpoints`` — that is
+   ``$TORCH_HOME/hub/checkpoints`` (``~/.cache/torch/hub/checkpoints`` when ``TORCH_HOME`` is unset),
+   where torchvision, lpips, torch-fidelity and torchmetrics put the files they download.
+
+A missing file raises :class:`FileNotFoundError` naming the file and every place looked in.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+#: torchvision AlexNet (ImageNet, "owt" weights) — the LPIPS backbone.
+ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
+#: Inception-v3 converted from the 2015-12-05 TensorFlow graph used by every FID implementation.
+#: torch-fidelity / torchmetrics name it ``weights-inception-...``; pytorch-fid ``pt_inception-...``.
+INCEPTION_WEIGHTS = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
+#: The Kinetics-400 I3D TorchScript port used by StyleGAN-V for FVD.
+I3D_WEIGHTS = "i3d_torchscript.pt"
+
+
+def hub_checkpoint_dir() -> Path:
+    """``$TORCH_HOME/hub/checkpoints`` as torch resolves it (without creating it)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def find_weights(filenames: str | Sequence[str], path: str | os.PathLike | None = None, *, what: str) -> Path:
+    """Return the first existing weights file.
+
+    Args:
+        filenames: canonical file name(s) of the weights.
+        path: a file, or a folder to look in for ``filenames``; ``None`` looks only in the hub folder.
+        what: human name of the network, for the error message.
+
+    Raises:
+        FileNotFoundError: naming the file(s) and every location tried. Nothing is downloaded.
+    """
+    names = [filenames] if isinstance(filenames, str) else list(filenames)
+    tried: list[str] = []
+    if path is not None:
+        p = Path(path).expanduser()
+        if p.is_file():
+            return p
+        if p.is_dir():
+            for name in names:
+                if (p / name).is_file():
+                    return p / name
+                tried.append(str(p / name))
+        else:
+            tried.append(str(p))
+    hub = hub_checkpoint_dir()
+    for name in names:
+        if (hub / name).is_file():
+            return hub / name
+        tried.append(str(hub / name))
+    raise FileNotFoundError(
+        f"{what} weights not found: need {' or '.join(names)}; looked at: {', '.join(tried)}. "
+        f"Metric weights are never downloaded: put the file in {hub} (that is $TORCH_HOME/hub/checkpoints) "
+        f"or pass its path."
+    )
