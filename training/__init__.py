@@ -1,0 +1,1 @@
+"""InterDyn training: datasets, data preparation, training loops, export and evaluation."""
