@@ -288,21 +288,25 @@ def decode_latents(backbone: SVDBackbone, latents: torch.Tensor, chunk_size: int
                    callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Latents ``[B, F, C, h, w]`` -> frames ``[B, F, 3, H, W]`` float32 in [0, 1].
 
-    Decodes ``chunk_size`` frames at a time (all by default; smaller saves memory at some cost
-    in temporal consistency), each chunk as one clip for the temporal decoder.
+    Each video is decoded on its own, ``chunk_size`` frames at a time (all by default; smaller
+    saves memory at some cost in temporal consistency), each chunk as one clip for the temporal
+    decoder. ``callback(done, total)`` is called after each chunk.
     """
     vae = backbone.vae
     batch, num_frames = latents.shape[:2]
-    flat = (1 / vae.config.scaling_factor * latents.flatten(0, 1)).to(device=vae.device, dtype=vae.dtype)
-    chunk_size = chunk_size or flat.shape[0]
-    frames = []
-    for start in range(0, flat.shape[0], chunk_size):
-        chunk = flat[start:start + chunk_size]
-        frames.append(vae.decode(chunk, num_frames=chunk.shape[0]).sample)
-        if callback is not None:
-            callback(min(start + chunk_size, flat.shape[0]), flat.shape[0])
-    frames = torch.cat(frames).float().reshape(batch, num_frames, *frames[0].shape[1:])
-    return (frames * 0.5 + 0.5).clamp(0, 1)
+    chunk_size = chunk_size or num_frames
+    total, done, videos = batch * num_frames, 0, []
+    for video in latents:
+        flat = (1 / vae.config.scaling_factor * video).to(device=vae.device, dtype=vae.dtype)
+        frames = []
+        for start in range(0, num_frames, chunk_size):
+            chunk = flat[start:start + chunk_size]
+            frames.append(vae.decode(chunk, num_frames=chunk.shape[0]).sample.float())
+            done += chunk.shape[0]
+            if callback is not None:
+                callback(done, total)
+        videos.append(torch.cat(frames))
+    return (torch.stack(videos) * 0.5 + 0.5).clamp(0, 1)
 
 
 def generate_video(backbone: SVDBackbone, image: torch.Tensor, control: torch.Tensor | None = None,

@@ -149,3 +149,13 @@ def test_half_precision_runs_and_stays_close(models, inputs, dtype):
     assert low.dtype == torch.float32, "latents are kept in float32 between steps whatever the model dtype"
     assert torch.isfinite(low).all(), f"{dtype} sampling must stay finite"
     assert (low - ref).abs().mean() < 0.1 * ref.abs().mean(), f"{dtype} must stay close to float32"
+
+
+def test_decoding_a_batch_keeps_videos_apart(models):
+    """Two videos decoded together must equal each decoded alone (the temporal decoder must not mix them)."""
+    from interdyn.sampling import decode_latents
+
+    latents = torch.randn(2, F, 4, H // 8, W // 8, generator=torch.Generator().manual_seed(0))
+    both = decode_latents(models[0], latents)
+    alone = torch.cat([decode_latents(models[0], latents[i:i + 1]) for i in range(2)])
+    assert (both - alone).abs().max() < 1e-5, "each video of a batch must be decoded as its own clip"
