@@ -1,3 +1,35 @@
-"""ComfyUI nodes for InterDyn (thin adapters over the ``interdyn`` library)."""
-NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+"""ComfyUI nodes for InterDyn: thin adapters over the ``interdyn`` library (no maths here).
+
+Every runtime contact with ComfyUI goes through :mod:`.host`, which falls back to plain
+behaviour outside ComfyUI, so these classes import and run without it.
+"""
+from . import host
+from .control import InterDynControlFromMasks, InterDynControlFromRenders
+from .loader import InterDynModelLoader
+from .sampler import InterDynDecode, InterDynSampler
+from .segmentation import SAM2VideoMasks
+from .trajectory import InterDynMaskTrajectory
+
+host.register_model_folders()
+
+NODE_CLASS_MAPPINGS = {
+    "InterDynModelLoader": InterDynModelLoader,
+    "InterDynControlFromMasks": InterDynControlFromMasks,
+    "InterDynControlFromRenders": InterDynControlFromRenders,
+    "InterDynSampler": InterDynSampler,
+    "InterDynDecode": InterDynDecode,
+    "InterDynSAM2VideoMasks": SAM2VideoMasks,
+    "InterDynMaskTrajectory": InterDynMaskTrajectory,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "InterDynModelLoader": "InterDyn Model Loader",
+    "InterDynControlFromMasks": "InterDyn Control From Masks",
+    "InterDynControlFromRenders": "InterDyn Control From Renders",
+    "InterDynSampler": "InterDyn Sampler",
+    "InterDynDecode": "InterDyn Decode",
+    "InterDynSAM2VideoMasks": "SAM2 Video Masks",
+    "InterDynMaskTrajectory": "InterDyn Mask Trajectory",
+}
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

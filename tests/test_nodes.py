@@ -1,0 +1,304 @@
+"""The ComfyUI node pack, run without ComfyUI on tiny models (node classes called directly)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+H, W, F = 64, 64, 2
+
+
+def import_pack(name: str):
+    """Import the repository root as a package called ``name``, as ComfyUI does with a custom node folder."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return import_pack(f"pack_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def model_root(tmp_path_factory):
+    from interdyn.testing import write_tiny_models
+
+    root = tmp_path_factory.mktemp("models")
+    for kind in ("diffusers", "checkpoints", "interdyn", "sam2"):
+        (root / kind).mkdir()
+    paths = write_tiny_models(root / "tmp")
+    paths["svd"].rename(root / "diffusers" / "svd_tiny")
+    paths["interdyn"].rename(root / "interdyn" / "interdyn_tiny.safetensors")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def folders(pack, model_root, monkeypatch):
+    """Point the adapter's model folder lookup at the tiny models."""
+    monkeypatch.setattr(pack.nodes.host, "model_folders", lambda kind: [str(model_root / kind)])
+    return model_root
+
+
+@pytest.fixture(scope="module")
+def model(pack, model_root):
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pack.nodes.host, "model_folders", lambda kind: [str(model_root / kind)])
+        (m,) = pack.NODE_CLASS_MAPPINGS["InterDynModelLoader"]().load("svd_tiny", "interdyn_tiny.safetensors", "auto", True)
+    return m
+
+
+def node(pack, name):
+    return pack.NODE_CLASS_MAPPINGS[name]()
+
+
+def moving_square(frames=F, h=H, w=W, size=16) -> torch.Tensor:
+    masks = torch.zeros(frames, h, w)
+    for f in range(frames):
+        x = 4 + 8 * f
+        masks[f, 20:20 + size, x:x + size] = 1.0
+    return masks
+
+
+def image(b=1, h=H, w=W) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    return torch.stack([xs, ys, 1 - xs], dim=-1).unsqueeze(0).repeat(b, 1, 1, 1)
+
+
+SAMPLER = dict(width=W, height=H, frames=F, steps=1, min_cfg=1.0, max_cfg=2.0, fps=7, motion_bucket_id=40,
+               noise_aug_strength=0.02, seed=3, control_strength=1.0, control_start=0.0, control_end=1.0)
+
+
+# ---------------------------------------------------------------------------- declarations
+def test_pack_imports_under_any_folder_name_without_comfyui(pack):
+    # ComfyUI names the package after the folder's full path (dots replaced): dashes, spaces, slashes
+    other = import_pack(f"/home/me/ComfyUI/custom_nodes/ComfyUI-InterDyn copy {uuid.uuid4().hex[:6]}")
+    assert set(other.NODE_CLASS_MAPPINGS) == set(pack.NODE_CLASS_MAPPINGS), "relative imports only: any name works"
+    assert not any(m == "comfy" or m.startswith("comfy.") or m == "folder_paths" for m in sys.modules), \
+        "importing the pack must not import ComfyUI modules"
+    assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) == set(pack.NODE_CLASS_MAPPINGS)
+
+
+def test_every_node_declares_the_v1_api_with_tooltips(pack):
+    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
+        assert cls.CATEGORY == "InterDyn", name
+        assert cls.DESCRIPTION and callable(getattr(cls, cls.FUNCTION)), name
+        assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS), name
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for input_name, entry in spec.get(section, {}).items():
+                assert len(entry) == 2 and entry[1].get("tooltip"), f"{name}.{input_name} needs a tooltip"
+
+
+def test_seed_widget_has_control_after_generate(pack):
+    seed = pack.NODE_CLASS_MAPPINGS["InterDynSampler"].INPUT_TYPES()["required"]["seed"]
+    assert seed[1]["control_after_generate"] is True and seed[1]["max"] == 0xFFFFFFFFFFFFFFFF
+
+
+# ---------------------------------------------------------------------------- loader
+def test_loader_lists_diffusers_folders_svd_checkpoints_and_control_branches(pack, folders):
+    (folders / "checkpoints" / "svd_xt.safetensors").write_bytes(b"")
+    (folders / "checkpoints" / "sd15.safetensors").write_bytes(b"")
+    (folders / "sam2" / "sam2.1_hiera_tiny.pt").write_bytes(b"")
+    try:
+        spec = pack.NODE_CLASS_MAPPINGS["InterDynModelLoader"].INPUT_TYPES()["required"]
+        assert spec["svd"][0] == ["svd_tiny", "svd_xt.safetensors"], "SVD folders and svd*.safetensors only"
+        assert spec["interdyn"][0] == ["none", "interdyn_tiny.safetensors"]
+        sam2 = pack.NODE_CLASS_MAPPINGS["InterDynSAM2VideoMasks"].INPUT_TYPES()["required"]["sam2_model"][0]
+        assert sam2 == ["sam2.1_hiera_tiny.pt"]
+    finally:
+        for p in ("checkpoints/svd_xt.safetensors", "checkpoints/sd15.safetensors", "sam2/sam2.1_hiera_tiny.pt"):
+            (folders / p).unlink()
+
+
+def test_missing_model_error_names_the_file_and_every_folder_searched(pack, folders, monkeypatch):
+    extra = folders / "elsewhere"
+    monkeypatch.setattr(pack.nodes.host, "model_folders", lambda kind: [str(folders / kind), str(extra / kind)])
+    loader = node(pack, "InterDynModelLoader")
+    with pytest.raises(ValueError) as err:
+        loader.load("svd_missing", "none", "auto", False)
+    message = str(err.value)
+    assert "svd_missing" in message
+    for kind in ("diffusers", "checkpoints"):
+        for root in (folders, extra):
+            assert str(root / kind) in message, f"the error must name every folder searched ({root / kind})"
+    with pytest.raises(ValueError, match="interdyn_missing.safetensors.*interdyn"):
+        loader.load("svd_tiny", "interdyn_missing.safetensors", "auto", False)
+
+
+def test_loader_keeps_the_model_when_asked(pack, model):
+    loader = node(pack, "InterDynModelLoader")
+    (again,) = loader.load("svd_tiny", "interdyn_tiny.safetensors", "auto", True)
+    assert again is model, "keep_loaded returns the cached model for the same files and precision"
+    assert model.control_branch is not None and model.dtype == torch.float32, "auto is fp32 on the CPU"
+
+
+# ---------------------------------------------------------------------------- control
+def test_control_from_masks_colours_objects_and_returns_comfy_layouts(pack):
+    a, b = moving_square(), moving_square().flip(-1)
+    control, preview, fitted = node(pack, "InterDynControlFromMasks").build(
+        a, W, H, F, 7.0, 7.0, "center", 0, 1, mask_2=b)
+    assert control.shape == (F, 3, H, W) and preview.shape == (F, H, W, 3), "control FCHW, preview IMAGE BHWC"
+    assert fitted is None, "no image connected, no fitted image"
+    assert preview[0, 25, 6].tolist() == [1, 1, 1], "mask_1 is white"
+    assert preview[0, 25, W - 7].tolist() == [1, 0, 0], "mask_2 is red"
+    assert float(control.min()) >= 0 and float(control.max()) <= 1
+
+
+def test_control_splits_object_masks_by_count_and_resamples_fps(pack):
+    seq = moving_square(frames=4)
+    objects = torch.cat([seq, seq.flip(-1)])  # SAM2's object_masks: object 1's frames, then object 2's
+    control, preview, _ = node(pack, "InterDynControlFromMasks").build(objects, W, H, 2, 14.0, 7.0, "center", 0, 2)
+    assert control.shape == (2, 3, H, W)
+    assert preview[1, 25, 4 + 16 + 2].tolist() == [1, 1, 1], "14 -> 7 fps takes source frames 0 and 2 (x = 20)"
+    assert preview[0, 25, W - 7].tolist() == [1, 0, 0], "the second object gets the second colour"
+    with pytest.raises(ValueError, match="objects_in_mask_1"):
+        node(pack, "InterDynControlFromMasks").build(objects, W, H, 2, 7.0, 7.0, "center", 0, 3)
+
+
+def test_control_crops_the_first_frame_like_the_masks(pack):
+    masks = torch.zeros(F, H, 2 * W)
+    masks[:, 20:30, 100:110] = 1.0
+    first = torch.rand(1, H, 2 * W, 3)
+    _, preview, fitted = node(pack, "InterDynControlFromMasks").build(
+        masks, W, H, F, 7.0, 7.0, "mask", 0, 1, image=first)
+    assert fitted.shape == (1, H, W, 3)
+    left = 2 * W - W  # the mask at x 100..110 puts the window at the right edge
+    assert torch.allclose(fitted[0], first[0, :, left:], atol=1e-6), "the image gets the same crop window as the masks"
+    assert preview[0, 25, 100 - left].tolist() == [1, 1, 1]
+
+
+def test_control_from_renders_keeps_colours(pack):
+    renders = torch.zeros(F, H, W, 3)
+    renders[:, 10:20, 10:20, 1] = 1.0
+    control, preview, _ = node(pack, "InterDynControlFromRenders").build(renders, W, H, F, 7.0, 7.0, "center", 0)
+    assert control.shape == (F, 3, H, W) and torch.equal(preview, renders), "same-size renders pass through"
+
+
+def test_sizes_must_be_multiples_of_64(pack):
+    with pytest.raises(ValueError, match="multiples of 64.*100x64.*128x64"):
+        node(pack, "InterDynControlFromMasks").build(moving_square(), 100, 64, F, 7.0, 7.0, "center", 0, 1)
+
+
+# ---------------------------------------------------------------------------- trajectory
+def test_mask_trajectory_moves_the_first_mask(pack):
+    mask = moving_square(frames=3)
+    (out,) = node(pack, "InterDynMaskTrajectory").animate(mask, '[{"frame": 0}, {"frame": 3, "x": 12}]', 4, "nearest")
+    assert out.shape == (4, H, W) and out.dtype == torch.float32, "a MASK batch [frames, H, W]"
+    assert torch.equal(out[0], mask[0]) and torch.equal(out[3], torch.roll(mask[0], 12, dims=-1))
+
+
+# ---------------------------------------------------------------------------- sampling and decoding
+def test_sampler_and_decode_produce_comfy_latent_and_image_batches(pack, model, monkeypatch):
+    steps = []
+    bars = []
+
+    class Bar:
+        def __init__(self, total):
+            bars.append(total)
+
+        def update_absolute(self, value, total=None, preview=None):
+            steps.append((value, total))
+
+    monkeypatch.setattr(pack.nodes.host, "progress_bar", Bar)
+    control, _, _ = node(pack, "InterDynControlFromMasks").build(moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
+    (latent,) = node(pack, "InterDynSampler").sample(model, image(2, 96, 96), control=control, **{**SAMPLER, "steps": 2})
+    assert latent["samples"].shape == (2 * F, 4, H // 8, W // 8), "frames of each video along the batch"
+    assert latent["interdyn_frames"] == F and latent["batch_index"] == list(range(2 * F))
+    assert steps == [(1, 2), (2, 2)], "the progress bar advances every step"
+    (frames,) = node(pack, "InterDynDecode").decode(model, latent, 0)
+    assert frames.shape == (2 * F, H, W, 3) and float(frames.min()) >= 0 and float(frames.max()) <= 1
+    assert not torch.equal(frames[:F], frames[F:]), "two first frames give two different videos"
+
+
+def test_same_seed_same_latents(pack, model):
+    run = lambda: node(pack, "InterDynSampler").sample(model, image(), **SAMPLER)[0]["samples"]  # noqa: E731
+    assert torch.equal(run(), run()), "sampling is deterministic for a seed"
+
+
+def test_cancel_raises_mid_sampling_and_returns_models_to_the_offload_device(pack, model, monkeypatch):
+    class Interrupted(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def interrupt():
+        calls["n"] += 1
+        if calls["n"] == 2:  # once before sampling, then after each step: cancel after step 1 of 3
+            raise Interrupted()
+
+    moves = []
+    monkeypatch.setattr(pack.nodes.host, "throw_if_interrupted", interrupt)
+    monkeypatch.setattr(type(model), "_move", lambda self, modules, device: moves.append(torch.device(device)))
+    with pytest.raises(Interrupted):
+        node(pack, "InterDynSampler").sample(model, image(), **{**SAMPLER, "steps": 3})
+    assert calls["n"] == 2, "the interrupt check runs after every step and stops the loop when it raises"
+    assert moves == [model.load_device, model.offload_device], "a cancelled run moves the models back"
+
+
+def test_sampler_errors_are_clear(pack, model):
+    sampler = node(pack, "InterDynSampler")
+    control, _, _ = node(pack, "InterDynControlFromMasks").build(moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
+    with pytest.raises(ValueError, match="multiples of 64"):
+        sampler.sample(model, image(), **{**SAMPLER, "width": 96})
+    with pytest.raises(ValueError, match="3 frames.*same frame count"):
+        sampler.sample(model, image(), control=torch.cat([control, control[:1]]), **SAMPLER)
+    with pytest.raises(ValueError, match="control is 64x64 but the sampler makes 128x64"):
+        sampler.sample(model, image(), control=control, **{**SAMPLER, "width": 128})
+    plain = pack.nodes.models.InterDynModel(model.backbone, None, name="svd_tiny")
+    with pytest.raises(ValueError, match="interdyn = 'none'"):
+        sampler.sample(plain, image(), control=control, **SAMPLER)
+
+
+def test_decode_refuses_latents_not_from_the_sampler(pack, model):
+    with pytest.raises(ValueError, match="InterDyn Sampler"):
+        node(pack, "InterDynDecode").decode(model, {"samples": torch.zeros(2, 4, 8, 8)}, 0)
+
+
+def test_plain_svd_without_control_branch(pack, model):
+    plain = pack.nodes.models.InterDynModel(model.backbone, None, name="svd_tiny")
+    (latent,) = node(pack, "InterDynSampler").sample(plain, image(), **{**SAMPLER, "max_cfg": 1.0})
+    assert latent["samples"].shape == (F, 4, H // 8, W // 8)
+
+
+# ---------------------------------------------------------------------------- SAM2
+@pytest.fixture(scope="module")
+def sam2_checkpoint(model_root):
+    pytest.importorskip("sam2")
+    from interdyn.segmentation import build_sam2_video_predictor_random
+
+    predictor = build_sam2_video_predictor_random(device="cpu", image_size=256)
+    path = model_root / "sam2" / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": predictor.state_dict()}, path)
+    yield path.name
+    path.unlink()
+
+
+def test_sam2_video_masks_layouts_and_object_count(pack, sam2_checkpoint):
+    frames = image(3)
+    sam = node(pack, "InterDynSAM2VideoMasks")
+    merged, objects, count = sam.segment(frames, sam2_checkpoint, '[{"box": [4, 4, 30, 30]}]', 0, "cpu", 256,
+                                         bbox=[[30, 30, 60, 60]])
+    assert count == 2, "one JSON object plus one bbox"
+    assert merged.shape == (3, H, W) and objects.shape == (2 * 3, H, W), "MASK batches [frames, H, W]"
+    assert merged.dtype == torch.float32 and set(merged.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(merged, torch.maximum(objects[:3], objects[3:])), "merged = union of the objects"
+
+
+def test_sam2_errors_name_missing_checkpoint_and_empty_prompts(pack, folders):
+    sam = node(pack, "InterDynSAM2VideoMasks")
+    with pytest.raises(ValueError, match=r"sam2\.1_hiera_small\.pt.*" + str(folders / "sam2")):
+        sam.segment(image(2), "sam2.1_hiera_small.pt", '[{"box": [4, 4, 30, 30]}]', 0, "cpu", 256)
+    with pytest.raises(ValueError, match="no objects to track"):
+        sam.segment(image(2), "sam2.1_hiera_small.pt", "  ", 0, "cpu", 256)
+    with pytest.raises(ValueError, match="box"):
+        sam.segment(image(2), "sam2.1_hiera_small.pt", '[{"box": [4, 4]}]', 0, "cpu", 256)

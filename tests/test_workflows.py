@@ -1,0 +1,147 @@
+"""The example workflows (UI format) fit the nodes they use: types exist, widget values line up, links match."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from test_nodes import import_pack
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+
+# Core ComfyUI nodes the workflows may use (checked against ComfyUI v0.3.64):
+# link inputs {name: type}, widget values as the frontend stores them (upload buttons store one too), outputs.
+CORE = {
+    "LoadImage": ({}, ["image", "upload"], ["IMAGE", "MASK"]),
+    "LoadImageMask": ({}, ["image", "channel", "upload"], ["MASK"]),
+    "LoadVideo": ({}, ["file", "upload"], ["VIDEO"]),
+    "GetVideoComponents": ({"video": "VIDEO"}, [], ["IMAGE", "AUDIO", "FLOAT"]),
+    "ImageFromBatch": ({"image": "IMAGE"}, ["batch_index", "length"], ["IMAGE"]),
+    "CreateVideo": ({"images": "IMAGE", "audio": "AUDIO"}, ["fps"], ["VIDEO"]),
+    "SaveVideo": ({"video": "VIDEO"}, ["filename_prefix", "format", "codec"], []),
+    "SaveAnimatedWEBP": ({"images": "IMAGE"}, ["filename_prefix", "fps", "lossless", "quality", "method"], []),
+    "PreviewImage": ({"images": "IMAGE"}, [], []),
+    "Note": ({}, ["text"], []),
+    "MarkdownNote": ({}, ["text"], []),
+}
+CORE_WIDGET_TYPES = {("CreateVideo", "fps"): "FLOAT", ("ImageFromBatch", "batch_index"): "INT",
+                     ("ImageFromBatch", "length"): "INT"}
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return import_pack("workflow_check_pack")
+
+
+def signature(pack, node_type):
+    """(link inputs {name: type}, widget names in stored order, output types, widget types, required links)."""
+    if node_type in CORE:
+        links, widgets, outputs = CORE[node_type]
+        types = {name: t for (n, name), t in CORE_WIDGET_TYPES.items() if n == node_type}
+        return links, widgets, outputs, types, set()
+    cls = pack.NODE_CLASS_MAPPINGS[node_type]
+    spec = cls.INPUT_TYPES()
+    links, widgets, types, required = {}, [], {}, set()
+    for section in ("required", "optional"):
+        for name, (t, opts) in spec.get(section, {}).items():
+            if isinstance(t, list) or t in WIDGET_TYPES:
+                widgets.append(name)
+                types[name] = "COMBO" if isinstance(t, list) else t
+                if opts.get("control_after_generate"):
+                    widgets.append(f"{name}:control_after_generate")
+            else:
+                links[name] = t
+                if section == "required":
+                    required.add(name)
+    return links, widgets, list(cls.RETURN_TYPES), types, required
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def test_there_are_the_three_example_workflows():
+    names = {p.name for p in WORKFLOWS}
+    assert {"interdyn_hand_object.json", "interdyn_mask_trajectory.json", "interdyn_multi_object.json"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_is_ui_format(path):
+    wf = load(path)
+    assert wf.get("version") == 0.4 and isinstance(wf.get("nodes"), list) and isinstance(wf.get("links"), list), \
+        "the frontend's saved format (nodes + links), not the API format"
+    assert wf["last_node_id"] >= max(n["id"] for n in wf["nodes"])
+    assert wf["last_link_id"] >= max(link[0] for link in wf["links"])
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_node_type_exists_and_widget_values_line_up(pack, path):
+    for n in load(path)["nodes"]:
+        assert n["type"] in CORE or n["type"] in pack.NODE_CLASS_MAPPINGS, f"{path.name}: unknown node {n['type']}"
+        _, widgets, _, _, _ = signature(pack, n["type"])
+        values = n.get("widgets_values", [])
+        assert len(values) == len(widgets), (f"{path.name} node {n['id']} {n['type']}: {len(values)} widget values "
+                                             f"for widgets {widgets}")
+        if n["type"] == "InterDynSampler":
+            i = widgets.index("seed:control_after_generate")
+            assert values[i] in ("fixed", "increment", "decrement", "randomize")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_combo_and_number_widgets_hold_valid_values(pack, path):
+    for n in load(path)["nodes"]:
+        if n["type"] not in pack.NODE_CLASS_MAPPINGS:
+            continue
+        spec = {**pack.NODE_CLASS_MAPPINGS[n["type"]].INPUT_TYPES()["required"],
+                **pack.NODE_CLASS_MAPPINGS[n["type"]].INPUT_TYPES().get("optional", {})}
+        _, widgets, _, _, _ = signature(pack, n["type"])
+        for name, value in zip(widgets, n["widgets_values"]):
+            if ":" in name or isinstance(spec[name][0], list):
+                continue  # model combos list the files present; checked by the integration test
+            opts = spec[name][1]
+            if "min" in opts:
+                assert opts["min"] <= value <= opts["max"], f"{path.name} {n['type']}.{name} = {value}"
+            if opts.get("step") == 64:
+                assert value % 64 == 0, f"{path.name} {n['type']}.{name} must be a multiple of 64"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_links_connect_matching_types(pack, path):
+    wf = load(path)
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    for link_id, src, src_slot, dst, dst_slot, type_ in wf["links"]:
+        out = nodes[src]["outputs"][src_slot]
+        inp = nodes[dst]["inputs"][dst_slot]
+        assert link_id in (out.get("links") or []) and inp["link"] == link_id, f"{path.name}: link {link_id} dangling"
+        _, _, out_types, _, _ = signature(pack, nodes[src]["type"])
+        links, widgets, _, widget_types, _ = signature(pack, nodes[dst]["type"])
+        assert out_types[src_slot] == out["type"] == type_, f"{path.name}: link {link_id} output type"
+        if "widget" in inp:
+            assert inp["name"] in widgets, f"{path.name}: {nodes[dst]['type']} has no widget {inp['name']}"
+            expected = widget_types.get(inp["name"])
+        else:
+            expected = links.get(inp["name"])
+        assert expected == type_, (f"{path.name}: link {link_id} brings {type_} to {nodes[dst]['type']}."
+                                   f"{inp['name']}, which takes {expected}")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_required_inputs_are_connected_and_an_output_is_saved(pack, path):
+    wf = load(path)
+    for n in wf["nodes"]:
+        _, _, _, _, required = signature(pack, n["type"])
+        linked = {i["name"] for i in n.get("inputs", []) if i.get("link") is not None}
+        assert required <= linked, f"{path.name}: {n['type']} misses {required - linked}"
+    assert any(n["type"] in ("SaveVideo", "SaveAnimatedWEBP") for n in wf["nodes"]), "the video must be saved"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_a_note_says_where_the_model_files_go(path):
+    notes = " ".join(n["widgets_values"][0] for n in load(path)["nodes"] if n["type"] in ("Note", "MarkdownNote"))
+    for folder in ("models/diffusers", "models/checkpoints", "models/interdyn"):
+        assert folder in notes, f"{path.name}: the notes must say what goes in {folder}"
+    if any(n["type"] == "InterDynSAM2VideoMasks" for n in load(path)["nodes"]):
+        assert "models/sam2" in notes
