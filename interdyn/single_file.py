@@ -39,6 +39,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from .models.backbone import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER_CONFIG
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -72,29 +74,6 @@ CLIP_VISUAL_PREFIX = "conditioner.embedders.0.open_clip.model.visual."
 #: embedder #3 holds for the conditioning frames.
 UNUSED_PREFIXES: tuple[str, ...] = ("conditioner.embedders.3.encoder.",)
 UNUSED_TEXT_SIDE_PREFIX = "conditioner.embedders.0.open_clip.model."
-
-#: CLIP image normalisation (OpenAI CLIP / open_clip ViT-H-14 preprocessing).
-CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
-
-#: Scheduler config of the SVD releases (diffusers ``EulerDiscreteScheduler``): EDM Euler over
-#: Karras sigmas 700 -> 0.002, v-prediction, continuous timesteps c_noise = 0.25 ln(sigma).
-SVD_SCHEDULER_CONFIG: dict[str, Any] = {
-    "_class_name": "EulerDiscreteScheduler",
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "trained_betas": None,
-    "prediction_type": "v_prediction",
-    "interpolation_type": "linear",
-    "use_karras_sigmas": True,
-    "sigma_min": 0.002,
-    "sigma_max": 700.0,
-    "timestep_spacing": "leading",
-    "timestep_type": "continuous",
-    "steps_offset": 1,
-}
 
 DEFAULT_UNET_HEAD_DIM = 64  # svd.yaml num_head_channels
 DEFAULT_CLIP_HEAD_DIM = 80  # open_clip ViT-H-14 head_width (1280 wide, 16 heads)

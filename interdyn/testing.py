@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .loading import save_control_branch
-from .models.backbone import CLIP_MEAN, CLIP_STD, SVDBackbone
+from .models.backbone import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER_CONFIG, SVDBackbone
 from .models.controlnet import InterDynControlNet
 from .models.unet import InterDynUNet
 
@@ -35,13 +35,6 @@ TINY_VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlo
 TINY_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
                  image_size=224, projection_dim=32)
 TINY_CONTROL_CNN = (8, 16, 16, 32)
-SVD_SCHEDULER = {
-    "_class_name": "EulerDiscreteScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085, "clip_sample": False, "final_sigmas_type": "zero", "interpolation_type": "linear",
-    "num_train_timesteps": 1000, "prediction_type": "v_prediction", "set_alpha_to_one": False, "sigma_max": 700.0,
-    "sigma_min": 0.002, "skip_prk_steps": True, "steps_offset": 1, "timestep_spacing": "leading",
-    "timestep_type": "continuous", "trained_betas": None, "use_karras_sigmas": True,
-}
 SVD_FEATURE_EXTRACTOR = {
     "crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_convert_rgb": True,
     "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": list(CLIP_MEAN),
@@ -111,7 +104,7 @@ def save_svd_folder(backbone: SVDBackbone, folder: str | Path, variant: str | No
     (folder / "feature_extractor").mkdir(exist_ok=True)
     (folder / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(SVD_FEATURE_EXTRACTOR, indent=2))
     (folder / "scheduler").mkdir(exist_ok=True)
-    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SVD_SCHEDULER, indent=2))
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SVD_SCHEDULER_CONFIG, indent=2))
     index = {"_class_name": "StableVideoDiffusionPipeline",
              "feature_extractor": ["transformers", "CLIPImageProcessor"],
              "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],

@@ -6,7 +6,8 @@ import torch
 from diffusers import EulerDiscreteScheduler
 
 from interdyn.sampling import generate_video, karras_sigmas, sample_latents
-from interdyn.testing import SVD_SCHEDULER, build_tiny_backbone, build_tiny_control_branch
+from interdyn.models.backbone import SVD_SCHEDULER_CONFIG
+from interdyn.testing import build_tiny_backbone, build_tiny_control_branch
 
 H, W, F = 64, 64, 3
 
@@ -36,7 +37,7 @@ def run(models, inputs, **kw):
 
 @pytest.mark.parametrize("steps", [1, 3, 25, 50])
 def test_karras_sigmas_equal_diffusers_scheduler(steps):
-    scheduler = EulerDiscreteScheduler.from_config(SVD_SCHEDULER)
+    scheduler = EulerDiscreteScheduler.from_config(SVD_SCHEDULER_CONFIG)
     scheduler.set_timesteps(steps)
     assert torch.equal(karras_sigmas(steps), scheduler.sigmas), "SVD's sigma list must equal diffusers' scheduler"
 

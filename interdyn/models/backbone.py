@@ -9,6 +9,16 @@ import torch
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+# scheduler_config.json of the SVD releases (diffusers EulerDiscreteScheduler): EDM Euler over
+# Karras sigmas 700 -> 0.002, v-prediction, continuous timesteps c_noise = 0.25 ln(sigma)
+SVD_SCHEDULER_CONFIG = {
+    "_class_name": "EulerDiscreteScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085, "clip_sample": False, "final_sigmas_type": "zero", "interpolation_type": "linear",
+    "num_train_timesteps": 1000, "prediction_type": "v_prediction", "set_alpha_to_one": False, "sigma_max": 700.0,
+    "sigma_min": 0.002, "skip_prk_steps": True, "steps_offset": 1, "timestep_spacing": "leading",
+    "timestep_type": "continuous", "trained_betas": None, "use_karras_sigmas": True,
+}
+
 
 @dataclass
 class SVDBackbone:
