@@ -1,0 +1,289 @@
+"""Training configuration: one flat dataclass, read from YAML, overridable on the command line.
+
+Every field is a key of the YAML file and a ``--key value`` option; ``--help`` lists them
+with their documentation, grouped by section. Precedence: dataclass default < YAML file <
+command line. Values are converted to the field's type (YAML and the command line may give
+``1e-5`` as a string; it becomes a float), lists are given as YAML lists or comma-separated
+(``--control_cnn_channels 16,32,96,256``), ``none``/``null`` sets an optional field to None
+and booleans accept true/false/yes/no/1/0.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+def _f(default, help: str, group: str, choices: tuple | None = None, **kwargs):
+    """A config field with its documentation, ``--help`` group and allowed values."""
+    meta = {"help": help, "group": group, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kwargs)
+    return field(default=default, metadata=meta, **kwargs)
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs. Defaults are the paper's (InterDyn sec. 4.1)."""
+
+    # ------------------------------------------------------------------ run
+    output_dir: str = _f("runs/interdyn", "folder for checkpoints (checkpoint-<step>/), validation videos, logs", "run")
+    seed: int = _f(0, "seed of everything random: data order, start frames, noise levels, noise, dropout", "run")
+    max_steps: int = _f(10000, "number of optimizer steps to train for", "run")
+    cpu: bool = _f(False, "force the CPU even if a GPU is present (CPU multi-process runs use gloo)", "run")
+    resume: str | None = _f(None, "continue a run: 'latest' (newest checkpoint in output_dir) or a checkpoint "
+                                  "folder; the run continues exactly (weights, optimizer, LR schedule, EMA, data order)",
+                            "run")
+
+    # ------------------------------------------------------------------ model
+    pretrained_model: str = _f("", "SVD backbone: a diffusers folder (stabilityai/stable-video-diffusion-img2vid "
+                                   "layout) or a single-file checkpoint; 'tiny' builds tiny random models "
+                                   "(interdyn.testing) for tests and CPU demos", "model")
+    tiny_seed: int = _f(0, "seed of the tiny random backbone when pretrained_model is 'tiny'", "model")
+    control_cnn_channels: list[int] | None = _f(
+        None, "widths of the control CNN stages; None = the paper's 16,32,96,256 (8,16,16,32 for the tiny model)",
+        "model")
+    init_control_branch: str | None = _f(None, "start from these control branch weights (our .safetensors or an "
+                                               "official folder) instead of a copy of the UNet encoder", "model")
+    residual_mode: str = _f("standard", "how residuals enter the UNet; 'standard' (once per skip) for new training",
+                            "model", choices=("standard", "official"))
+    gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (control branch and frozen "
+                                             "UNet): less memory, about a third slower", "model")
+
+    # ------------------------------------------------------------------ data
+    dataset: str = _f("synthetic", "training data: 'synthetic' (collision world generated on the fly) or 'folder' "
+                                   "(ROOT/<id>/video.mp4 + mask_hand.mp4 [+ mask_<object>.mp4])", "data",
+                      choices=("synthetic", "folder"))
+    data_root: str | None = _f(None, "root folder of the 'folder' dataset", "data")
+    num_frames: int = _f(14, "frames per training clip", "data")
+    height: int = _f(256, "clip height in pixels (multiple of 64)", "data")
+    width: int = _f(384, "clip width in pixels (multiple of 64); the paper uses 256x384 and 256x256", "data")
+    clip_fps: float = _f(6.0, "real frame rate the clips are resampled to (the official loader uses 6 fps)", "data")
+    crop: str = _f("mask", "spatial crop of folder clips: 'mask' keeps the hand and object masks in view", "data",
+                   choices=("mask", "center"))
+    min_source_height: int = _f(0, "folder dataset: skip videos with fewer rows than this", "data")
+    min_source_width: int = _f(0, "folder dataset: skip videos with fewer columns than this", "data")
+    synthetic_num_scenes: int = _f(10000, "number of distinct synthetic scenes (scene i is made from seed and i)",
+                                   "data")
+    synthetic_preset: str = _f("random", "synthetic scene generator", "data",
+                               choices=("random", "default", "force_propagation"))
+    num_workers: int = _f(2, "DataLoader worker processes (0 = load in the training process)", "data")
+    fps_conditioning: float | None = _f(
+        None, "fps given to SVD's conditioning in diffusers' convention (time id = value - 1); None = the clip's "
+              "real frame rate + 1, so the time id is the real frame rate as in the official pipeline (6 fps clips "
+              "-> time id 6 -> sample with fps=7, the sampler's default)", "data")
+    motion_bucket_id: float = _f(40.0, "motion bucket time id, unless a clip's metadata gives one", "data")
+
+    # ------------------------------------------------------------------ method (EDM)
+    p_mean: float = _f(0.7, "mean of ln(sigma) of the training noise levels (EDM P_mean)", "method")
+    p_std: float = _f(1.6, "standard deviation of ln(sigma) (EDM P_std)", "method")
+    noise_aug_dist: str = _f("lognormal", "distribution of the per-sample noise augmentation of the conditioning "
+                                          "frame: 'lognormal' (ln s ~ N(noise_aug_log_mean, noise_aug_log_std^2), as "
+                                          "SVD fine-tuning does) or 'uniform' in [noise_aug_min, noise_aug_max] "
+                                          "(min = max gives a fixed value)", "method",
+                             choices=("lognormal", "uniform"))
+    noise_aug_log_mean: float = _f(-3.0, "mean of ln(noise_aug_strength) for 'lognormal'", "method")
+    noise_aug_log_std: float = _f(0.5, "standard deviation of ln(noise_aug_strength) for 'lognormal'", "method")
+    noise_aug_min: float = _f(0.0, "lower end of noise_aug_strength for 'uniform'", "method")
+    noise_aug_max: float = _f(0.1, "upper end of noise_aug_strength for 'uniform'", "method")
+    image_dropout: float = _f(0.05, "probability of dropping the input image (zero CLIP embedding and zero image "
+                                    "latent together; the control is kept), for classifier-free guidance", "method")
+    latent_mode: str = _f("mode", "VAE latent of the training frames: the posterior 'mode' (deterministic) or a "
+                                  "'sample' from it", "method", choices=("mode", "sample"))
+    vae_chunk: int = _f(16, "frames per VAE encoder call (memory)", "method")
+
+    # ------------------------------------------------------------------ optimisation
+    learning_rate: float = _f(1e-5, "learning rate (the paper: 1e-5)", "optim")
+    batch_size: int = _f(4, "clips per device per micro-batch (the paper: 4 per GPU)", "optim")
+    gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer step", "optim")
+    optimizer: str = _f("adamw", "'adamw' (torch.optim.AdamW) or 'adamw8bit' (bitsandbytes, if installed)", "optim",
+                        choices=("adamw", "adamw8bit"))
+    adam_beta1: float = _f(0.9, "Adam beta1", "optim")
+    adam_beta2: float = _f(0.999, "Adam beta2", "optim")
+    adam_epsilon: float = _f(1e-8, "Adam epsilon", "optim")
+    weight_decay: float = _f(0.0, "decoupled weight decay (0 = plain Adam)", "optim")
+    max_grad_norm: float | None = _f(1.0, "clip the gradient norm to this (None = no clipping)", "optim")
+    lr_scheduler: str = _f("constant", "learning-rate schedule (diffusers.optimization.get_scheduler)", "optim",
+                           choices=("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts",
+                                    "polynomial"))
+    lr_warmup_steps: int = _f(0, "linear warm-up steps of the schedule", "optim")
+    mixed_precision: str | None = _f(None, "'bf16'/'fp16' autocast with the frozen models in that dtype; 'no' = "
+                                           "float32; None = what `accelerate launch` / `accelerate config` says",
+                                     "optim", choices=(None, "no", "fp16", "bf16"))
+    use_ema: bool = _f(False, "keep an exponential moving average of the control branch (saved with checkpoints, "
+                              "exported with --ema)", "optim")
+    ema_decay: float = _f(0.9999, "EMA decay (with the warm-up (1+n)/(10+n) of diffusers' EMAModel)", "optim")
+
+    # ------------------------------------------------------------------ checkpoints
+    checkpoint_every: int = _f(500, "save a checkpoint every this many steps (and at the end)", "checkpoints")
+    checkpoints_keep: int = _f(3, "keep this many newest checkpoints (0 = all)", "checkpoints")
+
+    # ------------------------------------------------------------------ validation
+    validation_every: int = _f(0, "sample validation videos every this many steps (0 = never)", "validation")
+    validation_clips: int = _f(2, "clips of the training data (the first ones) to generate from", "validation")
+    validation_num_steps: int = _f(25, "Euler steps of validation sampling", "validation")
+    validation_min_guidance: float = _f(1.0, "CFG at the first frame", "validation")
+    validation_max_guidance: float = _f(3.0, "CFG at the last frame", "validation")
+
+    # ------------------------------------------------------------------ logging
+    report_to: str = _f("tensorboard", "experiment tracker: 'tensorboard', 'wandb', ... or 'none'", "logging")
+    log_every: int = _f(10, "log loss and learning rate every this many steps", "logging")
+    tracker_project: str = _f("interdyn", "project / run name for the tracker", "logging")
+    progress_bar: bool = _f(True, "show a tqdm progress bar on the main process", "logging")
+
+    # ------------------------------------------------------------------ helpers
+    def validate(self) -> "TrainConfig":
+        """Raise a ValueError naming the key for values that cannot work."""
+        for name in ("max_steps", "num_frames", "batch_size", "gradient_accumulation_steps", "checkpoint_every",
+                     "log_every", "vae_chunk", "synthetic_num_scenes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("height", "width"):
+            if getattr(self, name) % 64:
+                raise ValueError(f"{name} must be a multiple of 64 (SVD's VAE and UNet), got {getattr(self, name)}")
+        if not 0 <= self.image_dropout <= 1:
+            raise ValueError(f"image_dropout is a probability, got {self.image_dropout}")
+        if self.p_std < 0 or self.noise_aug_log_std < 0:
+            raise ValueError("p_std and noise_aug_log_std must be >= 0")
+        if not 0 <= self.noise_aug_min <= self.noise_aug_max:
+            raise ValueError(f"need 0 <= noise_aug_min <= noise_aug_max, got {self.noise_aug_min}, {self.noise_aug_max}")
+        if self.dataset == "folder" and not self.data_root:
+            raise ValueError("dataset 'folder' needs data_root")
+        if not self.pretrained_model:
+            raise ValueError("pretrained_model is required: an SVD diffusers folder, a single-file checkpoint, or 'tiny'")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"{f.name} must be one of {choices}, got {getattr(self, f.name)!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------- conversion
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _field_types() -> dict[str, object]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def _convert(name: str, value, tp):
+    """Convert ``value`` (from YAML or the command line) to type ``tp`` of field ``name``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+            return None
+        return _convert(name, value, args[0])
+    if value is None:
+        raise ValueError(f"{name} cannot be None")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):
+            text = value.strip()
+            parsed = yaml.safe_load(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
+            value = parsed
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_convert(name, v, item) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        number = float(value)
+        if number != int(number):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        return int(number)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if tp is str:
+        return str(value)
+    raise TypeError(f"unsupported config type {tp} for {name}")
+
+
+def config_from_dict(values: dict, base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (or the defaults) updated with ``values``; unknown keys are an error naming them."""
+    types_ = _field_types()
+    unknown = sorted(set(values) - set(types_))
+    if unknown:
+        raise ValueError(f"unknown config keys: {', '.join(unknown)} (see --help for the list)")
+    config = dataclasses.replace(base) if base is not None else TrainConfig()
+    for key, value in values.items():
+        setattr(config, key, _convert(key, value, types_[key]))
+    return config
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults, updated by the YAML file at ``path``, then by ``overrides``; validated."""
+    config = TrainConfig()
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+        config = config_from_dict(data, config)
+    if overrides:
+        config = config_from_dict(overrides, config)
+    return config.validate()
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _type_name(args[0]) + " or none"
+    if origin is list:
+        return "list of " + _type_name(typing.get_args(tp)[0])
+    return getattr(tp, "__name__", str(tp))
+
+
+def build_parser(prog: str = "python -m training.train", description: str | None = None) -> argparse.ArgumentParser:
+    """``--config FILE`` plus one ``--key VALUE`` option per config field, documented, in groups."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description or __doc__.splitlines()[0],
+        argument_default=argparse.SUPPRESS)
+    parser.add_argument("--config", help="YAML file with config keys (command-line options override it)",
+                        default=None)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    types_ = _field_types()
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        group = f.metadata.get("group", "other")
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        text = f.metadata.get("help", "")
+        choices = f.metadata.get("choices")
+        if choices:
+            text += f"; one of {', '.join(map(str, choices))}"
+        text += f" [{_type_name(types_[f.name])}, default: {getattr(defaults, f.name)}]"
+        groups[group].add_argument(f"--{f.name}", dest=f.name, metavar="VALUE", help=text.replace("%", "%%"))
+    return parser
+
+
+def parse_args(argv: list[str] | None = None, prog: str = "python -m training.train") -> TrainConfig:
+    """Command line -> validated config (``--config`` file, then the ``--key value`` overrides)."""
+    args = vars(build_parser(prog).parse_args(argv))
+    path = args.pop("config", None)
+    return load_config(path, args)

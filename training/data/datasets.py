@@ -1,0 +1,175 @@
+"""One sample format for every training dataset, its collate function, the seeded sampler, and
+the synthetic-world dataset.
+
+A sample is a dict:
+
+* ``frames``: ``[F, 3, H, W]`` float32 in [0, 1], the video clip (frame 0 is the conditioning image);
+* ``control``: ``[F, 3, H, W]`` float32 in [0, 1], the control frames (e.g. the hand mask in white);
+* ``meta``: dict with at least ``source`` (an id: folder name, ``synthetic:<seed>/<index>``),
+  ``label`` (free text, may be empty) and ``fps`` (the clip's real frame rate after resampling);
+  optionally ``masks`` (``{name: [F, H, W] bool}``, object masks when known),
+  ``motion_bucket_id`` and anything else a dataset knows.
+
+Datasets are indexed by *keys* from :class:`EpochShuffleSampler`: key ``k`` means item
+``k % len(dataset)`` in epoch ``k // len(dataset)``. Datasets with random choices (start
+frames) draw them from a generator seeded by ``(seed, epoch, item)``, so an item is the same
+whichever worker loads it and after a resume.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+__all__ = ["make_sample", "check_sample", "collate_samples", "split_key", "item_rng", "EpochShuffleSampler",
+           "SyntheticClips", "build_dataset"]
+
+
+def make_sample(frames: torch.Tensor, control: torch.Tensor, *, source: str, fps: float, label: str = "",
+                masks: dict[str, torch.Tensor] | None = None, **meta) -> dict:
+    """Build (and check) a sample in the common format."""
+    info = {"source": str(source), "label": str(label), "fps": float(fps), **meta}
+    if masks is not None:
+        info["masks"] = {str(k): v.to(torch.bool) for k, v in masks.items()}
+    return check_sample({"frames": frames.float().contiguous(), "control": control.float().contiguous(), "meta": info})
+
+
+def check_sample(sample: dict) -> dict:
+    """Raise a ValueError saying what is wrong with a sample; return it unchanged otherwise."""
+    frames, control, meta = sample.get("frames"), sample.get("control"), sample.get("meta")
+    if not torch.is_tensor(frames) or frames.ndim != 4 or frames.shape[1] != 3:
+        raise ValueError(f"sample frames must be a [F, 3, H, W] tensor, got "
+                         f"{tuple(frames.shape) if torch.is_tensor(frames) else type(frames).__name__}")
+    if not torch.is_tensor(control) or control.shape != frames.shape:
+        raise ValueError(f"sample control must have the frames' shape {tuple(frames.shape)}, got "
+                         f"{tuple(control.shape) if torch.is_tensor(control) else type(control).__name__}")
+    if not isinstance(meta, dict) or not {"source", "label", "fps"} <= set(meta):
+        raise ValueError(f"sample meta must be a dict with source, label and fps, got {meta!r}")
+    for name, masks in (meta.get("masks") or {}).items():
+        if tuple(masks.shape) != (frames.shape[0], *frames.shape[2:]):
+            raise ValueError(f"mask {name!r} has shape {tuple(masks.shape)}, expected "
+                             f"{(frames.shape[0], *frames.shape[2:])}")
+    return sample
+
+
+def collate_samples(samples: list[dict]) -> dict:
+    """Stack samples: ``frames``/``control`` ``[B, F, 3, H, W]``, ``meta`` a list of the samples' dicts."""
+    if not samples:
+        raise ValueError("cannot collate an empty batch")
+    shapes = {tuple(s["frames"].shape) for s in samples}
+    if len(shapes) > 1:
+        raise ValueError(f"samples of one batch must share [F, 3, H, W]; got {sorted(shapes)}")
+    return {"frames": torch.stack([s["frames"] for s in samples]),
+            "control": torch.stack([s["control"] for s in samples]),
+            "meta": [s["meta"] for s in samples]}
+
+
+# ---------------------------------------------------------------------------- keys and order
+def split_key(key: int, num_items: int) -> tuple[int, int]:
+    """Sampler key -> ``(item index, epoch)``."""
+    if num_items < 1:
+        raise ValueError("the dataset is empty")
+    return int(key) % num_items, int(key) // num_items
+
+
+def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of an item's random choices in an epoch."""
+    return np.random.default_rng([int(seed), int(epoch), int(index), 0x1D])
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Yields keys ``epoch * n + i`` over a permutation of the items seeded by ``(seed, epoch)``.
+
+    Stateless apart from the epoch (set with :meth:`set_epoch`), so every process computes the
+    same order and a resumed run restores it from the epoch number alone.
+    """
+
+    def __init__(self, num_items: int, seed: int = 0, shuffle: bool = True):
+        if num_items < 1:
+            raise ValueError("the dataset is empty: nothing to sample")
+        self.num_items, self.seed, self.shuffle, self.epoch = int(num_items), int(seed), bool(shuffle), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, self.epoch, 0x5A]).generate_state(1)[0]))
+            order = torch.randperm(self.num_items, generator=g).tolist()
+        else:
+            order = range(self.num_items)
+        base = self.epoch * self.num_items
+        return iter([base + i for i in order])
+
+
+# ---------------------------------------------------------------------------- synthetic world
+class SyntheticClips(Dataset):
+    """Clips of the synthetic collision world (training/data/synthetic.py), made on the fly.
+
+    Item ``i`` is the scene generated from ``(seed, i)``, ``num_frames`` frames of
+    ``height x width`` at the world's frame rate (one simulated frame per model frame); it is
+    the same in every epoch. Control: the driven objects' masks in ``CONTROL_PALETTE`` colours
+    (one driver = white). ``meta["masks"]`` holds every object's visible mask.
+    ``cache`` keeps that many generated clips in memory (per worker).
+    """
+
+    PRESETS = ("random", "default", "force_propagation")
+
+    def __init__(self, num_scenes: int, *, height: int = 64, width: int = 64, num_frames: int = 14, seed: int = 0,
+                 preset: str = "random", cache: int = 64):
+        if preset not in self.PRESETS:
+            raise ValueError(f"preset must be one of {self.PRESETS}, got {preset!r}")
+        if num_scenes < 1:
+            raise ValueError("num_scenes must be >= 1")
+        self.num_scenes, self.size, self.num_frames = int(num_scenes), (int(height), int(width)), int(num_frames)
+        self.seed, self.preset, self.cache_size = int(seed), preset, int(cache)
+        self._cache: OrderedDict[int, dict] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self.num_scenes
+
+    def scene_seed(self, index: int) -> int:
+        return int(np.random.SeedSequence([self.seed, int(index), 0x5C]).generate_state(1)[0] >> 1)
+
+    def _generate(self, index: int) -> dict:
+        from . import synthetic
+
+        make = {"random": synthetic.random_scene, "default": synthetic.default_scene,
+                "force_propagation": synthetic.force_propagation_scene}[self.preset]
+        scene = make(self.scene_seed(index), size=self.size, num_frames=self.num_frames)
+        masks = {name: scene.masks[k] for k, name in enumerate(scene.names)}
+        return make_sample(scene.frames, scene.control, source=f"synthetic:{self.seed}/{index}",
+                           label=self.preset, fps=scene.meta["fps"], masks=masks,
+                           driven=[n for n, d in zip(scene.names, scene.driven.tolist()) if d])
+
+    def __getitem__(self, key: int) -> dict:
+        index, _ = split_key(key, self.num_scenes)
+        sample = self._cache.get(index)
+        if sample is None:
+            sample = self._generate(index)
+            if self.cache_size > 0:
+                self._cache[index] = sample
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(index)
+        return {"frames": sample["frames"], "control": sample["control"], "meta": dict(sample["meta"])}
+
+
+def build_dataset(config) -> Dataset:
+    """The training dataset a :class:`training.config.TrainConfig` describes."""
+    if config.dataset == "synthetic":
+        return SyntheticClips(config.synthetic_num_scenes, height=config.height, width=config.width,
+                              num_frames=config.num_frames, seed=config.seed, preset=config.synthetic_preset)
+    if config.dataset == "folder":
+        from .folder import FolderClips
+
+        return FolderClips(config.data_root, num_frames=config.num_frames, height=config.height, width=config.width,
+                           fps=config.clip_fps, crop=config.crop, seed=config.seed,
+                           min_height=config.min_source_height, min_width=config.min_source_width)
+    raise ValueError(f"unknown dataset {config.dataset!r}: use 'synthetic' or 'folder'")

@@ -1,0 +1,481 @@
+"""Train the InterDyn control branch on a frozen Stable Video Diffusion backbone.
+
+    accelerate launch -m training.train --config training/configs/one_gpu.yaml [--key value ...]
+    python -m training.train --config training/configs/cpu_tiny.yaml
+    torchrun --nproc_per_node 2 -m training.train --config training/configs/cpu_tiny.yaml   # 2 CPU processes
+
+The method is InterDyn's (sec. 4.1): SVD's UNet, VAE and CLIP image encoder are frozen (eval
+mode, no gradients, not in the optimizer, cast to the mixed-precision dtype); the control branch
+(:meth:`interdyn.models.InterDynControlNet.from_unet`, residual mode ``standard``) is trained
+in float32 with Adam on SVD's EDM v-prediction loss (:mod:`training.losses`).
+
+Checkpoints: ``output_dir/checkpoint-<step>/`` written by ``accelerator.save_state`` into a
+temporary folder and renamed when complete, the newest ``checkpoints_keep`` kept. Besides
+accelerate's files each holds ``control_branch.safetensors`` (and ``control_branch_ema.safetensors``)
+in our single-file format, ``unet_config.json``, ``config.yaml`` and ``trainer_state.json``;
+:mod:`training.export` reads those. ``--resume latest`` continues exactly: weights, optimizer,
+LR schedule, EMA, RNG states, the accumulation counter and the data order (epoch and position
+in it) are restored, and all noise is drawn from generators keyed by the optimizer step and the
+clip's place in the step's global batch (so 2 processes x batch 1 draw what 1 process x 2
+accumulated micro-batches of 1, or 1 process x batch 2, draws for the same clips).
+
+A non-finite loss (or gradient norm) stops the run before the bad update, without saving, and
+names the step; the last good checkpoint stays the newest one.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
+from interdyn.models.backbone import SVDBackbone
+from interdyn.models.controlnet import InterDynControlNet
+
+from .config import TrainConfig, parse_args
+from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
+from .losses import NoiseSettings, clip_generators, predict_v, prepare_inputs, v_loss
+
+CHECKPOINT_PREFIX = "checkpoint-"
+BRANCH_FILE = "control_branch.safetensors"
+EMA_FILE = "control_branch_ema.safetensors"
+UNET_CONFIG_FILE = "unet_config.json"
+STATE_FILE = "trainer_state.json"
+PAPER_CONTROL_CNN = (16, 32, 96, 256)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped because the loss or the gradient norm was NaN or infinite."""
+
+
+@dataclass
+class TrainingState:
+    """Loop counters, saved with every checkpoint (an accelerate custom checkpoint object)."""
+
+    step: int = 0            # optimizer steps done
+    epoch: int = 0           # current pass over the data
+    batch_in_epoch: int = 0  # micro-batches of this epoch already consumed (per process)
+    micro_step: int = 0      # micro-batches consumed since the start
+    micro_in_step: int = 0   # micro-batches of the current (incomplete) optimizer step
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, int(value))
+
+
+# ---------------------------------------------------------------------------- models
+def weight_dtype_of(mixed_precision: str) -> torch.dtype:
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
+
+
+def build_backbone(config: TrainConfig) -> SVDBackbone:
+    """The frozen SVD backbone in float32 on the CPU (``tiny`` = :func:`interdyn.testing.build_tiny_backbone`)."""
+    if config.pretrained_model == "tiny":
+        from interdyn.testing import build_tiny_backbone
+
+        backbone = build_tiny_backbone(config.tiny_seed)
+    else:
+        backbone = load_svd_backbone(config.pretrained_model, dtype=torch.float32, device="cpu")
+    for module in (backbone.unet, backbone.vae, backbone.image_encoder):
+        module.eval().requires_grad_(False)
+    return backbone
+
+
+def build_control_branch(config: TrainConfig, backbone: SVDBackbone) -> InterDynControlNet:
+    """The trainable branch (float32, train mode): a copy of the UNet encoder or ``init_control_branch``."""
+    if config.init_control_branch:
+        branch = load_control_branch(config.init_control_branch, dtype=torch.float32, backbone=backbone)
+        if branch.residual_mode != config.residual_mode:
+            print(f"note: {config.init_control_branch} uses residual mode {branch.residual_mode!r}; training keeps "
+                  f"it (config says {config.residual_mode!r})", file=sys.stderr)
+    else:
+        channels = config.control_cnn_channels
+        if channels is None:
+            from interdyn.testing import TINY_CONTROL_CNN
+
+            channels = TINY_CONTROL_CNN if config.pretrained_model == "tiny" else PAPER_CONTROL_CNN
+        branch = InterDynControlNet.from_unet(backbone.unet, conditioning_embedding_out_channels=tuple(channels),
+                                              residual_mode=config.residual_mode)
+    if branch.dtype != torch.float32:
+        branch.to(torch.float32)
+    return branch.train().requires_grad_(True)
+
+
+def place_backbone(backbone: SVDBackbone, device: torch.device, dtype: torch.dtype) -> None:
+    """Move the frozen modules to ``device`` in ``dtype``; the VAE stays float32 in fp16 runs if it asks to."""
+    keep_fp32 = dtype == torch.float16 and backbone.vae.config.get("force_upcast", False)
+    for module, want in ((backbone.unet, dtype), (backbone.image_encoder, dtype),
+                         (backbone.vae, torch.float32 if keep_fp32 else dtype)):
+        module.to(device=device, **({"dtype": want} if module.dtype != want else {}))
+
+
+def weights_are_sharded(accelerator) -> bool:
+    """True when no process holds the whole control branch (FSDP, DeepSpeed ZeRO-3)."""
+    kind = accelerator.distributed_type.name
+    if kind == "FSDP":
+        return True
+    if kind == "DEEPSPEED":
+        return getattr(accelerator.state.deepspeed_plugin, "zero_stage", 0) == 3
+    return False
+
+
+def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    kwargs = dict(lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon,
+                  weight_decay=config.weight_decay)
+    if config.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise ImportError("optimizer 'adamw8bit' needs bitsandbytes (pip install bitsandbytes); or use 'adamw'") \
+                from None
+        return bnb.optim.AdamW8bit(params, **kwargs)
+    return torch.optim.AdamW(params, **kwargs)
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in ``output_dir``, oldest first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX) and p.name[len(CHECKPOINT_PREFIX):].isdigit():
+            found.append((int(p.name[len(CHECKPOINT_PREFIX):]), p))
+    return [p for _, p in sorted(found)]
+
+
+def resolve_resume(output_dir: str | Path, resume: str | None) -> Path | None:
+    """``latest`` -> newest checkpoint (None if there is none yet); a path -> that checkpoint."""
+    if not resume:
+        return None
+    if resume == "latest":
+        found = list_checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / STATE_FILE).is_file():
+        raise FileNotFoundError(f"--resume {resume}: not a checkpoint folder (no {STATE_FILE} in it)")
+    return path
+
+
+def _params_fingerprint(module: torch.nn.Module) -> int:
+    """A 63-bit hash of the parameters' bytes (equal on all ranks when replicas agree)."""
+    h = hashlib.sha256()
+    for name, p in module.state_dict().items():
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return int.from_bytes(h.digest()[:8], "little") >> 1
+
+
+def _state_dict_model(config: dict, state: dict) -> InterDynControlNet:
+    """A branch holding ``state`` (a full, gathered state dict) without allocating new weights."""
+    with torch.device("meta"):
+        model = InterDynControlNet.from_config(config)
+    model.load_state_dict({k: v.detach() for k, v in state.items()}, strict=True, assign=True)
+    return model
+
+
+class Trainer:
+    """One training run; :func:`train` is the function to call."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None,
+                 on_step_end: Callable[["Trainer"], None] | None = None):
+        from accelerate import Accelerator
+        from accelerate.utils import ProjectConfiguration, set_seed
+
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self.on_step_end = on_step_end
+        trackers = None if config.report_to in ("none", "", None) else config.report_to
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=config.gradient_accumulation_steps, mixed_precision=config.mixed_precision,
+            log_with=trackers, cpu=config.cpu,
+            project_config=ProjectConfiguration(project_dir=str(self.output_dir),
+                                                logging_dir=str(self.output_dir / "logs")))
+        acc = self.accelerator
+        set_seed(config.seed)
+        self.weight_dtype = weight_dtype_of(acc.mixed_precision)
+        self.sharded = weights_are_sharded(acc)
+        if config.use_ema and self.sharded:
+            raise ValueError("use_ema needs whole weights on every process: use DDP or DeepSpeed ZeRO-2, not FSDP or "
+                             "ZeRO-3")
+
+        self.backbone = build_backbone(config)
+        set_seed(config.seed)  # the control CNN's random init
+        branch = build_control_branch(config, self.backbone)
+        self.branch_config = {k: v for k, v in dict(branch.config).items() if not k.startswith("_")}
+        self.residual_mode = branch.residual_mode
+        place_backbone(self.backbone, acc.device, self.weight_dtype)
+        if config.gradient_checkpointing:
+            branch.enable_gradient_checkpointing()
+            self.backbone.unet.enable_gradient_checkpointing()
+
+        self.dataset = dataset if dataset is not None else build_dataset(config)
+        self.sampler = EpochShuffleSampler(len(self.dataset), seed=config.seed)
+        loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=self.sampler,
+                            collate_fn=collate_samples, num_workers=config.num_workers,
+                            pin_memory=acc.device.type == "cuda")
+        optimizer = build_optimizer(config, [p for p in branch.parameters() if p.requires_grad])
+        from diffusers.optimization import get_scheduler
+
+        # accelerate steps a prepared scheduler once per process per optimizer step
+        scheduler = get_scheduler(config.lr_scheduler, optimizer,
+                                  num_warmup_steps=config.lr_warmup_steps * acc.num_processes,
+                                  num_training_steps=config.max_steps * acc.num_processes)
+        self.branch, self.optimizer, self.loader, self.scheduler = acc.prepare(branch, optimizer, loader, scheduler)
+
+        self.ema = None
+        if config.use_ema:
+            from diffusers.training_utils import EMAModel
+
+            self.ema = EMAModel(acc.unwrap_model(self.branch).parameters(), decay=config.ema_decay)
+            self.ema.to(acc.device)
+            acc.register_for_checkpointing(self.ema)
+        self.state = TrainingState()
+        acc.register_for_checkpointing(self.state)
+        self.settings = NoiseSettings.from_config(config)
+        self.last_checkpoint: Path | None = None
+        self.last_loss = float("nan")
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def log(self, message: str) -> None:
+        self.accelerator.print(f"[interdyn-train] {message}")
+
+    def _provenance(self, ema: bool) -> dict:
+        return {"kind": "InterDyn control branch, training checkpoint", "base_model": self.config.pretrained_model,
+                "step": self.state.step, "ema": ema, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+                "config": self.config.to_dict()}
+
+    # ------------------------------------------------------------------ checkpointing
+    def save_checkpoint(self) -> Path:
+        """Save everything into ``.tmp-checkpoint-<step>``, then rename it and rotate old ones."""
+        acc, step = self.accelerator, self.state.step
+        final = self.output_dir / f"{CHECKPOINT_PREFIX}{step}"
+        tmp = self.output_dir / f".tmp-{CHECKPOINT_PREFIX}{step}"
+        if self.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        full_state = acc.get_state_dict(self.branch)  # gathers shards (FSDP / ZeRO-3) on every rank
+        fingerprints = None
+        if not self.sharded:
+            mine = torch.tensor([_params_fingerprint(acc.unwrap_model(self.branch))], device=acc.device)
+            fingerprints = [int(v) for v in acc.gather(mine).cpu().tolist()]
+        if self.is_main:
+            model = _state_dict_model(self.branch_config, full_state)
+            save_control_branch(model, tmp / BRANCH_FILE, provenance=self._provenance(ema=False))
+            if self.ema is not None:
+                names = [n for n, _ in acc.unwrap_model(self.branch).named_parameters()]
+                ema_state = dict(full_state)
+                ema_state.update({n: p.detach() for n, p in zip(names, self.ema.shadow_params)})
+                save_control_branch(_state_dict_model(self.branch_config, ema_state), tmp / EMA_FILE,
+                                    provenance=self._provenance(ema=True))
+            (tmp / UNET_CONFIG_FILE).write_text(json.dumps(
+                {k: v for k, v in dict(self.backbone.unet.config).items()}, indent=2, default=list))
+            (tmp / "config.yaml").write_text(self.config.to_yaml())
+            (tmp / STATE_FILE).write_text(json.dumps({
+                **self.state.state_dict(), "loss": self.last_loss, "base_model": self.config.pretrained_model,
+                "num_processes": acc.num_processes, "replica_fingerprints": fingerprints,
+                "date": _dt.datetime.now(_dt.timezone.utc).isoformat()}, indent=2))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            keep = self.config.checkpoints_keep
+            if keep > 0:
+                for old in list_checkpoints(self.output_dir)[:-keep]:
+                    shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+        self.last_checkpoint = final
+        return final
+
+    def resume(self) -> None:
+        path = resolve_resume(self.output_dir, self.config.resume)
+        if path is None:
+            if self.config.resume:
+                self.log(f"--resume {self.config.resume}: no checkpoint in {self.output_dir} yet, starting fresh")
+            return
+        self.accelerator.load_state(str(path))
+        self.last_checkpoint = path
+        self.log(f"resumed from {path} at step {self.state.step} (epoch {self.state.epoch}, "
+                 f"batch {self.state.batch_in_epoch})")
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> list[Path]:
+        """Generate videos for the first clips; write ``input | control | generated | ground truth`` mp4s."""
+        from interdyn.sampling import DEFAULTS, generate_video
+        from interdyn.video_io import write_video
+
+        if self.sharded:
+            self.log("validation skipped: sampling needs whole weights (FSDP / DeepSpeed ZeRO-3 run)")
+            return []
+        config, acc = self.config, self.accelerator
+        # a plain module sharing the weights (the prepared one carries accelerate's autocast and fp32-output
+        # wrappers), in the UNet's dtype as the sampler expects
+        branch = _state_dict_model(self.branch_config, acc.unwrap_model(self.branch).state_dict())
+        branch = branch.to(device=acc.device, dtype=self.backbone.unet.dtype).eval()
+        paths = []
+        for i in range(min(config.validation_clips, len(self.dataset))):
+            sample = self.dataset[i]
+            frames, control = sample["frames"], sample["control"]
+            fps = config.fps_conditioning or sample["meta"]["fps"] + 1
+            video = generate_video(
+                self.backbone, frames[:1].to(acc.device), control[None].to(acc.device), branch,
+                num_frames=frames.shape[0], num_steps=config.validation_num_steps,
+                min_guidance=config.validation_min_guidance, max_guidance=config.validation_max_guidance,
+                fps=fps, motion_bucket_id=sample["meta"].get("motion_bucket_id", config.motion_bucket_id),
+                noise_aug_strength=DEFAULTS["noise_aug_strength"], generator=config.seed + i)[0].cpu()
+            side = torch.cat([frames[:1].expand_as(frames), control, video, frames], dim=-1).clamp(0, 1)
+            path = self.output_dir / "validation" / f"step-{self.state.step:07d}" / f"clip-{i}.mp4"
+            paths.append(write_video(path, side, sample["meta"]["fps"], layout="FCHW"))
+        self.log(f"validation videos: {paths[0].parent if paths else 'none'}")
+        return paths
+
+    # ------------------------------------------------------------------ the loop
+    def _stop_non_finite(self, what: str, value: float, batch: dict) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        sources = [m.get("source") for m in batch["meta"]]
+        last = self.last_checkpoint or "none (no checkpoint was written)"
+        raise NonFiniteLossError(
+            f"{what} is {value} at step {self.state.step + 1} (micro-batch {self.state.micro_step}, clips "
+            f"{sources}); stopped before updating the weights, nothing saved. Last good checkpoint: {last}. "
+            "Lower the learning rate, use bf16 instead of fp16, or check the data of these clips.")
+
+    def train_micro_batch(self, batch: dict) -> torch.Tensor:
+        """Forward and backward of one micro-batch (optimizer step when accumulation is complete)."""
+        config, acc = self.config, self.accelerator
+        # the clip's position in the optimizer step's global batch (accumulation x processes x batch)
+        slot = (self.state.micro_in_step * acc.num_processes + acc.process_index) * config.batch_size
+        gens = clip_generators(config.seed, self.state.step, slot, len(batch["meta"]))
+        with acc.accumulate(self.branch):
+            inputs = prepare_inputs(self.backbone, batch, gens, self.settings, fps_conditioning=config.fps_conditioning,
+                                    motion_bucket_id=config.motion_bucket_id, latent_mode=config.latent_mode,
+                                    vae_chunk=config.vae_chunk)
+            v = predict_v(self.backbone.unet, self.branch, inputs, self.residual_mode)
+            loss = v_loss(v, inputs.target)
+            losses = acc.gather(loss.detach()[None])
+            if not bool(torch.isfinite(losses).all()):
+                self._stop_non_finite("the loss", float(losses[~torch.isfinite(losses)][0]), batch)
+            acc.backward(loss)
+            if acc.sync_gradients and config.max_grad_norm is not None:
+                norm = acc.clip_grad_norm_(self.branch.parameters(), config.max_grad_norm)
+                if norm is not None and acc.mixed_precision != "fp16" and not math.isfinite(float(norm)):
+                    self._stop_non_finite("the gradient norm", float(norm), batch)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return losses.mean()
+
+    def run(self) -> dict:
+        config, acc, state = self.config, self.accelerator, self.state
+        if self.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "config.yaml").write_text(config.to_yaml())
+        self.resume()
+        if acc.trackers == [] and config.report_to not in ("none", "", None):
+            hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.to_dict().items()}
+            acc.init_trackers(config.tracker_project, config=hparams)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.max_steps, initial=state.step, desc="training",
+                   disable=not (self.is_main and config.progress_bar), dynamic_ncols=True)
+        step_losses: list[torch.Tensor] = []
+        window_start, window_steps = time.perf_counter(), 0
+        self.log(f"{acc.num_processes} process(es) on {acc.device}, {len(self.dataset)} clips, batch "
+                 f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation x {acc.num_processes}, "
+                 f"{sum(p.numel() for p in acc.unwrap_model(self.branch).parameters()) / 1e6:.2f} M trainable "
+                 f"parameters, steps {state.step} -> {config.max_steps}")
+        try:
+            while state.step < config.max_steps:
+                # a prepared loader sets its sampler's epoch from its own counter when iterated: keep them equal
+                self.loader.set_epoch(state.epoch)
+                self.sampler.set_epoch(state.epoch)
+                loader = self.loader if state.batch_in_epoch == 0 else \
+                    acc.skip_first_batches(self.loader, state.batch_in_epoch)
+                finished_epoch = True
+                for batch in loader:
+                    step_losses.append(self.train_micro_batch(batch))
+                    state.micro_step += 1
+                    state.batch_in_epoch += 1
+                    state.micro_in_step += 1
+                    if not acc.sync_gradients:
+                        continue
+                    state.step += 1
+                    state.micro_in_step = 0
+                    window_steps += 1
+                    if self.ema is not None:
+                        self.ema.step(acc.unwrap_model(self.branch).parameters())
+                    self.last_loss = float(torch.stack(step_losses).mean())
+                    step_losses.clear()
+                    bar.update(1)
+                    if state.step % config.log_every == 0 or state.step == config.max_steps:
+                        elapsed = time.perf_counter() - window_start
+                        rate = window_steps / elapsed if elapsed > 0 else float("nan")
+                        bar.set_postfix(loss=f"{self.last_loss:.4f}", steps_per_s=f"{rate:.2f}")
+                        acc.log({"loss": self.last_loss, "lr": self.scheduler.get_last_lr()[0],
+                                 "steps_per_s": rate, "epoch": state.epoch}, step=state.step)
+                        window_start, window_steps = time.perf_counter(), 0
+                    if state.step % config.checkpoint_every == 0 or state.step == config.max_steps:
+                        self.save_checkpoint()
+                    if config.validation_every and state.step % config.validation_every == 0:
+                        if self.is_main:
+                            self.validate()
+                        acc.wait_for_everyone()
+                    if self.on_step_end is not None:
+                        self.on_step_end(self)
+                    if state.step >= config.max_steps:
+                        finished_epoch = False
+                        break
+                if finished_epoch:
+                    state.epoch += 1
+                    state.batch_in_epoch = 0
+        finally:
+            bar.close()
+            acc.end_training()
+        return {"step": state.step, "loss": self.last_loss, "checkpoint": self.last_checkpoint}
+
+
+def train(config: TrainConfig, dataset: Dataset | None = None,
+          on_step_end: Callable[[Trainer], None] | None = None) -> dict:
+    """Run a training described by ``config``; returns the final step, loss and checkpoint path.
+
+    ``dataset`` replaces the one the config describes (samples in the format of
+    :mod:`training.data.datasets`); ``on_step_end(trainer)`` runs after every optimizer step
+    (after checkpointing), e.g. to stop early by raising.
+    """
+    return Trainer(config.validate(), dataset, on_step_end).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    try:
+        result = train(config)
+    except NonFiniteLossError as err:
+        print(f"[interdyn-train] stopped: {err}", file=sys.stderr)
+        return 1
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"[interdyn-train] done: step {result['step']}, loss {result['loss']:.5f}, checkpoint {result['checkpoint']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
