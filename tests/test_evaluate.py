@@ -1,0 +1,280 @@
+"""Specifications of the evaluation runner (training/evaluate.py) and the baselines (training/baselines.py).
+
+Tiny models (interdyn.testing), three 64x64 clips of the synthetic world in the generic folder layout,
+4 frames, 1 sampling step; LPIPS with a random AlexNet, fake Inception and I3D extractors injected
+through the Python API. Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from interdyn import metrics as M
+from interdyn.testing import write_tiny_models
+from interdyn.video_io import read_video, write_video
+from training import baselines
+from training import evaluate as E
+from training.data.synthetic import default_scene, write_scene_folder
+
+ALL_METHODS = ["interdyn", "no_control", "copy_first_frame", "coshand_independent", "coshand_autoregressive"]
+SETTINGS = E.GenerationSettings(num_frames=4, height=64, width=64, num_steps=1, clip_fps=3.0, crop="center", seed=3)
+LABELS = ["pushing something", "pushing something", "hitting something"]
+TABLE1_HEADER = "| Method | SSIM↑ | PSNR↑ | LPIPS↓ | FID↓ | KID↓ | FVD↓ | KVD↓ | MF↑ |"
+
+
+class FakeInception:
+    """uint8 images [B,3,H,W] -> 8-d features (fixed projection of 2x2-pooled pixels); counts calls."""
+
+    def __init__(self):
+        self.weight = torch.randn(12, 8, generator=torch.Generator().manual_seed(0))
+        self.calls = 0
+
+    def __call__(self, images):
+        self.calls += 1
+        return torch.nn.functional.adaptive_avg_pool2d(images.float() / 255, 2).flatten(1) @ self.weight
+
+
+class FakeI3D:
+    """The I3D TorchScript's signature; clips [B,3,F,H,W] -> 2-d features of first and last frame; counts calls."""
+
+    def __init__(self):
+        self.weight = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+        self.calls = 0
+
+    def __call__(self, x, rescale=False, resize=False, return_features=False):
+        self.calls += 1
+        x = x.float() / 127.5 - 1.0 if rescale else x.float()
+        first_last = torch.cat([x[:, :, 0].mean((-1, -2)), x[:, :, -1].mean((-1, -2))], dim=1)
+        return first_last @ self.weight
+
+
+def blend_transition(image, control, source_control=None, t=None):
+    """A stand-in state transition model: paints the target control half over the image."""
+    return 0.5 * image + 0.5 * control
+
+
+@pytest.fixture(scope="module")
+def random_lpips():
+    import lpips
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Tiny model files and three synthetic clips (8 frames at 6 fps -> 4 frames at 3 fps), two labels."""
+    root = tmp_path_factory.mktemp("eval")
+    models = write_tiny_models(root / "models", seed=0)
+    data = root / "data"
+    for k, label in enumerate(LABELS):
+        folder = write_scene_folder(default_scene(k, size=(64, 64), num_frames=8), data / f"clip{k}")
+        (folder / "label.txt").write_text(label)
+    return {"root": root, "data": data, **models}
+
+
+@pytest.fixture(scope="module")
+def first_run(world, random_lpips):
+    """One full run: every method, every metric network given."""
+    nets = dict(lpips_net=random_lpips, inception=FakeInception(), i3d=FakeI3D())
+    out = world["root"] / "out"
+    calls = []
+    original = E.generate_video
+
+    def counting_generate_video(*args, **kwargs):
+        calls.append(kwargs.get("control_strength"))
+        return original(*args, **kwargs)
+
+    E.generate_video = counting_generate_video
+    try:
+        results = E.evaluate(world["data"], ALL_METHODS, out_dir=out, svd=world["svd"], interdyn=world["interdyn"],
+                             coshand=blend_transition, settings=SETTINGS, mf_points=50, kid_subsets=5,
+                             progress=False, **nets)
+    finally:
+        E.generate_video = original
+    return {"results": results, "out": out, "calls": calls, "nets": nets}
+
+
+def _stack(paths):
+    return torch.stack([torch.from_numpy(read_video(p)[0]).permute(0, 3, 1, 2).float() / 255 for p in paths])
+
+
+# ---------------------------------------------------------------------------- end to end
+def test_runner_generates_every_method_and_writes_table1_shaped_like_the_paper(first_run):
+    out, results = first_run["out"], first_run["results"]
+    assert sorted(first_run["calls"]) == [0.0] * 3 + [1.0] * 3, \
+        f"the sampler runs once per clip for interdyn (strength 1) and no_control (strength 0): {first_run['calls']}"
+    lines = (out / "table1.md").read_text().splitlines()
+    assert lines[0] == TABLE1_HEADER, f"Table 1 columns are the paper's, got {lines[0]!r}"
+    rows = [line for line in lines[2:] if line.startswith("| ")]
+    names = [row.split("|")[1].strip() for row in rows]
+    assert names == [E.DISPLAY_NAMES[m] for m in ALL_METHODS], f"one row per method in order, got {names}"
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[2:-1]]
+        assert len(cells) == 8 and all(math.isfinite(float(c)) for c in cells), f"all 8 values finite: {row}"
+    for method in ALL_METHODS:
+        for key in E.METRICS:
+            value = E._value(results["methods"][method]["metrics"][key])
+            assert value is not None and math.isfinite(value), f"{method} {key} is finite with every network given"
+    assert json.loads((out / "results.json").read_text())["settings"]["num_clips"] == 3, "results.json is written"
+    for method in ALL_METHODS:
+        for k in range(3):
+            assert (out / "generated" / method / f"clip{k}" / "generated.mp4").is_file(), f"{method} clip{k} cached"
+
+
+def test_per_class_table_counts_clips_and_averages_motion_fidelity_per_label(first_run):
+    out, results = first_run["out"], first_run["results"]
+    lines = (out / "table_s3.md").read_text().splitlines()
+    assert lines[0].startswith("| Class | Count | MF↑ InterDyn |"), f"Table S3 header: {lines[0]!r}"
+    rows = {row.split("|")[1].strip(): row.split("|")[2].strip() for row in lines[2:] if row.startswith("| ")}
+    assert rows == {"hitting something": "1", "pushing something": "2"}, f"labels from label.txt with counts: {rows}"
+    per_clip = results["per_clip"]["interdyn"]
+    pushing = np.mean([per_clip[i]["mf"] for i in ("clip0", "clip1")])
+    assert results["per_class"]["pushing something"]["mf"]["interdyn"] == pytest.approx(pushing), \
+        "a class's MF is the mean of its clips' MF"
+
+
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
+def test_pooled_scores_equal_evaluate_videos_on_the_stacked_clips(first_run, world):
+    """The per-clip cache is an implementation detail: the numbers are those of interdyn.metrics on all clips."""
+    out, nets = first_run["out"], first_run["nets"]
+    dataset = E.open_dataset(world["data"], SETTINGS)
+    reference = torch.stack([dataset[i]["frames"] for i in range(3)])
+    masks = torch.stack([E._object_mask(dataset[i]["meta"]) for i in range(3)])
+    generated = _stack([out / "generated" / "interdyn" / f"clip{k}" / "generated.mp4" for k in range(3)])
+    expected = M.evaluate_videos(generated, reference, lpips_net=nets["lpips_net"], inception=FakeInception(),
+                                 i3d=FakeI3D(), kid_subsets=5)
+    got = first_run["results"]["methods"]["interdyn"]["metrics"]
+    for key in ("ssim", "psnr", "lpips"):
+        assert got[key] == pytest.approx(getattr(expected, key), rel=1e-6), f"{key} pooled over all frames"
+    for key in ("fid", "kid", "fvd", "kvd"):
+        assert got[key]["value"] == pytest.approx(getattr(expected, key).value, rel=1e-6, abs=1e-9), \
+            f"{key} from the features of all clips"
+    mf = M.motion_fidelity(generated, reference, masks, tracker=M.LucasKanadeTracker(), num_points=50)
+    assert got["mf"]["value"] == pytest.approx(mf.value), "MF: clip i samples its points with seed i"
+
+
+def test_rerun_skips_generation_and_feature_extraction(first_run, world, monkeypatch):
+    calls = []
+    monkeypatch.setattr(E, "generate_video", lambda *a, **k: calls.append(1))
+    inception, i3d = FakeInception(), FakeI3D()
+    results = E.evaluate(world["data"], ALL_METHODS, out_dir=first_run["out"], svd=world["svd"],
+                         interdyn=world["interdyn"], coshand=blend_transition, settings=SETTINGS, mf_points=50,
+                         kid_subsets=5, progress=False, lpips_net=first_run["nets"]["lpips_net"],
+                         inception=inception, i3d=i3d)
+    assert calls == [], "cached videos are not generated again"
+    assert inception.calls == 0 and i3d.calls == 0, "cached features are not extracted again"
+    assert results["run"]["generated"] == 0 and results["run"]["cached"] == 15, f"run counts: {results['run']}"
+    assert results["methods"] == first_run["results"]["methods"], "a resumed run reports the same numbers"
+
+
+def test_rerun_with_other_sampling_settings_is_refused(first_run, world):
+    other = E.GenerationSettings(**{**SETTINGS.__dict__, "num_steps": 2})
+    with pytest.raises(ValueError, match="num_steps"):
+        E.evaluate(world["data"], ["interdyn"], out_dir=first_run["out"], svd=world["svd"],
+                   interdyn=world["interdyn"], settings=other, progress=False)
+
+
+# ---------------------------------------------------------------------------- baselines
+@pytest.fixture()
+def static_clip(tmp_path):
+    """One clip whose 8 frames are identical (lossless), with a hand mask and an object mask."""
+    frame = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    folder = tmp_path / "static" / "still"
+    write_video(folder / "video.mp4", frame.expand(8, 3, 64, 64), 6, lossless=True)
+    mask = torch.zeros(8, 64, 64, dtype=torch.bool)
+    mask[:, 10:20, 10:20] = True
+    write_video(folder / "mask_hand.mp4", mask, 6, lossless=True)
+    write_video(folder / "mask_box.mp4", torch.roll(mask, 30, dims=2), 6, lossless=True)
+    return tmp_path / "static"
+
+
+def test_copy_first_frame_is_perfect_on_a_static_video_and_missing_weights_are_reported(static_clip, tmp_path,
+                                                                                           monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # no metric weights anywhere
+    code = E.main(["--data", str(static_clip), "--out", str(tmp_path / "out"), "--methods", "copy_first_frame",
+                   "--frames", "4", "--height", "64", "--width", "64", "--clip-fps", "3", "--crop", "center",
+                   "--no-progress"])
+    assert code == 0, "the CLI succeeds without any metric weights"
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    entry = results["methods"]["copy_first_frame"]
+    assert entry["metrics"]["ssim"] == pytest.approx(1.0, abs=1e-6), "copying frame 0 of a static clip: SSIM 1"
+    assert entry["metrics"]["psnr"] == pytest.approx(100.0), "and PSNR at its documented cap"
+    for key in ("lpips", "fid", "kid", "fvd", "kvd"):
+        assert entry["metrics"][key] is None and "not found" in entry["unavailable"][key], \
+            f"{key} is unavailable with the reason (the missing file), not a crash: {entry['unavailable'].get(key)}"
+    assert entry["metrics"]["mf"]["value"] == pytest.approx(1.0), "MF (LK, no weights) of a static copy is 1"
+    table = (tmp_path / "out" / "table1.md").read_text()
+    assert "| Copy first frame | 1.000 | 100.00 | n/a | n/a | n/a | n/a | n/a | 1.000 |" in table, table
+    assert "LPIPS↓ n/a: FileNotFoundError" in table, "the table says why a column is n/a"
+    assert "Copy first frame" in capsys.readouterr().out, "the CLI prints the tables"
+
+
+def test_generated_folders_are_scored_like_our_own_videos(static_clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    first = E.evaluate(static_clip, ["copy_first_frame"], out_dir=tmp_path / "a", settings=SETTINGS, progress=False)
+    again = E.evaluate(static_clip, out_dir=tmp_path / "b", settings=SETTINGS, progress=False,
+                       generated={"copy": tmp_path / "a" / "generated" / "copy_first_frame"})
+    assert list(again["methods"]) == ["copy"], "only the --generated method is evaluated"
+    assert again["methods"]["copy"]["metrics"]["ssim"] == first["methods"]["copy_first_frame"]["metrics"]["ssim"], \
+        "a generated folder in the <id>/generated.mp4 layout gives the same scores"
+    with pytest.raises(FileNotFoundError, match="still"):
+        E.evaluate(static_clip, out_dir=tmp_path / "c", settings=SETTINGS, progress=False,
+                   generated={"empty": tmp_path / "b"})
+
+
+class RecordingTransition:
+    """A fake CosHand: records its inputs and returns a distinct image per call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, image, control, *, source_control, t):
+        self.calls.append(dict(image=image.clone(), control=control.clone(), source=source_control.clone(), t=t))
+        return torch.full_like(image, t / 10)
+
+
+def test_coshand_independent_predicts_each_frame_from_the_first_frame():
+    first, control = torch.rand(3, 8, 8), torch.rand(4, 3, 8, 8)
+    fake = RecordingTransition()
+    video = baselines.coshand_independent(fake, first, control)
+    assert [c["t"] for c in fake.calls] == [1, 2, 3], "one call per frame after the first"
+    for c in fake.calls:
+        assert torch.equal(c["image"], first), f"frame {c['t']} starts from the first frame"
+        assert torch.equal(c["control"], control[c["t"]]), f"frame {c['t']} targets the control at t"
+        assert torch.equal(c["source"], control[0]), "the input image's control is frame 0's"
+    assert torch.equal(video[0], first) and torch.allclose(video[2], torch.full_like(first, 0.2)), \
+        "frame 0 is the input, frame t the transition's output"
+
+
+def test_coshand_autoregressive_feeds_each_prediction_back():
+    first, control = torch.rand(3, 8, 8), torch.rand(4, 3, 8, 8)
+    fake = RecordingTransition()
+    video = baselines.coshand_autoregressive(fake, first, control)
+    assert torch.equal(fake.calls[0]["image"], first), "frame 1 starts from the first frame"
+    for c in fake.calls[1:]:
+        assert torch.equal(c["image"], video[c["t"] - 1]), f"frame {c['t']} starts from the prediction of t-1"
+    for c in fake.calls:
+        assert torch.equal(c["control"], control[c["t"]]) and torch.equal(c["source"], control[c["t"] - 1]), \
+            f"frame {c['t']}: target control t, source control t-1"
+
+
+def test_transitions_get_only_the_keywords_they_accept_and_load_from_module_strings(tmp_path):
+    seen = []
+    two_args = lambda image, control: seen.append("ok") or image  # noqa: E731
+    baselines.coshand_independent(two_args, torch.rand(3, 4, 4), torch.rand(3, 3, 4, 4))
+    assert seen == ["ok", "ok"], "a transition taking only (image, control) works"
+    (tmp_path / "my_model.py").write_text("def step(image, control, **kw):\n    return image\n")
+    fn = baselines.load_transition(f"{tmp_path / 'my_model.py'}:step")
+    assert fn(torch.ones(3, 2, 2), None).sum() == 12, "file.py:function resolves to the function"
+    assert baselines.load_transition("training.baselines:copy_first_frame") is baselines.copy_first_frame, \
+        "module:function resolves to the function"
+    with pytest.raises(ValueError, match="returned shape"):
+        baselines.coshand_autoregressive(lambda image, control: image[:1], torch.rand(3, 4, 4), torch.rand(2, 3, 4, 4))
