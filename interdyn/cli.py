@@ -1,4 +1,4 @@
-"""Command line: ``interdyn generate``, ``interdyn demo``, ``interdyn make-tiny``."""
+"""Command line: ``interdyn generate``, ``interdyn demo``, ``interdyn probes``, ``interdyn make-tiny``."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 
 from .sampling import DEFAULTS
+
+DEMO_SEED = 1_000_000
 
 
 def _add_sampling_args(p: argparse.ArgumentParser, height=DEFAULTS["height"], width=DEFAULTS["width"],
@@ -117,40 +119,76 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def demo_inputs(height: int = 64, width: int = 128, frames: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
-    """A first frame (gradient, orange box, blue disc) and a white disc sliding into the box."""
-    ys, xs = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
-    image = torch.stack([0.3 + 0.4 * xs, 0.5 + 0.3 * ys, 0.6 - 0.2 * xs])
-    image[:, height // 3: 2 * height // 3, width // 2: width // 2 + width // 6] = torch.tensor([1.0, 0.55, 0.1])[:, None, None]
-    disc = ((xs * width - width * 0.2) ** 2 + (ys * height - height * 0.5) ** 2) < (height * 0.12) ** 2
-    image[:, disc] = torch.tensor([0.1, 0.3, 0.9])[:, None]
-    control = torch.zeros(frames, 3, height, width)
-    for f in range(frames):
-        cx = width * (0.1 + 0.35 * f / max(frames - 1, 1))
-        control[f, :, ((xs * width - cx) ** 2 + (ys * height - height * 0.5) ** 2) < (height * 0.15) ** 2] = 1.0
-    return image, control
+def _upscale(video: torch.Tensor, factor: int) -> torch.Tensor:
+    """Nearest-neighbour enlargement of ``[F, 3, H, W]`` frames, so 64-pixel videos can be seen."""
+    return video.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+
+
+def _builtin_sampling(args) -> dict:
+    from .builtin import TOY_SAMPLING
+
+    sampling = dict(TOY_SAMPLING)
+    if args.steps is not None:
+        sampling["num_steps"] = args.steps
+    return sampling
 
 
 def cmd_demo(args) -> int:
-    from .sampling import generate_video
-    from .testing import build_tiny_backbone, build_tiny_control_branch
+    from . import probes
+    from .builtin import TOY_PHYSICS, load_toy_physics
+    from .synthetic import default_scene
     from .video_io import write_video
 
-    print("interdyn demo: SMOKE DEMO on tiny random-weight models with SVD's structure. It runs the whole\n"
-          "path (conditioning, control branch, EDM Euler with CFG, temporal VAE decode) on the CPU, but the\n"
-          "weights are untrained, so the video is texture, not physics. For real results use\n"
-          "`interdyn generate --svd <SVD folder> --interdyn <InterDyn weights>`.")
     t0 = time.time()
-    backbone = build_tiny_backbone(seed=0)
-    branch = build_tiny_control_branch(backbone, seed=0)
-    image, control = demo_inputs(args.height, args.width, args.frames)
-    video = generate_video(backbone, image[None], control[None], branch, generator=args.seed,
-                           callback=_progress(args.steps, "sampling"), **_sampling_kwargs(args))[0]
+    sampling = _builtin_sampling(args)
+    print(f"interdyn demo: the built-in toy-physics model ({TOY_PHYSICS}, trained by this project on its "
+          f"synthetic collision world; {sampling['width']}x{sampling['height']}, {sampling['num_frames']} frames).\n"
+          f"Scene: held-out seed {args.seed}: a driven disc enters and pushes a free disc. The model sees the "
+          f"first frame and the driver's masks only.")
+    scene = default_scene(args.seed, size=(sampling["height"], sampling["width"]), num_frames=sampling["num_frames"])
+    backbone, branch = load_toy_physics()
+    generate = probes.model_generator(backbone, branch, sampling)
+    videos = probes.method_videos(generate, scene.frames, scene.control, args.seed)
+    reacting = [k for k, d in enumerate(scene.driven.tolist()) if not d]
+    record = probes.probe_force_scene(scene, reacting, videos)
     out = Path(args.out)
-    paths = [write_video(out / "generated.mp4", video, fps=args.fps),
-             write_video(out / "control.mp4", control, fps=args.fps),
-             write_video(out / "comparison.mp4", side_by_side(image[None], control, video), fps=args.fps)]
-    print(f"done in {time.time() - t0:.1f}s; wrote " + ", ".join(str(p) for p in paths))
+    fps = scene.meta["fps"]
+    big = lambda v: _upscale(v, args.zoom)  # noqa: E731
+    paths = [write_video(out / "generated.mp4", big(videos["interdyn"]), fps=fps),
+             write_video(out / "ground_truth.mp4", big(scene.frames), fps=fps),
+             write_video(out / "control.mp4", big(scene.control), fps=fps),
+             write_video(out / "no_control.mp4", big(videos["no_control"]), fps=fps),
+             write_video(out / "comparison.mp4", big(side_by_side(scene.control, videos["interdyn"], scene.frames,
+                                                                  videos["no_control"])), fps=fps)]
+    print("\nprobes on this scene (interdyn.probes; the README has them over 50 held-out scenes):")
+    print(f"  {'':24s} {'motion fidelity':>16s} {'end-point err px':>17s} {'driver IoU':>11s}")
+    for method in probes.METHODS:
+        m = record[method]
+        fmt = lambda v, d=3: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
+        print(f"  {method:24s} {fmt(m['motion_fidelity']):>16s} {fmt(m['endpoint_error_px'], 1):>17s} "
+              f"{fmt(m['driven_iou']):>11s}")
+    print(f"\ndone in {time.time() - t0:.1f}s; wrote " + ", ".join(str(p) for p in paths))
+    print("comparison.mp4, left to right: driving masks | InterDyn | simulated ground truth | control strength 0")
+    return 0
+
+
+def cmd_probes(args) -> int:
+    from . import probes
+    from .loading import load_control_branch, load_svd_backbone
+
+    sampling = _builtin_sampling(args)
+    backbone = load_svd_backbone(args.svd)
+    branch = load_control_branch(args.interdyn, backbone=backbone)
+    generate = probes.model_generator(backbone, branch, sampling)
+    print(f"physics probes: {args.num_scenes} held-out scenes from seed {args.seed}, model {args.svd} + "
+          f"{args.interdyn}", flush=True)
+    report = probes.run_probes(generate, num_scenes=args.num_scenes, seed=args.seed,
+                               size=(sampling["height"], sampling["width"]), num_frames=sampling["num_frames"],
+                               progress=lambda msg: print(f"  {msg}", flush=True),
+                               settings={"svd": str(args.svd), "interdyn": str(args.interdyn), "sampling": sampling})
+    json_path, md_path = probes.write_report(report, args.out)
+    print(report.to_markdown())
+    print(f"{report.seconds:.0f}s; wrote {json_path} and {md_path}")
     return 0
 
 
@@ -167,18 +205,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate", help="generate a video from an image and a control (mask) video")
-    p.add_argument("--svd", required=True, help="SVD diffusers folder or single-file checkpoint (.safetensors)")
-    p.add_argument("--interdyn", help="InterDyn control branch: official `controlnet` folder or our .safetensors")
+    p.add_argument("--svd", required=True, help="SVD diffusers folder or single-file checkpoint (.safetensors), or "
+                                                "builtin:toy-physics (the small model in the package: 64x64, 8 frames)")
+    p.add_argument("--interdyn", help="InterDyn control branch: official `controlnet` folder, our .safetensors, or "
+                                      "builtin:toy-physics")
     p.add_argument("--image", required=True, help="first frame (PNG/JPEG)")
     p.add_argument("--control", help="control video (mask or render video, or a folder with mask_hand.*)")
     p.add_argument("--out", required=True, help="output video (.mp4, .webm or .gif)")
     _add_sampling_args(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("demo", help="run the whole path on built-in tiny models (no files needed)")
+    p = sub.add_parser("demo", help="the built-in toy-physics model on a held-out synthetic scene (CPU, no files)")
     p.add_argument("--out", default="interdyn_demo", help="output folder (default %(default)s)")
-    _add_sampling_args(p, height=64, width=128, frames=6, steps=4)
+    p.add_argument("--seed", type=int, default=DEMO_SEED,
+                   help="scene and noise seed; seeds from 1000000 are held out from training (default %(default)s)")
+    p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the built-in model's)")
+    p.add_argument("--zoom", type=int, default=4, help="enlarge the written videos this many times (default 4)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("probes", help="physics probes (force propagation, counterfactual, IoU) on held-out scenes")
+    p.add_argument("--svd", default="builtin:toy-physics", help="backbone (default %(default)s)")
+    p.add_argument("--interdyn", default="builtin:toy-physics", help="control branch (default %(default)s)")
+    p.add_argument("--num-scenes", type=int, default=50, help="scenes per probe (default %(default)s)")
+    p.add_argument("--seed", type=int, default=1_000_000, help="first held-out scene seed (default %(default)s)")
+    p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the built-in model's)")
+    p.add_argument("--out", default="probes", help="folder for probes.json and probes.md (default %(default)s)")
+    p.set_defaults(func=cmd_probes)
 
     p = sub.add_parser("make-tiny", help="write tiny random models in the real file formats (for tests)")
     p.add_argument("out", help="output folder")

@@ -4,6 +4,8 @@ Backbone: a diffusers ``StableVideoDiffusionPipeline`` folder (the layout of
 ``stabilityai/stable-video-diffusion-img2vid[-xt]``: ``unet/``, ``vae/``, ``image_encoder/``,
 ``feature_extractor/``, ``scheduler/``, with or without the ``fp16`` variant files), or an
 original single-file checkpoint (``svd.safetensors``; see :mod:`interdyn.single_file`).
+Both loaders also accept ``"builtin:toy-physics"``, the small model shipped in the package
+(:mod:`interdyn.builtin`).
 
 Control branch: the official release's ``controlnet`` folder (``config.json`` +
 ``diffusion_pytorch_model.safetensors``, class ``ControlNetSDVModel``; the folder above it works
@@ -93,6 +95,13 @@ def check_svd_folder(path: str | os.PathLike) -> dict[str, tuple[Path, str | Non
     return files
 
 
+def _builtin_or_path(path: str | os.PathLike, part: str) -> Path:
+    """``"builtin:<name>"`` -> the packaged files (:mod:`interdyn.builtin`); anything else -> ``Path``."""
+    from .builtin import builtin_path, is_builtin
+
+    return builtin_path(path, part) if is_builtin(path) else Path(path)
+
+
 def load_svd_backbone(path: str | os.PathLike, *, dtype: str | torch.dtype | None = None,
                       device: str | torch.device = "cpu") -> SVDBackbone:
     """Load SVD from a diffusers folder or an original single-file ``.safetensors`` checkpoint.
@@ -101,7 +110,7 @@ def load_svd_backbone(path: str | os.PathLike, *, dtype: str | torch.dtype | Non
     ``force_upcast`` (as SVD's does): its encoder and decoder overflow in fp16.
     """
     dtype = resolve_dtype(dtype, device)
-    path = Path(path)
+    path = _builtin_or_path(path, "svd")
     if path.is_file() or path.suffix in (".safetensors", ".ckpt", ".pt", ".pth"):
         from .single_file import load_svd_single_file
 
@@ -176,7 +185,7 @@ def load_control_branch(path: str | os.PathLike, *, dtype: str | torch.dtype | N
     The residual mode comes with the weights: ``"official"`` for the published release,
     whatever the file says for ours.
     """
-    path = Path(path)
+    path = _builtin_or_path(path, "control")
     config, provenance, weights = _control_branch_files(path)
     state = load_file(str(weights), device="cpu")
     with torch.device("meta"):

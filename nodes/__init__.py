@@ -8,6 +8,7 @@ from .control import InterDynControlFromMasks, InterDynControlFromRenders
 from .loader import InterDynModelLoader
 from .sampler import InterDynDecode, InterDynSampler
 from .segmentation import SAM2VideoMasks
+from .synthetic import InterDynSyntheticScene
 from .trajectory import InterDynMaskTrajectory
 
 host.register_model_folders()
@@ -20,6 +21,7 @@ NODE_CLASS_MAPPINGS = {
     "InterDynDecode": InterDynDecode,
     "InterDynSAM2VideoMasks": SAM2VideoMasks,
     "InterDynMaskTrajectory": InterDynMaskTrajectory,
+    "InterDynSyntheticScene": InterDynSyntheticScene,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -30,6 +32,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "InterDynDecode": "InterDyn Decode",
     "InterDynSAM2VideoMasks": "SAM2 Video Masks",
     "InterDynMaskTrajectory": "InterDyn Mask Trajectory",
+    "InterDynSyntheticScene": "InterDyn Synthetic Scene",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..interdyn.builtin import builtin_names, builtin_path, is_builtin
 from ..interdyn.loading import ModelLoadError, load_control_branch, load_svd_backbone, resolve_dtype
 from . import host
 
@@ -51,7 +52,8 @@ def _is_svd_checkpoint_name(name: str) -> bool:
 
 def list_svd_models() -> list[str]:
     """SVD diffusers folders (``model_index.json`` of a StableVideoDiffusionPipeline) under
-    ``models/diffusers`` and ``svd*.safetensors`` files under ``models/checkpoints``."""
+    ``models/diffusers`` and ``svd*.safetensors`` files under ``models/checkpoints``, after the
+    built-in model (``builtin:toy-physics``, shipped in the package)."""
     names: set[str] = set()
     for root in host.model_folders("diffusers"):
         for dirpath, dirnames, _ in _walk(root):
@@ -61,7 +63,7 @@ def list_svd_models() -> list[str]:
     for root in host.model_folders("checkpoints"):
         for dirpath, _, filenames in _walk(root):
             names.update(_rel(root, os.path.join(dirpath, f)) for f in filenames if _is_svd_checkpoint_name(f))
-    return sorted(names)
+    return builtin_names() + sorted(names)
 
 
 def _is_control_folder(folder: str) -> bool:
@@ -80,7 +82,7 @@ def list_control_branches() -> list[str]:
                 dirnames[:] = []
                 continue
             names.update(_rel(root, os.path.join(dirpath, f)) for f in filenames if f.lower().endswith(".safetensors"))
-    return [NONE] + sorted(names)
+    return [NONE] + builtin_names() + sorted(names)
 
 
 def list_sam2_checkpoints() -> list[str]:
@@ -110,6 +112,8 @@ def _find(kind: str, name: str, accept) -> Path | None:
 
 def resolve_svd(name: str) -> Path:
     """The SVD diffusers folder or single-file checkpoint called ``name`` (as listed by :func:`list_svd_models`)."""
+    if is_builtin(name):
+        return builtin_path(name, "svd")
     path = _find("diffusers", name, lambda p: (p / "model_index.json").is_file())
     path = path or _find("checkpoints", name, Path.is_file)
     if path is None:
@@ -125,6 +129,8 @@ def resolve_control_branch(name: str) -> Path | None:
     """The control branch folder or file called ``name``; ``None`` for ``"none"``."""
     if name in (None, "", NONE):
         return None
+    if is_builtin(name):
+        return builtin_path(name, "control")
     path = _find("interdyn", name, lambda p: p.is_file() or (p.is_dir() and _is_control_folder(str(p))))
     if path is None:
         raise _missing("InterDyn control branch", name, [("a folder or .safetensors file", host.model_folders("interdyn"))],

@@ -1,4 +1,4 @@
-"""The command line: demo on built-in models, generate on files written by make-tiny."""
+"""The command line: generate on files written by make-tiny (the demo is in test_builtin.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,15 +7,6 @@ from PIL import Image
 
 from interdyn.cli import main
 from interdyn.video_io import read_video, write_video
-
-
-def test_demo_writes_videos(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--steps", "1", "--frames", "3"]) == 0
-    out = capsys.readouterr().out
-    assert "SMOKE DEMO" in out, "the demo must say plainly what it is"
-    frames, fps = read_video(tmp_path / "comparison.mp4")
-    assert frames.shape[0] == 3 and frames.shape[2] == 3 * 128, "comparison = input | control | output, per frame"
-    assert (tmp_path / "generated.mp4").is_file(), "the generated video is written"
 
 
 def test_generate_end_to_end_on_tiny_files(tmp_path):

@@ -3,11 +3,16 @@ an SVD folder that the project's own loader and sampler use. Training quality is
 these are 2-step smoke runs on a handful of scenes."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from interdyn.loading import load_svd_backbone
 from interdyn.sampling import generate_video
 from training.toy.backbone import TOY_FRAMES, TOY_SIZE, make_data, train_unet, train_vae
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_backbone_recipe_stages_produce_a_loadable_svd_folder(tmp_path):
@@ -27,3 +32,40 @@ def test_backbone_recipe_stages_produce_a_loadable_svd_folder(tmp_path):
     assert video.shape == (1, TOY_FRAMES, 3, *TOY_SIZE), "the trained prior samples videos of the toy size"
     lines = (tmp_path / "prior" / "loss.csv").read_text().splitlines()
     assert lines[0] == "step,loss,seconds" and len(lines) >= 2, "the loss curve is logged for the model card"
+
+
+def test_control_stage_and_packaging_run_on_the_toy_backbone(tmp_path):
+    """Stages 3-4 on a 2-step backbone: training.train with the shipped toy config (2 steps), export,
+    then packaging into a folder that the built-in loaders' code path reads back."""
+    from interdyn.loading import load_control_branch
+    from training.config import load_config
+    from training.export import export
+    from training.toy.package import package
+    from training.train import train
+
+    make_data(2, tmp_path / "data.pt")
+    train_vae(tmp_path / "data.pt", tmp_path / "vae", steps=1, batch=1, lr=1e-3, kl_weight=1e-4, seed=0)
+    train_unet(tmp_path / "data.pt", tmp_path / "vae", tmp_path / "prior", steps=1, batch=1, lr=1e-4, seed=0)
+    config = load_config(REPO / "training/configs/toy_physics.yaml", {
+        "pretrained_model": str(tmp_path / "prior" / "svd"), "output_dir": str(tmp_path / "control"),
+        "max_steps": 2, "batch_size": 1, "synthetic_num_scenes": 2, "synthetic_cache": 2,
+        "report_to": "none", "progress_bar": False})
+    assert config.control_cnn_channels == [8, 16, 32] and config.num_frames == TOY_FRAMES
+    train(config)
+    branch_file = tmp_path / "branch.safetensors"
+    export(tmp_path / "control" / "checkpoint-2", branch_file)
+    result = package(tmp_path / "prior" / "svd", branch_file, tmp_path / "assets")
+    assert result["fp16_max_abs_pixel_difference"] < 0.05, "fp16 storage keeps the generated pixels"
+    backbone = load_svd_backbone(tmp_path / "assets" / "svd")
+    branch = load_control_branch(tmp_path / "assets" / "interdyn_toy_physics.safetensors", backbone=backbone)
+    assert branch.controlnet_cond_embedding is not None
+
+
+def test_control_cnn_must_downsample_like_the_vae():
+    from interdyn.testing import build_tiny_backbone
+    from training.config import TrainConfig
+    from training.train import build_control_branch
+
+    backbone = build_tiny_backbone(seed=0)  # VAE factor 8 -> the control CNN needs 4 widths
+    with pytest.raises(ValueError, match="downsample the control by 4"):
+        build_control_branch(TrainConfig(pretrained_model="tiny", control_cnn_channels=[8, 16, 32]), backbone)

@@ -24,10 +24,11 @@ CORE = {
     "SaveVideo": ({"video": "VIDEO"}, ["filename_prefix", "format", "codec"], []),
     "SaveAnimatedWEBP": ({"images": "IMAGE"}, ["filename_prefix", "fps", "lossless", "quality", "method"], []),
     "PreviewImage": ({"images": "IMAGE"}, [], []),
+    "ImageScaleBy": ({"image": "IMAGE"}, ["upscale_method", "scale_by"], ["IMAGE"]),
     "Note": ({}, ["text"], []),
     "MarkdownNote": ({}, ["text"], []),
 }
-CORE_WIDGET_TYPES = {("CreateVideo", "fps"): "FLOAT", ("ImageFromBatch", "batch_index"): "INT",
+CORE_WIDGET_TYPES = {("CreateVideo", "fps"): "FLOAT", ("ImageScaleBy", "scale_by"): "FLOAT", ("ImageFromBatch", "batch_index"): "INT",
                      ("ImageFromBatch", "length"): "INT"}
 
 
@@ -141,6 +142,10 @@ def test_required_inputs_are_connected_and_an_output_is_saved(pack, path):
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_a_note_says_where_the_model_files_go(path):
     notes = " ".join(n["widgets_values"][0] for n in load(path)["nodes"] if n["type"] in ("Note", "MarkdownNote"))
+    loaders = [n for n in load(path)["nodes"] if n["type"] == "InterDynModelLoader"]
+    if loaders and all(str(n["widgets_values"][0]).startswith("builtin:") for n in loaders):
+        assert "nothing to download" in notes.lower(), f"{path.name}: say that the built-in model needs no files"
+        return
     for folder in ("models/diffusers", "models/checkpoints", "models/interdyn"):
         assert folder in notes, f"{path.name}: the notes must say what goes in {folder}"
     if any(n["type"] == "InterDynSAM2VideoMasks" for n in load(path)["nodes"]):

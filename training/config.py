@@ -70,6 +70,8 @@ class TrainConfig:
     min_source_width: int = _f(0, "folder dataset: skip videos with fewer columns than this", "data")
     synthetic_num_scenes: int = _f(10000, "number of distinct synthetic scenes (scene i is made from seed and i)",
                                    "data")
+    synthetic_cache: int = _f(64, "synthetic clips kept in memory per worker (about 0.1 MB per 64x64 frame pair); "
+                                  "set it to synthetic_num_scenes to render each scene once", "data")
     synthetic_preset: str = _f("random", "synthetic scene generator", "data",
                                choices=("random", "default", "force_propagation"))
     num_workers: int = _f(2, "DataLoader worker processes (0 = load in the training process)", "data")

@@ -108,6 +108,11 @@ def build_control_branch(config: TrainConfig, backbone: SVDBackbone) -> InterDyn
             from interdyn.testing import TINY_CONTROL_CNN
 
             channels = TINY_CONTROL_CNN if config.pretrained_model == "tiny" else PAPER_CONTROL_CNN
+        factor = 2 ** (len(channels) - 1)  # each stage after the first halves the resolution
+        if factor != backbone.vae_scale_factor:
+            raise ValueError(f"control_cnn_channels {list(channels)} downsample the control by {factor}, but the "
+                             f"backbone's VAE downsamples by {backbone.vae_scale_factor}: give "
+                             f"{int(math.log2(backbone.vae_scale_factor)) + 1} widths")
         branch = InterDynControlNet.from_unet(backbone.unet, conditioning_embedding_out_channels=tuple(channels),
                                               residual_mode=config.residual_mode)
     if branch.dtype != torch.float32:
@@ -265,6 +270,16 @@ class Trainer:
                 "config": self.config.to_dict()}
 
     # ------------------------------------------------------------------ checkpointing
+    def _log_csv(self, step: int, loss: float, steps_per_s: float) -> None:
+        """Append to ``output_dir/loss.csv``: the mean loss over the steps since the last log line."""
+        path = self.output_dir / "loss.csv"
+        new = not path.exists()
+        with path.open("a") as f:
+            if new:
+                f.write("step,loss,lr,steps_per_s,seconds\n")
+            f.write(f"{step},{loss:.6f},{self.scheduler.get_last_lr()[0]:.3g},{steps_per_s:.4f},"
+                    f"{time.time() - self._start_time:.0f}\n")
+
     def save_checkpoint(self) -> Path:
         """Save everything into ``.tmp-checkpoint-<step>``, then rename it and rotate old ones."""
         acc, step = self.accelerator, self.state.step
@@ -290,7 +305,8 @@ class Trainer:
                 save_control_branch(_state_dict_model(self.branch_config, ema_state), tmp / EMA_FILE,
                                     provenance=self._provenance(ema=True))
             (tmp / UNET_CONFIG_FILE).write_text(json.dumps(
-                {k: v for k, v in dict(self.backbone.unet.config).items()}, indent=2, default=list))
+                {k: v for k, v in dict(self.backbone.unet.config).items()}, indent=2,
+                default=lambda v: list(v) if isinstance(v, (tuple, set)) else str(v)))  # e.g. _name_or_path: Path
             (tmp / "config.yaml").write_text(self.config.to_yaml())
             (tmp / STATE_FILE).write_text(json.dumps({
                 **self.state.state_dict(), "loss": self.last_loss, "base_model": self.config.pretrained_model,
@@ -386,6 +402,7 @@ class Trainer:
         return losses.mean()
 
     def run(self) -> dict:
+        self._start_time = time.time()
         config, acc, state = self.config, self.accelerator, self.state
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -399,7 +416,7 @@ class Trainer:
         bar = tqdm(total=config.max_steps, initial=state.step, desc="training",
                    disable=not (self.is_main and config.progress_bar), dynamic_ncols=True)
         step_losses: list[torch.Tensor] = []
-        window_start, window_steps = time.perf_counter(), 0
+        window_start, window_steps, window_losses = time.perf_counter(), 0, []
         self.log(f"{acc.num_processes} process(es) on {acc.device}, {len(self.dataset)} clips, batch "
                  f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation x {acc.num_processes}, "
                  f"{sum(p.numel() for p in acc.unwrap_model(self.branch).parameters()) / 1e6:.2f} M trainable "
@@ -425,6 +442,7 @@ class Trainer:
                     if self.ema is not None:
                         self.ema.step(acc.unwrap_model(self.branch).parameters())
                     self.last_loss = float(torch.stack(step_losses).mean())
+                    window_losses.append(self.last_loss)
                     step_losses.clear()
                     bar.update(1)
                     if state.step % config.log_every == 0 or state.step == config.max_steps:
@@ -433,7 +451,9 @@ class Trainer:
                         bar.set_postfix(loss=f"{self.last_loss:.4f}", steps_per_s=f"{rate:.2f}")
                         acc.log({"loss": self.last_loss, "lr": self.scheduler.get_last_lr()[0],
                                  "steps_per_s": rate, "epoch": state.epoch}, step=state.step)
-                        window_start, window_steps = time.perf_counter(), 0
+                        if self.is_main:
+                            self._log_csv(state.step, sum(window_losses) / len(window_losses), rate)
+                        window_start, window_steps, window_losses = time.perf_counter(), 0, []
                     if state.step % config.checkpoint_every == 0 or state.step == config.max_steps:
                         self.save_checkpoint()
                     if config.validation_every and state.step % config.validation_every == 0:

@@ -134,7 +134,9 @@ class SyntheticClips(Dataset):
         return self.num_scenes
 
     def scene_seed(self, index: int) -> int:
-        return int(np.random.SeedSequence([self.seed, int(index), 0x5C]).generate_state(1)[0] >> 1)
+        from interdyn.synthetic import dataset_scene_seed
+
+        return dataset_scene_seed(self.seed, index)
 
     def _generate(self, index: int) -> dict:
         from . import synthetic
@@ -165,7 +167,8 @@ def build_dataset(config) -> Dataset:
     """The training dataset a :class:`training.config.TrainConfig` describes."""
     if config.dataset == "synthetic":
         return SyntheticClips(config.synthetic_num_scenes, height=config.height, width=config.width,
-                              num_frames=config.num_frames, seed=config.seed, preset=config.synthetic_preset)
+                              num_frames=config.num_frames, seed=config.seed, preset=config.synthetic_preset,
+                              cache=config.synthetic_cache)
     if config.dataset == "folder":
         from .folder import FolderClips
 

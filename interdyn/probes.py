@@ -1,0 +1,398 @@
+"""Physics probes on the synthetic collision world: InterDyn's section 4.3, measured instead of shown.
+
+The paper shows that a driving motion makes the rest of a scene react: force propagates to objects
+the hand never touches, a different drive gives a different outcome, and the driven object follows
+its mask. On the synthetic world (:mod:`interdyn.synthetic`) the simulation is the ground truth, so
+each of these can be a number. All probes run on *held-out* scenes, seeds ``PROBE_SEED + i``; the
+toy model was trained on scenes 0-2999 (prior) and on 2000 ``SeedSequence``-derived seeds (control
+branch), which :func:`training_seeds` lists so tests can check the sets are disjoint.
+
+Tracking
+    Objects are flat-coloured, so the tracker is colour segmentation: every pixel of a video goes to
+    the nearest colour of the scene's palette (background + each object's colour), or to nothing if
+    it is farther than ``max_distance`` from all of them or not clearly nearer one colour than the
+    others. The palette is read off the video itself where the true masks are known (frame 0, or
+    the frame a driver enters; :func:`calibrated_palette`), so a decoder that tints colours is judged
+    on motion, not tint. An object's
+    track is the centroid of its pixels per frame (frames where it has fewer than ``min_pixels``
+    keep the previous position). Ground truth and generated videos go through the same tracker,
+    so its biases (a disc half outside the frame has its centroid inside) cancel.
+
+Probes (each against two baselines: the same backbone with control strength 0, i.e. the plain
+image-to-video prior, and copying the first frame)
+
+1. **Force propagation**: for every free (uncontrolled) object that the simulation moves by more
+   than ``moving_px``, the motion fidelity (the paper's eqs. 1-2,
+   :func:`interdyn.metrics.motion.motion_fidelity_from_tracks`) of its generated track against its
+   ground-truth track, with steps shorter than ``static_px`` counted as static (static vs static
+   = 1, static vs moving = 0, moving vs moving = cosine of the directions). Also the end-point
+   error of those objects in pixels.
+2. **Counterfactual**: :func:`interdyn.synthetic.counterfactual_pair` gives the same first frame
+   with two drives: one hits the free disc, one is turned away and misses it. Reported: the
+   fraction of scenes where the disc's generated displacement under the hitting drive points the
+   same way as the simulated one (cosine > 0), the mean cosine, and the fraction where the disc
+   moves more (by at least ``moving_px``) under the hitting drive than under the missing one.
+3. **Controlled-object adherence**: IoU, per frame after the first, of the driven object's pixels
+   in the generated video with its simulated mask.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .metrics.motion import motion_fidelity_from_tracks
+
+PROBE_SEED = 1_000_000
+VALIDATION_SEED = 2_000_000
+STATIC_PX = 0.5
+MOVING_PX = 2.0
+METHODS = ("interdyn", "no_control", "copy_first_frame", "simulation")
+BASELINES = ("no_control", "copy_first_frame")
+
+
+# ---------------------------------------------------------------------------- tracking
+def scene_palette(meta: dict) -> torch.Tensor:
+    """``[1 + O, 3]``: the background colour, then each object's colour (scene metadata order)."""
+    colours = [meta["background"]["colour"]] + [o["colour"] for o in meta["objects"]]
+    return torch.tensor(colours, dtype=torch.float32)
+
+
+def calibrated_palette(video: torch.Tensor, masks: torch.Tensor, meta: dict) -> torch.Tensor:
+    """``[1 + O, 3]`` palette read off the video itself where the true masks ``[O, F, H, W]`` are known:
+    each object's colour is the median of its pixels (1-pixel eroded, away from blended edges) in the
+    first frame that shows it (frame 0, or the frame a driver enters), the background's that of
+    frame 0's pixels away from every object. A model whose decoder shifts colours (a tiny VAE does)
+    is then tracked by where its objects go, not penalised for their tint."""
+    palette = scene_palette(meta)
+    masks = masks.bool()
+    pad = torch.nn.functional.pad(masks.float(), (1, 1, 1, 1), value=0.0)  # [O, F, H+2, W+2]
+    eroded = -torch.nn.functional.max_pool2d(-pad, 3, stride=1) > 0.5
+    dilated = torch.nn.functional.max_pool2d(pad, 3, stride=1) > 0.5
+    for k in range(masks.shape[0]):
+        for region_masks in (eroded[k], masks[k]):
+            shown = torch.nonzero(region_masks.flatten(1).sum(dim=1) >= 3).flatten()
+            if shown.numel():
+                f = int(shown[0])
+                palette[k + 1] = video[f].float().flatten(1)[:, region_masks[f].flatten()].median(dim=1).values
+                break
+    away = ~dilated[:, 0].any(dim=0)
+    if int(away.sum()) >= 1:
+        palette[0] = video[0].float().flatten(1)[:, away.flatten()].median(dim=1).values
+    return palette
+
+
+def colour_labels(video: torch.Tensor, palette: torch.Tensor, max_distance: float = 0.3,
+                  ratio: float = 0.6) -> torch.Tensor:
+    """``[F, H, W]`` int64: index of the nearest palette colour per pixel (Euclidean in RGB 0..1), or
+    ``-1`` where it is farther than ``max_distance`` or not clearly nearest (distance above ``ratio``
+    times the second nearest: a blend of two colours at an edge can lie near a third colour).
+    ``video`` is ``[F, 3, H, W]`` in [0, 1]."""
+    if video.ndim != 4 or video.shape[1] != 3:
+        raise ValueError(f"video must be [F, 3, H, W], got {tuple(video.shape)}")
+    pixels = video.float().permute(0, 2, 3, 1)  # [F, H, W, 3]
+    dist = (pixels[..., None, :] - palette.to(pixels)).norm(dim=-1)  # [F, H, W, K]
+    two = dist.topk(2, dim=-1, largest=False)
+    best, second, label = two.values[..., 0], two.values[..., 1], two.indices[..., 0]
+    ok = (best <= max_distance) & (best <= ratio * second)
+    return torch.where(ok, label, torch.full_like(label, -1))
+
+
+def object_masks(video: torch.Tensor, meta: dict, true_masks: torch.Tensor | None = None,
+                 max_distance: float = 0.3) -> torch.Tensor:
+    """``[O, F, H, W]`` bool: each object's pixels in ``video`` by colour; with ``true_masks``
+    (``[O, F, H, W]``, the simulation's) the palette is :func:`calibrated_palette`, otherwise the
+    metadata's colours."""
+    palette = scene_palette(meta) if true_masks is None else calibrated_palette(video, true_masks, meta)
+    labels = colour_labels(video, palette, max_distance)
+    return torch.stack([labels == k + 1 for k in range(len(meta["objects"]))])
+
+
+def centroid_tracks(masks: torch.Tensor, min_pixels: int = 3) -> torch.Tensor:
+    """``[O, F, 2]`` float32 ``(x, y)`` pixel centres of mass of ``[O, F, H, W]`` masks.
+
+    A frame where an object has fewer than ``min_pixels`` pixels keeps its previous position (the
+    next found one for leading frames); an object never found is NaN throughout."""
+    o, f, h, w = masks.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5, torch.arange(w, dtype=torch.float32) + 0.5,
+                            indexing="ij")
+    m = masks.float()
+    count = m.sum(dim=(-2, -1))
+    cx = (m * xs).sum(dim=(-2, -1)) / count.clamp_min(1)
+    cy = (m * ys).sum(dim=(-2, -1)) / count.clamp_min(1)
+    tracks = torch.stack([cx, cy], dim=-1)
+    found = count >= min_pixels
+    out = torch.full_like(tracks, float("nan"))
+    for k in range(o):
+        idx = torch.nonzero(found[k]).flatten()
+        if idx.numel() == 0:
+            continue
+        last = tracks[k, idx[0]]
+        for t in range(f):
+            if found[k, t]:
+                last = tracks[k, t]
+            out[k, t] = last
+    return out
+
+
+def track_objects(video: torch.Tensor, meta: dict, true_masks: torch.Tensor | None = None,
+                  max_distance: float = 0.3, min_pixels: int = 3) -> torch.Tensor:
+    """``[O, F, 2]`` centroid tracks of every object of the scene in ``video`` (see module docstring)."""
+    return centroid_tracks(object_masks(video, meta, true_masks, max_distance), min_pixels)
+
+
+# ---------------------------------------------------------------------------- per-clip measures
+def track_motion_fidelity(reference: torch.Tensor, generated: torch.Tensor, static_px: float = STATIC_PX) -> float:
+    """Motion fidelity of one object's generated ``[F, 2]`` track against its reference track.
+
+    A generated object that was never found (NaN track) scores 0: it did not move with the scene."""
+    if torch.isnan(generated).any():
+        return 0.0
+    return motion_fidelity_from_tracks(reference[:, None], generated[:, None], static_eps=static_px)
+
+
+def mask_iou(generated: torch.Tensor, reference: torch.Tensor) -> float | None:
+    """Mean IoU over frames where ``reference`` ``[F, H, W]`` is not empty; None if it never is."""
+    values = []
+    for g, r in zip(generated.bool(), reference.bool()):
+        if r.any():
+            values.append(float((g & r).sum()) / float((g | r).sum()))
+    return sum(values) / len(values) if values else None
+
+
+def displacement(track: torch.Tensor) -> torch.Tensor:
+    """Last minus first position of an ``[F, 2]`` track (zero for a never-found, NaN track)."""
+    d = track[-1] - track[0]
+    return torch.zeros(2) if torch.isnan(d).any() else d
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    na, nb = float(a.norm()), float(b.norm())
+    return 0.0 if na < 1e-9 or nb < 1e-9 else float(a @ b) / (na * nb)
+
+
+# ---------------------------------------------------------------------------- generation
+Generate = Callable[[torch.Tensor, torch.Tensor, float, int], torch.Tensor]
+
+
+def model_generator(backbone, branch, sampling: dict) -> Generate:
+    """``generate(first_frame [3,H,W], control [F,3,H,W], strength, seed) -> [F,3,H,W]`` with fixed settings."""
+    from .sampling import generate_video
+
+    def generate(first_frame, control, strength, seed):
+        with torch.no_grad():
+            return generate_video(backbone, first_frame[None], control[None], branch, control_strength=strength,
+                                  generator=int(seed), **sampling)[0].float().cpu()
+
+    return generate
+
+
+def method_videos(generate: Generate, frames: torch.Tensor, control: torch.Tensor, seed: int) -> dict:
+    """Every method's video for one scene (same noise seed for both model runs); ``simulation`` is the
+    ground truth itself, the ceiling the tracker allows."""
+    return {"interdyn": generate(frames[0], control, 1.0, seed),
+            "no_control": generate(frames[0], control, 0.0, seed),
+            "copy_first_frame": frames[:1].expand_as(frames).clone(),
+            "simulation": frames}
+
+
+def force_scene(seed: int, size=(64, 64), num_frames: int = 8, moving_px: float = MOVING_PX):
+    """The probe scene for ``seed``: a :func:`~interdyn.synthetic.random_scene` and the indices of its
+    free objects that the simulation moves by more than ``moving_px`` (may be empty)."""
+    from .synthetic import random_scene
+
+    scene = random_scene(int(seed), size=tuple(size), num_frames=num_frames)
+    travel = (scene.tracks - scene.tracks[:, :1]).norm(dim=-1).amax(dim=1)
+    reacting = [k for k in range(len(scene.names)) if not bool(scene.driven[k]) and float(travel[k]) > moving_px]
+    return scene, reacting
+
+
+def probe_force_scene(scene, reacting: Sequence[int], videos: dict, static_px: float = STATIC_PX) -> dict:
+    """Probes 1 and 3 on one scene: per method, motion fidelity and end-point error of the reacting
+    free objects, and IoU of the driven objects."""
+    gt_tracks = track_objects(scene.frames, scene.meta, scene.masks)
+    driven = [k for k in range(len(scene.names)) if bool(scene.driven[k])]
+    out = {"seed": int(scene.meta["seed"]), "reacting": [scene.names[k] for k in reacting]}
+    for method, video in videos.items():
+        masks = object_masks(video, scene.meta, scene.masks)
+        tracks = centroid_tracks(masks)
+        mf = [track_motion_fidelity(gt_tracks[k], tracks[k], static_px) for k in reacting]
+        epe = [float((tracks[k, -1] - gt_tracks[k, -1]).norm()) if not torch.isnan(tracks[k]).any()
+               else float("nan") for k in reacting]
+        ious = [mask_iou(masks[k, 1:], scene.masks[k, 1:]) for k in driven]
+        ious = [v for v in ious if v is not None]
+        out[method] = {
+            "motion_fidelity": sum(mf) / len(mf) if mf else None,
+            "endpoint_error_px": _nanmean(epe) if epe else None,
+            "driven_iou": sum(ious) / len(ious) if ious else None,
+        }
+    return out
+
+
+def probe_counterfactual(factual, counter, videos_f: dict, videos_c: dict, moving_px: float = MOVING_PX) -> dict:
+    """Probe 2 on one pair: the free disc's (object 0) displacement under both drives, per method."""
+    sim_f = displacement(factual.tracks[0])
+    out = {"seed": int(factual.meta["seed"]), "simulated_displacement": sim_f.tolist()}
+    for method in videos_f:
+        d_f = displacement(track_objects(videos_f[method], factual.meta, factual.masks)[0])
+        d_c = displacement(track_objects(videos_c[method], counter.meta, counter.masks)[0])
+        c = cosine(d_f, sim_f)
+        out[method] = {"displacement_hit": d_f.tolist(), "displacement_miss": d_c.tolist(), "cosine": c,
+                       "direction_agrees": c > 0.0,
+                       "responds_to_drive": float(d_f.norm()) >= float(d_c.norm()) + moving_px}
+    return out
+
+
+def _nanmean(values):
+    v = [x for x in values if x is not None and not math.isnan(x)]
+    return sum(v) / len(v) if v else None
+
+
+# ---------------------------------------------------------------------------- the runner
+@dataclass
+class ProbeReport:
+    """Per-scene records and the summary of :func:`run_probes` (``to_json`` / ``to_markdown``)."""
+
+    settings: dict
+    force: list[dict] = field(default_factory=list)
+    counterfactual: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def methods(self) -> list[str]:
+        records = self.force + self.counterfactual
+        return [m for m in METHODS if any(m in r for r in records)]
+
+    def summary(self) -> dict:
+        s: dict = {}
+        for method in self.methods():
+            mf = [r[method]["motion_fidelity"] for r in self.force if r[method]["motion_fidelity"] is not None]
+            epe = [r[method]["endpoint_error_px"] for r in self.force if r[method]["endpoint_error_px"] is not None]
+            iou = [r[method]["driven_iou"] for r in self.force if r[method]["driven_iou"] is not None]
+            cf = [r[method] for r in self.counterfactual]
+            s[method] = {
+                "motion_fidelity": _stats(mf), "endpoint_error_px": _stats(epe), "driven_iou": _stats(iou),
+                "direction_agreement": _fraction([c["direction_agrees"] for c in cf]),
+                "mean_cosine": _stats([c["cosine"] for c in cf]),
+                "responds_to_drive": _fraction([c["responds_to_drive"] for c in cf]),
+            }
+        if self.force:
+            ours = [r["interdyn"]["motion_fidelity"] for r in self.force]
+            for base in BASELINES:
+                other = [r[base]["motion_fidelity"] for r in self.force]
+                diff = [a - b for a, b in zip(ours, other)]
+                s[f"interdyn_minus_{base}"] = {"motion_fidelity": _stats(diff),
+                                               "wins": _fraction([d > 0 for d in diff])}
+        return s
+
+    def to_json(self) -> dict:
+        return {"settings": self.settings, "summary": self.summary(), "force_propagation": self.force,
+                "counterfactual": self.counterfactual, "seconds": self.seconds}
+
+    def to_markdown(self) -> str:
+        s = self.summary()
+        n_f, n_c = len(self.force), len(self.counterfactual)
+        lines = [f"Held-out scenes: {n_f} force-propagation scenes, {n_c} counterfactual pairs "
+                 f"(seeds from {self.settings['seed']}); mean ± standard deviation over scenes.", "",
+                 "| method | force propagation: motion fidelity ↑ | end-point error (px) ↓ | driven-object IoU ↑ "
+                 "| counterfactual: direction agrees ↑ | mean cosine ↑ | responds to the drive ↑ |",
+                 "|---|---|---|---|---|---|---|"]
+        names = {"interdyn": "InterDyn (toy)", "no_control": "same model, control strength 0",
+                 "copy_first_frame": "copy the first frame",
+                 "simulation": "the simulation itself (ceiling of the colour tracker)"}
+        for method in self.methods():
+            m = s[method]
+            lines.append(f"| {names[method]} | {_fmt(m['motion_fidelity'])} | {_fmt(m['endpoint_error_px'], 1)} | "
+                         f"{_fmt(m['driven_iou'])} | {_pct(m['direction_agreement'])} | {_fmt(m['mean_cosine'])} | "
+                         f"{_pct(m['responds_to_drive'])} |")
+        for base in BASELINES:
+            d = s.get(f"interdyn_minus_{base}")
+            if d:
+                lines.append("")
+                lines.append(f"InterDyn minus {names[base]}, motion fidelity per scene: {_fmt(d['motion_fidelity'])}; "
+                             f"InterDyn higher in {_pct(d['wins'])} of scenes.")
+        return "\n".join(lines) + "\n"
+
+
+def _stats(values) -> dict | None:
+    values = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return None
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "n": len(values)}
+
+
+def _fraction(flags) -> dict | None:
+    flags = list(flags)
+    return {"fraction": sum(bool(f) for f in flags) / len(flags), "n": len(flags)} if flags else None
+
+
+def _fmt(stat, digits: int = 3) -> str:
+    return "n/a" if not stat else f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def _pct(frac) -> str:
+    return "n/a" if not frac else f"{100 * frac['fraction']:.0f}% ({round(frac['fraction'] * frac['n'])}/{frac['n']})"
+
+
+def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SEED, size=(64, 64),
+               num_frames: int = 8, progress: Callable[[str], None] | None = None,
+               settings: dict | None = None) -> ProbeReport:
+    """Run the three probes on ``num_scenes`` held-out scenes (and as many counterfactual pairs).
+
+    Force-propagation scenes are ``random_scene(seed + i)`` for the first ``num_scenes`` values of
+    ``i`` whose simulation moves at least one free object; counterfactual pairs are
+    ``counterfactual_pair(seed + i, mode="redirect")``."""
+    from .synthetic import counterfactual_pair
+
+    t0 = time.time()
+    report = ProbeReport(settings={"seed": seed, "num_scenes": num_scenes, "size": list(size),
+                                   "num_frames": num_frames, "static_px": STATIC_PX, "moving_px": MOVING_PX,
+                                   **(settings or {})})
+    i = 0
+    while len(report.force) < num_scenes:
+        scene, reacting = force_scene(seed + i, size, num_frames)
+        i += 1
+        if not reacting:
+            continue
+        videos = method_videos(generate, scene.frames, scene.control, seed + i - 1)
+        report.force.append(probe_force_scene(scene, reacting, videos))
+        if progress:
+            progress(f"force propagation {len(report.force)}/{num_scenes}")
+    for i in range(num_scenes):
+        factual, counter = counterfactual_pair(seed + i, mode="redirect", size=tuple(size), num_frames=num_frames)
+        vf = method_videos(generate, factual.frames, factual.control, seed + i)
+        vc = method_videos(generate, counter.frames, counter.control, seed + i)
+        report.counterfactual.append(probe_counterfactual(factual, counter, vf, vc))
+        if progress:
+            progress(f"counterfactual {i + 1}/{num_scenes}")
+    report.seconds = time.time() - t0
+    return report
+
+
+def write_report(report: ProbeReport, out: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``probes.json`` and ``probes.md`` into folder ``out`` (each atomically)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in (("probes.json", json.dumps(report.to_json(), indent=1)), ("probes.md", report.to_markdown())):
+        path = out / name
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def training_seeds(prior_scenes: int = 3000, control_scenes: int = 2000, control_seed: int = 0) -> set[int]:
+    """Scene seeds the built-in toy model was trained on: ``random_scene(0..prior_scenes-1)`` for the
+    prior and the control-branch dataset's ``SeedSequence`` seeds (as ``training.data.SyntheticClips``
+    derives them)."""
+    from .synthetic import dataset_scene_seed
+
+    return set(range(prior_scenes)) | {dataset_scene_seed(control_seed, i) for i in range(control_scenes)}

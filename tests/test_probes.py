@@ -1,0 +1,102 @@
+"""interdyn.probes: the physics probes, checked on oracle videos (the simulation itself, a frozen copy,
+a mirrored motion) and, end to end, with the built-in model on a couple of held-out scenes."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from interdyn import probes
+from interdyn.synthetic import counterfactual_pair, dataset_scene_seed, default_scene, random_scene
+
+
+def test_colour_tracker_recovers_simulated_centres():
+    errors = []
+    for seed in range(probes.PROBE_SEED, probes.PROBE_SEED + 6):
+        scene = random_scene(seed, size=(64, 64), num_frames=8)
+        tracks = probes.track_objects(scene.frames, scene.meta)
+        area = scene.masks.sum(dim=(-2, -1)).float()  # [O, F] visible pixels
+        for k in range(len(scene.names)):
+            # free objects stay inside the frame (walls); skip frames where a driver covers part of one
+            unoccluded = area[k] >= 0.97 * area[k].max()
+            if not scene.driven[k]:
+                errors.append((tracks[k] - scene.tracks[k]).norm(dim=-1)[unoccluded].max().item())
+    errors = torch.tensor(errors)
+    assert errors.median() < 0.3 and errors.max() < 2.0, \
+        f"colour-centroid tracks of unoccluded free objects should match the simulated centres (median of the " \
+        f"per-object worst error < 0.3 px, all < 2 px), got median {errors.median():.2f}, max {errors.max():.2f} px"
+
+
+def test_tracker_keeps_last_position_and_marks_never_seen_objects():
+    masks = torch.zeros(2, 3, 8, 8, dtype=torch.bool)
+    masks[0, 0, 2:4, 2:4] = True  # frame 0 only; frames 1-2 keep its centre (3, 3)
+    tracks = probes.centroid_tracks(masks)
+    assert torch.allclose(tracks[0], torch.tensor([[3.0, 3.0]] * 3)), f"a lost object keeps its last centre, got {tracks[0]}"
+    assert torch.isnan(tracks[1]).all(), "an object never found must be NaN, not a made-up position"
+    assert probes.track_motion_fidelity(tracks[0], tracks[1]) == 0.0, "a vanished object scores 0"
+
+
+def test_force_probe_ranks_oracle_above_frozen_and_mirrored_videos():
+    scene, reacting = probes.force_scene(probes.PROBE_SEED)
+    assert reacting, "the first probe scene has a free object that the simulation moves"
+    frozen = scene.frames[:1].expand_as(scene.frames).clone()
+    mirrored = scene.frames.flip(-1)  # every motion's x component reversed
+    record = probes.probe_force_scene(scene, reacting, {"interdyn": scene.frames, "no_control": mirrored,
+                                                        "copy_first_frame": frozen})
+    assert record["interdyn"]["motion_fidelity"] == pytest.approx(1.0, abs=1e-6), \
+        "the simulation compared with itself has motion fidelity 1"
+    assert record["interdyn"]["endpoint_error_px"] < 1e-4
+    assert record["copy_first_frame"]["motion_fidelity"] < 0.8, \
+        "a frozen video cannot follow an object that moves"
+    assert record["copy_first_frame"]["endpoint_error_px"] > probes.MOVING_PX
+    assert record["interdyn"]["driven_iou"] > 0.75, \
+        "the simulated driver matches its own mask (edge pixels blending two colours are left out, hence < 1)"
+    assert record["copy_first_frame"]["driven_iou"] < record["interdyn"]["driven_iou"]
+
+
+def test_counterfactual_probe_on_oracle_and_on_a_drive_blind_model():
+    factual, counter = counterfactual_pair(probes.PROBE_SEED, mode="redirect", size=(64, 64), num_frames=8)
+    assert torch.equal(factual.frames[0], counter.frames[0]), "a counterfactual pair shares frame 0"
+    oracle = probes.probe_counterfactual(factual, counter, {"interdyn": factual.frames}, {"interdyn": counter.frames})
+    assert oracle["interdyn"]["direction_agrees"] and oracle["interdyn"]["cosine"] > 0.95
+    assert oracle["interdyn"]["responds_to_drive"], "the simulated disc moves when hit and stays when missed"
+    # a model that ignores the drive gives the same video for both drives: it cannot respond to it
+    blind = probes.probe_counterfactual(factual, counter, {"interdyn": factual.frames}, {"interdyn": factual.frames})
+    assert not blind["interdyn"]["responds_to_drive"]
+
+
+def test_report_summary_and_markdown():
+    report = probes.ProbeReport(settings={"seed": probes.PROBE_SEED})
+    for mf_ours, mf_other in ((0.9, 0.5), (0.7, 0.6)):
+        rec = {"seed": 0, "reacting": ["a"]}
+        for method, mf in (("interdyn", mf_ours), ("no_control", mf_other), ("copy_first_frame", 0.3)):
+            rec[method] = {"motion_fidelity": mf, "endpoint_error_px": 1.0, "driven_iou": 0.5}
+        report.force.append(rec)
+    s = report.summary()
+    assert s["interdyn"]["motion_fidelity"]["mean"] == pytest.approx(0.8)
+    assert s["interdyn"]["motion_fidelity"]["std"] == pytest.approx(0.1)
+    assert s["interdyn_minus_no_control"]["motion_fidelity"]["mean"] == pytest.approx(0.25)
+    assert s["interdyn_minus_no_control"]["wins"]["fraction"] == 1.0
+    md = report.to_markdown()
+    assert "0.800 ± 0.100" in md and "copy the first frame" in md
+
+
+def test_probe_seeds_are_held_out_from_training():
+    train = probes.training_seeds()
+    assert len(train) == 5000, "3000 prior scenes + 2000 control-branch scenes, all distinct"
+    probe_range = range(probes.PROBE_SEED, probes.PROBE_SEED + 1000)
+    assert not train.intersection(probe_range), "probe scenes must not be training scenes"
+    assert not train.intersection(range(probes.VALIDATION_SEED, probes.VALIDATION_SEED + 1000))
+    # the control-branch dataset derives its seeds with this function
+    from training.data.datasets import SyntheticClips
+
+    ds = SyntheticClips(2000, seed=0, num_frames=8)
+    assert {ds.scene_seed(i) for i in range(0, 2000, 97)} <= train
+
+
+def test_default_scene_is_the_demo_situation():
+    scene = default_scene(probes.PROBE_SEED, size=(64, 64), num_frames=8)
+    hit = scene.first_contact(0, 1)
+    assert hit is not None and hit <= 4, "the driver reaches the free disc early enough to see it move on"
+    assert not math.isnan(float(probes.track_objects(scene.frames, scene.meta)[0, 0, 0]))

@@ -1,0 +1,97 @@
+"""Stage 4 of the toy-physics recipe: put the trained toy model into the package, in fp16.
+
+    python -m training.toy.package --svd runs/toy/svd --control runs/toy/interdyn_toy_physics.safetensors
+
+Writes ``interdyn/assets/toy_physics/svd/`` (a diffusers SVD folder) and
+``interdyn/assets/toy_physics/interdyn_toy_physics.safetensors`` (our single-file control branch
+format), both in float16, replacing what is there only once everything is written. Before that it
+checks that fp16 holds quality: the same scenes are generated with the float32 weights and with
+the fp16 weights (upcast to float32 for computing, as the loaders do on a CPU) and the largest
+pixel difference is printed and stored in the branch's provenance.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from interdyn.builtin import TOY_DIR, TOY_SAMPLING
+
+
+def _generate_probe_videos(backbone, branch, seeds) -> torch.Tensor:
+    from interdyn.sampling import generate_video
+    from interdyn.synthetic import default_scene
+
+    videos = []
+    for seed in seeds:
+        scene = default_scene(seed, size=(TOY_SAMPLING["height"], TOY_SAMPLING["width"]),
+                              num_frames=TOY_SAMPLING["num_frames"])
+        with torch.no_grad():
+            videos.append(generate_video(backbone, scene.frames[:1], scene.control[None], branch, generator=seed,
+                                         **TOY_SAMPLING)[0])
+    return torch.stack(videos)
+
+
+def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | None = None) -> dict:
+    from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
+    from interdyn.testing import save_svd_folder
+
+    backbone = load_svd_backbone(svd, dtype=torch.float32)
+    branch = load_control_branch(control, dtype=torch.float32, backbone=backbone)
+    seeds = [2_000_000 + i for i in range(4)]  # validation seeds, not the probe seeds
+    reference = _generate_probe_videos(backbone, branch, seeds)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for module in (backbone.unet, backbone.vae, backbone.image_encoder):
+            module.to(torch.float16)
+        save_svd_folder(backbone, staging / "svd")
+        info = dict(provenance or {})
+        save_control_branch(branch, staging / "interdyn_toy_physics.safetensors", dtype=torch.float16,
+                            provenance=info)
+        # fp16 check: reload the staged files the way users will
+        backbone16 = load_svd_backbone(staging / "svd", dtype=torch.float32)
+        branch16 = load_control_branch(staging / "interdyn_toy_physics.safetensors", dtype=torch.float32,
+                                       backbone=backbone16)
+        diff = float((_generate_probe_videos(backbone16, branch16, seeds) - reference).abs().max())
+        info["fp16_check"] = {"max_abs_pixel_difference": diff, "scenes": seeds, "sampling": TOY_SAMPLING}
+        save_control_branch(branch16, staging / "interdyn_toy_physics.safetensors", dtype=torch.float16,
+                            provenance=info)
+        if out.exists():
+            for name in ("svd", "interdyn_toy_physics.safetensors"):
+                old = out / name
+                if old.is_dir():
+                    shutil.rmtree(old)
+                elif old.exists():
+                    old.unlink()
+        out.mkdir(exist_ok=True)
+        for item in staging.iterdir():
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"fp16 vs fp32 on {len(seeds)} validation scenes: max |pixel difference| {diff:.4f}")
+    print(f"wrote {out} ({size / 1e6:.1f} MB)")
+    return {"fp16_max_abs_pixel_difference": diff, "bytes": size}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.toy.package", description=__doc__.splitlines()[0])
+    p.add_argument("--svd", type=Path, required=True, help="toy backbone folder (stage 2 output)")
+    p.add_argument("--control", type=Path, required=True, help="exported control branch (.safetensors)")
+    p.add_argument("--out", type=Path, default=TOY_DIR, help="destination (default: the package's assets)")
+    p.add_argument("--provenance", type=Path, help="JSON file with the training record to store in the branch")
+    a = p.parse_args(argv)
+    prov = json.loads(a.provenance.read_text()) if a.provenance else {}
+    package(a.svd, a.control, a.out, prov)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
