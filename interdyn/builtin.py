@@ -25,7 +25,8 @@ TOY_BRANCH = TOY_DIR / "interdyn_toy_physics.safetensors"
 #: How the toy model is sampled: its training resolution and clip length, SVD's micro-conditioning as
 #: in training (6 fps clips -> fps 7 in diffusers' convention, motion bucket 40), and the step count
 #: and guidance chosen on validation scenes (seeds 2_000_000+, not the probe scenes).
-TOY_SAMPLING = dict(num_frames=8, height=64, width=64, num_steps=16, min_guidance=1.0, max_guidance=1.0,
+TOY_SIZE = (64, 64)  # (height, width) the toy model was trained at
+TOY_SAMPLING = dict(num_frames=8, num_steps=16, min_guidance=1.0, max_guidance=2.0,
                     fps=7, motion_bucket_id=40, noise_aug_strength=0.02)
 
 _BUILTINS = {TOY_PHYSICS: {"svd": TOY_SVD, "control": TOY_BRANCH}}

@@ -135,17 +135,17 @@ def _builtin_sampling(args) -> dict:
 
 def cmd_demo(args) -> int:
     from . import probes
-    from .builtin import TOY_PHYSICS, load_toy_physics
+    from .builtin import TOY_PHYSICS, TOY_SIZE, load_toy_physics
     from .synthetic import default_scene
     from .video_io import write_video
 
     t0 = time.time()
     sampling = _builtin_sampling(args)
     print(f"interdyn demo: the built-in toy-physics model ({TOY_PHYSICS}, trained by this project on its "
-          f"synthetic collision world; {sampling['width']}x{sampling['height']}, {sampling['num_frames']} frames).\n"
+          f"synthetic collision world; {TOY_SIZE[1]}x{TOY_SIZE[0]}, {sampling['num_frames']} frames).\n"
           f"Scene: held-out seed {args.seed}: a driven disc enters and pushes a free disc. The model sees the "
           f"first frame and the driver's masks only.")
-    scene = default_scene(args.seed, size=(sampling["height"], sampling["width"]), num_frames=sampling["num_frames"])
+    scene = default_scene(args.seed, size=TOY_SIZE, num_frames=sampling["num_frames"])
     backbone, branch = load_toy_physics()
     generate = probes.model_generator(backbone, branch, sampling)
     videos = probes.method_videos(generate, scene.frames, scene.control, args.seed)
@@ -172,8 +172,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _every_tenth(message: str) -> None:
+    """Progress of ``run_probes`` ("... k/n"): print every tenth scene and the last."""
+    done, total = (int(v) for v in message.rsplit(" ", 1)[1].split("/"))
+    if done % 10 == 0 or done == total:
+        print(f"  {message}", flush=True)
+
+
 def cmd_probes(args) -> int:
     from . import probes
+    from .builtin import TOY_SIZE
     from .loading import load_control_branch, load_svd_backbone
 
     sampling = _builtin_sampling(args)
@@ -183,8 +191,8 @@ def cmd_probes(args) -> int:
     print(f"physics probes: {args.num_scenes} held-out scenes from seed {args.seed}, model {args.svd} + "
           f"{args.interdyn}", flush=True)
     report = probes.run_probes(generate, num_scenes=args.num_scenes, seed=args.seed,
-                               size=(sampling["height"], sampling["width"]), num_frames=sampling["num_frames"],
-                               progress=lambda msg: print(f"  {msg}", flush=True),
+                               size=TOY_SIZE, num_frames=sampling["num_frames"],
+                               progress=_every_tenth,
                                settings={"svd": str(args.svd), "interdyn": str(args.interdyn), "sampling": sampling})
     json_path, md_path = probes.write_report(report, args.out)
     print(report.to_markdown())

@@ -183,7 +183,8 @@ def load_control_branch(path: str | os.PathLike, *, dtype: str | torch.dtype | N
     """Load an InterDyn control branch (official folder or our single file), checked against ``backbone``.
 
     The residual mode comes with the weights: ``"official"`` for the published release,
-    whatever the file says for ours.
+    whatever the file says for ours. ``dtype`` None means the backbone's dtype when ``backbone`` is
+    given (the two must match to run together), else the file's.
     """
     path = _builtin_or_path(path, "control")
     config, provenance, weights = _control_branch_files(path)
@@ -203,10 +204,13 @@ def load_control_branch(path: str | os.PathLike, *, dtype: str | torch.dtype | N
         k = wrong[0]
         raise ModelLoadError(f"{weights}: tensor {k} has shape {tuple(state[k].shape)} but its config implies "
                              f"{tuple(shapes[k].shape)} ({len(wrong)} tensors differ)")
+    if dtype is not None:
+        target = resolve_dtype(dtype, device)
+    else:
+        target = backbone.dtype if backbone is not None else state[next(iter(state))].dtype
+    # cast the tensors, not the module (diffusers' ModelMixin.to(dtype) warns about fp32 modules)
+    state = {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
-    target = resolve_dtype(dtype, device) if dtype is not None else state[next(iter(state))].dtype
-    if target != model.dtype:
-        model.to(dtype=target)
     model.to(device=device).eval().requires_grad_(False)
     model.provenance = provenance
     if backbone is not None:

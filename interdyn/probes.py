@@ -354,16 +354,15 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
     report = ProbeReport(settings={"seed": seed, "num_scenes": num_scenes, "size": list(size),
                                    "num_frames": num_frames, "static_px": STATIC_PX, "moving_px": MOVING_PX,
                                    **(settings or {})})
-    i = 0
+    scene_seed = seed
     while len(report.force) < num_scenes:
-        scene, reacting = force_scene(seed + i, size, num_frames)
-        i += 1
-        if not reacting:
-            continue
-        videos = method_videos(generate, scene.frames, scene.control, seed + i - 1)
-        report.force.append(probe_force_scene(scene, reacting, videos))
-        if progress:
-            progress(f"force propagation {len(report.force)}/{num_scenes}")
+        scene, reacting = force_scene(scene_seed, size, num_frames)
+        if reacting:  # scenes where no free object moves say nothing about force propagation
+            videos = method_videos(generate, scene.frames, scene.control, scene_seed)
+            report.force.append(probe_force_scene(scene, reacting, videos))
+            if progress:
+                progress(f"force propagation {len(report.force)}/{num_scenes}")
+        scene_seed += 1
     for i in range(num_scenes):
         factual, counter = counterfactual_pair(seed + i, mode="redirect", size=tuple(size), num_frames=num_frames)
         vf = method_videos(generate, factual.frames, factual.control, seed + i)

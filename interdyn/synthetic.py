@@ -767,22 +767,24 @@ def dataset_scene_seed(seed: int, index: int) -> int:
 
 
 #: Names of :func:`scene_for_preset` (the ComfyUI Synthetic Scene node lists them).
-SCENE_PRESETS = ("push", "random", "chain", "miss")
+SCENE_PRESETS = ("push", "random", "chain", "hit", "miss")
 
 
 def scene_for_preset(preset: str, seed: int, *, size: tuple[int, int] = (64, 64), num_frames: int = 8,
                      fps: float = DEFAULT_FPS) -> SyntheticScene:
     """One scene by preset name: ``push`` (:func:`default_scene`), ``random`` (:func:`random_scene`),
-    ``chain`` (:func:`force_propagation_scene`) or ``miss`` (the second scene of
-    :func:`counterfactual_pair` in ``redirect`` mode: same frame 0 as its hit, the driver misses)."""
+    ``chain`` (:func:`force_propagation_scene`), or ``hit`` / ``miss``, the two scenes of
+    :func:`counterfactual_pair` in ``redirect`` mode (same frame 0 for the same seed; the driver hits
+    the disc, or is turned away and misses it)."""
     if preset == "push":
         return default_scene(seed, size=size, num_frames=num_frames, fps=fps)
     if preset == "random":
         return random_scene(seed, size=size, num_frames=num_frames, fps=fps)
     if preset == "chain":
         return force_propagation_scene(seed, size=size, num_frames=num_frames, fps=fps)
-    if preset == "miss":
-        return counterfactual_pair(seed, mode="redirect", size=size, num_frames=num_frames, fps=fps)[1]
+    if preset in ("hit", "miss"):
+        pair = counterfactual_pair(seed, mode="redirect", size=size, num_frames=num_frames, fps=fps)
+        return pair[preset == "miss"]
     raise ValueError(f"preset must be one of {SCENE_PRESETS}, got {preset!r}.")
 
 

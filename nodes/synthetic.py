@@ -26,7 +26,8 @@ class InterDynSyntheticScene:
                 "default": "push",
                 "tooltip": "push: a driven disc enters and pushes a free disc. random: 1-3 free discs/boxes and "
                            "1-2 drivers (the training distribution). chain: the driver hits disc A, which hits disc "
-                           "B. miss: like push, but the driver is turned away and misses the disc."}),
+                           "B. hit / miss: a counterfactual pair, the same first frame for the same seed; the "
+                           "driver hits the disc, or is turned away and misses it."}),
             "seed": ("INT", {"default": 1000000, "min": 0, "max": 2**31 - 1,
                              "tooltip": "Layout, colours and physics parameters. Seeds >= 1000000 are held out from "
                                         "the built-in model's training."}),

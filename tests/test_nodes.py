@@ -111,8 +111,9 @@ def test_loader_lists_diffusers_folders_svd_checkpoints_and_control_branches(pac
     (folders / "sam2" / "sam2.1_hiera_tiny.pt").write_bytes(b"")
     try:
         spec = pack.NODE_CLASS_MAPPINGS["InterDynModelLoader"].INPUT_TYPES()["required"]
-        assert spec["svd"][0] == ["svd_tiny", "svd_xt.safetensors"], "SVD folders and svd*.safetensors only"
-        assert spec["interdyn"][0] == ["none", "interdyn_tiny.safetensors"]
+        assert spec["svd"][0] == ["builtin:toy-physics", "svd_tiny", "svd_xt.safetensors"], \
+            "the built-in model first, then SVD folders and svd*.safetensors only"
+        assert spec["interdyn"][0] == ["none", "builtin:toy-physics", "interdyn_tiny.safetensors"]
         sam2 = pack.NODE_CLASS_MAPPINGS["InterDynSAM2VideoMasks"].INPUT_TYPES()["required"]["sam2_model"][0]
         assert sam2 == ["sam2.1_hiera_tiny.pt"]
     finally:
@@ -302,3 +303,17 @@ def test_sam2_errors_name_missing_checkpoint_and_empty_prompts(pack, folders):
         sam.segment(image(2), "sam2.1_hiera_small.pt", "  ", 0, "cpu", 256)
     with pytest.raises(ValueError, match="box"):
         sam.segment(image(2), "sam2.1_hiera_small.pt", '[{"box": [4, 4]}]', 0, "cpu", 256)
+
+
+# ---------------------------------------------------------------------------- synthetic scene
+def test_synthetic_scene_node_gives_first_frame_driver_masks_and_ground_truth(pack):
+    node = pack.NODE_CLASS_MAPPINGS["InterDynSyntheticScene"]()
+    first, masks, truth, fps = node.make("push", 1000000, 64, 64, 8)
+    assert first.shape == (1, 64, 64, 3) and truth.shape == (8, 64, 64, 3), "IMAGE batches are [B, H, W, 3]"
+    assert masks.shape == (8, 64, 64) and masks.dtype == torch.float32, "MASK batches are [F, H, W] float"
+    assert torch.equal(first[0], truth[0]), "the first frame is frame 0 of the ground truth"
+    assert masks[0].sum() == 0 and masks[-1].sum() > 0, "push: the driver starts outside and enters"
+    assert fps == 6.0
+    hit, miss = node.make("hit", 1000000, 64, 64, 8), node.make("miss", 1000000, 64, 64, 8)
+    assert torch.equal(hit[0], miss[0]), "hit and miss share their first frame for the same seed"
+    assert not torch.equal(hit[1], miss[1]), "but not their driving motion"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from interdyn.builtin import TOY_DIR, TOY_SAMPLING
+from interdyn.builtin import TOY_DIR, TOY_SAMPLING, TOY_SIZE
 
 
 def _generate_probe_videos(backbone, branch, seeds) -> torch.Tensor:
@@ -29,8 +29,7 @@ def _generate_probe_videos(backbone, branch, seeds) -> torch.Tensor:
 
     videos = []
     for seed in seeds:
-        scene = default_scene(seed, size=(TOY_SAMPLING["height"], TOY_SAMPLING["width"]),
-                              num_frames=TOY_SAMPLING["num_frames"])
+        scene = default_scene(seed, size=TOY_SIZE, num_frames=TOY_SAMPLING["num_frames"])
         with torch.no_grad():
             videos.append(generate_video(backbone, scene.frames[:1], scene.control[None], branch, generator=seed,
                                          **TOY_SAMPLING)[0])
@@ -52,7 +51,11 @@ def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | No
         for module in (backbone.unet, backbone.vae, backbone.image_encoder):
             module.to(torch.float16)
         save_svd_folder(backbone, staging / "svd")
-        info = dict(provenance or {})
+        for config_file in (staging / "svd").glob("*/config.json"):  # no paths of the training machine
+            config = json.loads(config_file.read_text())
+            config.pop("_name_or_path", None)
+            config_file.write_text(json.dumps(config, indent=2))
+        info = {**(getattr(branch, "provenance", None) or {}), **(provenance or {})}  # export's record + ours
         save_control_branch(branch, staging / "interdyn_toy_physics.safetensors", dtype=torch.float16,
                             provenance=info)
         # fp16 check: reload the staged files the way users will
