@@ -10,7 +10,10 @@ import torch
 
 from .sampling import DEFAULTS
 
-DEMO_SEED = 1_000_000
+# A validation scene (seeds from 2_000_000: never trained on, not a probe scene): of the first 16
+# validation "push" scenes, the one where the toy model's free disc ends nearest the simulation.
+# The averages over 50 probe scenes are in the README; they are much weaker than this scene.
+DEMO_SEED = 2_000_000
 
 
 def _add_sampling_args(p: argparse.ArgumentParser, height=DEFAULTS["height"], width=DEFAULTS["width"],
@@ -143,8 +146,9 @@ def cmd_demo(args) -> int:
     sampling = _builtin_sampling(args)
     print(f"interdyn demo: the built-in toy-physics model ({TOY_PHYSICS}, trained by this project on its "
           f"synthetic collision world; {TOY_SIZE[1]}x{TOY_SIZE[0]}, {sampling['num_frames']} frames).\n"
-          f"Scene: held-out seed {args.seed}: a driven disc enters and pushes a free disc. The model sees the "
-          f"first frame and the driver's masks only.")
+          f"Scene seed {args.seed} (never trained on): a driven disc enters and pushes a free disc. The model sees "
+          f"the first frame and the driver's masks only." + (" The default scene is the validation scene where the "
+          "model does best; `interdyn probes` measures the average." if args.seed == DEMO_SEED else ""))
     scene = default_scene(args.seed, size=TOY_SIZE, num_frames=sampling["num_frames"])
     backbone, branch = load_toy_physics()
     generate = probes.model_generator(backbone, branch, sampling)
@@ -226,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the built-in toy-physics model on a held-out synthetic scene (CPU, no files)")
     p.add_argument("--out", default="interdyn_demo", help="output folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=DEMO_SEED,
-                   help="scene and noise seed; seeds from 1000000 are held out from training (default %(default)s)")
+                   help="scene and noise seed; seeds from 1000000 are held out from training (default %(default)s, "
+                        "a validation scene)")
     p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the built-in model's)")
     p.add_argument("--zoom", type=int, default=4, help="enlarge the written videos this many times (default 4)")
     p.set_defaults(func=cmd_demo)
