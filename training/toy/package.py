@@ -36,6 +36,17 @@ def _generate_probe_videos(backbone, branch, seeds) -> torch.Tensor:
     return torch.stack(videos)
 
 
+def _portable(value):
+    """Provenance without the training machine's paths: absolute paths keep their last two parts."""
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return "/".join(Path(value).parts[-2:])
+    return value
+
+
 def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | None = None) -> dict:
     from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
     from interdyn.testing import save_svd_folder
@@ -55,7 +66,7 @@ def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | No
             config = json.loads(config_file.read_text())
             config.pop("_name_or_path", None)
             config_file.write_text(json.dumps(config, indent=2))
-        info = {**(getattr(branch, "provenance", None) or {}), **(provenance or {})}  # export's record + ours
+        info = _portable({**(getattr(branch, "provenance", None) or {}), **(provenance or {})})  # export's + ours
         save_control_branch(branch, staging / "interdyn_toy_physics.safetensors", dtype=torch.float16,
                             provenance=info)
         # fp16 check: reload the staged files the way users will
