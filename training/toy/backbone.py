@@ -81,6 +81,16 @@ def _lr(step: int, total: int, base: float, warmup: int = 100) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
+def _optimizer_step(opt: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.Tensor, lr: float) -> None:
+    """One AdamW step at learning rate ``lr`` with the gradient norm clipped to 1."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
 def foreground_weights(x: torch.Tensor, weight: float, threshold: float = 0.1) -> torch.Tensor:
     """``1 + weight`` on object pixels, 1 on the background, for ``[N, 3, H, W]`` frames in [-1, 1].
 
@@ -118,12 +128,7 @@ def train_vae(data_path: Path, out: Path, steps: int, batch: int, lr: float, kl_
             loss = (w * (rec - x) ** 2).mean() / w.mean() + kl_weight * kl
         else:
             loss = mse + kl_weight * kl
-        for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, lr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
+        _optimizer_step(opt, vae, loss, _lr(step, steps, lr))
         if step % 25 == 0 or step == steps - 1:
             _log(out / "loss.csv", {"step": step, "mse": f"{mse.item():.5f}", "kl": f"{kl.item():.4f}",
                                     "seconds": f"{time.time() - t0:.0f}"})
@@ -195,12 +200,7 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
         loss = F.mse_loss(pred.float(), inputs.target)
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite loss at step {step}")
-        for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, lr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
+        _optimizer_step(opt, unet, loss, _lr(step, steps, lr))
         if step % 25 == 0 or step == steps - 1:
             _log(out / "loss.csv", {"step": step, "loss": f"{loss.item():.5f}", "seconds": f"{time.time() - t0:.0f}"})
             print(f"unet step {step} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
