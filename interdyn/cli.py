@@ -176,11 +176,10 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _every_tenth(message: str) -> None:
-    """Progress of ``run_probes`` ("... k/n"): print every tenth scene and the last."""
-    done, total = (int(v) for v in message.rsplit(" ", 1)[1].split("/"))
+def _every_tenth(stage: str, done: int, total: int) -> None:
+    """Progress of ``run_probes``: print every tenth scene and the last."""
     if done % 10 == 0 or done == total:
-        print(f"  {message}", flush=True)
+        print(f"  {stage} {done}/{total}", flush=True)
 
 
 def cmd_probes(args) -> int:

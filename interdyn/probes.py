@@ -341,7 +341,7 @@ def _pct(frac) -> str:
 
 
 def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SEED, size=(64, 64),
-               num_frames: int = 8, progress: Callable[[str], None] | None = None,
+               num_frames: int = 8, progress: Callable[[str, int, int], None] | None = None,
                settings: dict | None = None) -> ProbeReport:
     """Run the three probes on ``num_scenes`` held-out scenes (and as many counterfactual pairs).
 
@@ -361,7 +361,7 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
             videos = method_videos(generate, scene.frames, scene.control, scene_seed)
             report.force.append(probe_force_scene(scene, reacting, videos))
             if progress:
-                progress(f"force propagation {len(report.force)}/{num_scenes}")
+                progress("force propagation", len(report.force), num_scenes)
         scene_seed += 1
     for i in range(num_scenes):
         factual, counter = counterfactual_pair(seed + i, mode="redirect", size=tuple(size), num_frames=num_frames)
@@ -369,7 +369,7 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
         vc = method_videos(generate, counter.frames, counter.control, seed + i)
         report.counterfactual.append(probe_counterfactual(factual, counter, vf, vc))
         if progress:
-            progress(f"counterfactual {i + 1}/{num_scenes}")
+            progress("counterfactual", i + 1, num_scenes)
     report.seconds = time.time() - t0
     return report
 

@@ -1,22 +1,3 @@
 """Datasets and data generation for training the InterDyn control branch."""
-from .synthetic import (
-    SceneObject,
-    SyntheticScene,
-    counterfactual_pair,
-    default_scene,
-    force_propagation_scene,
-    random_scene,
-    simulate,
-    write_scene_folder,
-)
-
-__all__ = [
-    "SceneObject",
-    "SyntheticScene",
-    "simulate",
-    "default_scene",
-    "random_scene",
-    "force_propagation_scene",
-    "counterfactual_pair",
-    "write_scene_folder",
-]
+from .synthetic import *  # noqa: F401,F403  (the collision world, interdyn.synthetic)
+from .synthetic import __all__  # noqa: F401
