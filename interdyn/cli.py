@@ -8,12 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .demo import DEMO_SEED
 from .sampling import DEFAULTS
-
-# A validation scene (seeds from 2_000_000: never trained on, not a probe scene): of the first 16
-# validation "push" scenes, the one where the toy model's free disc ends nearest the simulation.
-# The averages over 50 probe scenes are in the README; they are much weaker than this scene.
-DEMO_SEED = 2_000_000
 
 
 def _add_sampling_args(p: argparse.ArgumentParser, height=DEFAULTS["height"], width=DEFAULTS["width"],
@@ -122,11 +118,6 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _upscale(video: torch.Tensor, factor: int) -> torch.Tensor:
-    """Nearest-neighbour enlargement of ``[F, 3, H, W]`` frames, so 64-pixel videos can be seen."""
-    return video.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
-
-
 def _builtin_sampling(args) -> dict:
     from .builtin import TOY_SAMPLING
 
@@ -137,42 +128,9 @@ def _builtin_sampling(args) -> dict:
 
 
 def cmd_demo(args) -> int:
-    from . import probes
-    from .builtin import TOY_PHYSICS, TOY_SIZE, load_toy_physics
-    from .synthetic import default_scene
-    from .video_io import write_video
+    from .demo import run_demo
 
-    t0 = time.time()
-    sampling = _builtin_sampling(args)
-    print(f"interdyn demo: the built-in toy-physics model ({TOY_PHYSICS}, trained by this project on its "
-          f"synthetic collision world; {TOY_SIZE[1]}x{TOY_SIZE[0]}, {sampling['num_frames']} frames).\n"
-          f"Scene seed {args.seed} (never trained on): a driven disc enters and pushes a free disc. The model sees "
-          f"the first frame and the driver's masks only." + (" The default scene is the validation scene where the "
-          "model does best; `interdyn probes` measures the average." if args.seed == DEMO_SEED else ""))
-    scene = default_scene(args.seed, size=TOY_SIZE, num_frames=sampling["num_frames"])
-    backbone, branch = load_toy_physics()
-    generate = probes.model_generator(backbone, branch, sampling)
-    videos = probes.method_videos(generate, scene.frames, scene.control, args.seed)
-    reacting = [k for k, d in enumerate(scene.driven.tolist()) if not d]
-    record = probes.probe_force_scene(scene, reacting, videos)
-    out = Path(args.out)
-    fps = scene.meta["fps"]
-    big = lambda v: _upscale(v, args.zoom)  # noqa: E731
-    paths = [write_video(out / "generated.mp4", big(videos["interdyn"]), fps=fps),
-             write_video(out / "ground_truth.mp4", big(scene.frames), fps=fps),
-             write_video(out / "control.mp4", big(scene.control), fps=fps),
-             write_video(out / "no_control.mp4", big(videos["no_control"]), fps=fps),
-             write_video(out / "comparison.mp4", big(side_by_side(scene.control, videos["interdyn"], scene.frames,
-                                                                  videos["no_control"])), fps=fps)]
-    print("\nprobes on this scene (interdyn.probes; the README has them over 50 held-out scenes):")
-    print(f"  {'':24s} {'motion fidelity':>16s} {'end-point err px':>17s} {'driver IoU':>11s}")
-    for method in probes.METHODS:
-        m = record[method]
-        fmt = lambda v, d=3: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
-        print(f"  {method:24s} {fmt(m['motion_fidelity']):>16s} {fmt(m['endpoint_error_px'], 1):>17s} "
-              f"{fmt(m['driven_iou']):>11s}")
-    print(f"\ndone in {time.time() - t0:.1f}s; wrote " + ", ".join(str(p) for p in paths))
-    print("comparison.mp4, left to right: driving masks | InterDyn | simulated ground truth | control strength 0")
+    run_demo(args.out, seed=args.seed, num_steps=args.steps, zoom=args.zoom)
     return 0
 
 
@@ -226,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_args(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("demo", help="the built-in toy-physics model on a held-out synthetic scene (CPU, no files)")
+    p = sub.add_parser("demo", help="the built-in toy-physics model on held-out scenes: a hit, a miss of the same "
+                                    "first frame, and a chain (CPU, no files)")
     p.add_argument("--out", default="interdyn_demo", help="output folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=DEMO_SEED,
                    help="scene and noise seed; seeds from 1000000 are held out from training (default %(default)s, "

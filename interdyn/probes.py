@@ -4,8 +4,8 @@ The paper shows that a driving motion makes the rest of a scene react: force pro
 the hand never touches, a different drive gives a different outcome, and the driven object follows
 its mask. On the synthetic world (:mod:`interdyn.synthetic`) the simulation is the ground truth, so
 each of these can be a number. All probes run on *held-out* scenes, seeds ``PROBE_SEED + i``; the
-toy model was trained on scenes 0-2999 (prior) and on 2000 ``SeedSequence``-derived seeds (control
-branch), which :func:`training_seeds` lists so tests can check the sets are disjoint.
+toy model was trained on scenes 0-5999 (VAE and prior) and on 3000 ``SeedSequence``-derived seeds
+(control branch), which :func:`training_seeds` lists so tests can check the sets are disjoint.
 
 Tracking
     Objects are flat-coloured, so the tracker is colour segmentation: every pixel of a video goes to
@@ -34,6 +34,12 @@ image-to-video prior, and copying the first frame)
    moves more (by at least ``moving_px``) under the hitting drive than under the missing one.
 3. **Controlled-object adherence**: IoU, per frame after the first, of the driven object's pixels
    in the generated video with its simulated mask.
+4. **First frame**: PSNR of the generated frame 0 against the input image (the model must give the
+   image back, not a tinted or haloed copy of it).
+5. **Objects**: whether the generated last frame holds the same objects as the simulated one
+   (:func:`object_inventory`: none lost, none invented).
+6. **Chains**: :func:`interdyn.synthetic.force_propagation_scene` (driver -> A -> B, B never touched
+   by the driver): the motion fidelity of ``B``, reported separately.
 """
 from __future__ import annotations
 
@@ -178,6 +184,59 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return 0.0 if na < 1e-9 or nb < 1e-9 else float(a @ b) / (na * nb)
 
 
+def frame_psnr(generated: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR (dB) of one ``[3, H, W]`` frame in [0, 1] against another."""
+    mse = float(torch.nn.functional.mse_loss(generated.float().clamp(0, 1), reference.float().clamp(0, 1)))
+    return 10 * math.log10(1.0 / max(mse, 1e-10))
+
+
+def object_inventory(video: torch.Tensor, meta: dict, true_masks: torch.Tensor, frame: int = -1,
+                     min_pixels: int = 6, lost_fraction: float = 0.3) -> dict:
+    """Are the simulation's objects in frame ``frame`` of ``video``, and nothing else?
+
+    Pixels are labelled by colour as for tracking (palette read off ``video`` where ``true_masks`` says
+    each object is). Lost: an object that covers at least ``min_pixels`` in the simulated frame but
+    has fewer than ``lost_fraction`` of that many pixels of its colour in the video. Invented: a
+    connected blob of non-background pixels (after removing 1-pixel edges, where colours blend) of at
+    least ``min_pixels`` whose colour is no object of the frame (an unknown colour, or an object the
+    simulated frame does not show) or repeats an object, away from every simulated object's outline
+    (pieces of an object split by an occluder, or blurred by fast motion into another colour, touch an
+    outline and are not counted)."""
+    from scipy import ndimage
+
+    palette = calibrated_palette(video, true_masks, meta)
+    labels = colour_labels(video[frame][None], palette)[0]  # [H, W]
+    truth = true_masks[:, frame].bool()
+    visible = [k for k in range(truth.shape[0]) if int(truth[k].sum()) >= min_pixels]
+    lost = [meta["objects"][k]["name"] for k in visible
+            if int((labels == k + 1).sum()) < lost_fraction * int(truth[k].sum())]
+    cross = ndimage.generate_binary_structure(2, 1)
+    near_any = ndimage.binary_dilation(truth.any(dim=0).numpy(), structure=cross, iterations=2)
+    invented = []
+    for k in range(-1, len(meta["objects"])):  # -1: a colour of no object nor of the background
+        if k == -1:
+            # 1-pixel edges blend two colours; opening removes them and keeps solid blobs
+            region = ndimage.binary_opening((labels == -1).numpy(), structure=cross)
+        else:
+            region = (labels == k + 1).numpy()
+        blobs, count = ndimage.label(region, structure=cross)
+        found = sorted(((int((blobs == b).sum()), b) for b in range(1, count + 1)), reverse=True)
+        found = [(a, b) for a, b in found if a >= min_pixels]
+        name = "unknown colour" if k == -1 else meta["objects"][k]["name"]
+        candidates = found
+        if k in visible and found:  # the object itself: its largest blob on its simulated outline, else its largest
+            near = ndimage.binary_dilation(truth[k].numpy(), structure=cross, iterations=2)
+            on_outline = [f for f in found if (near & (blobs == f[1])).any()]
+            itself = on_outline[0] if on_outline else found[0]
+            candidates = [f for f in found if f != itself]
+        # a blob touching some object's simulated outline is a piece of that object (split by an occluder, or
+        # blurred by fast motion into a neighbouring colour), not a new object
+        extra = [(a, b) for a, b in candidates if not (near_any & (blobs == b)).any()]
+        invented += [name] * len(extra)
+    return {"expected": [meta["objects"][k]["name"] for k in visible], "lost": lost, "invented": invented,
+            "same_objects": not lost and not invented}
+
+
 # ---------------------------------------------------------------------------- generation
 Generate = Callable[[torch.Tensor, torch.Tensor, float, int], torch.Tensor]
 
@@ -228,11 +287,27 @@ def probe_force_scene(scene, reacting: Sequence[int], videos: dict, static_px: f
                else float("nan") for k in reacting]
         ious = [mask_iou(masks[k, 1:], scene.masks[k, 1:]) for k in driven]
         ious = [v for v in ious if v is not None]
+        inventory = object_inventory(video, scene.meta, scene.masks)
         out[method] = {
             "motion_fidelity": sum(mf) / len(mf) if mf else None,
             "endpoint_error_px": _nanmean(epe) if epe else None,
             "driven_iou": sum(ious) / len(ious) if ious else None,
+            "first_frame_psnr_db": frame_psnr(video[0], scene.frames[0]),
+            "same_objects": inventory["same_objects"], "lost": inventory["lost"], "invented": inventory["invented"],
         }
+    return out
+
+
+def probe_chain_scene(scene, videos: dict, static_px: float = STATIC_PX) -> dict:
+    """Probe 6 on one :func:`~interdyn.synthetic.force_propagation_scene`: motion fidelity and end-point
+    error of ``B`` (object 1), which only ``A`` (object 0) touches."""
+    gt = track_objects(scene.frames, scene.meta, scene.masks)[1]
+    out = {"seed": int(scene.meta["seed"])}
+    for method, video in videos.items():
+        track = track_objects(video, scene.meta, scene.masks)[1]
+        out[method] = {"motion_fidelity_b": track_motion_fidelity(gt, track, static_px),
+                       "endpoint_error_b_px": float((track[-1] - gt[-1]).norm())
+                       if not torch.isnan(track).any() else None}
     return out
 
 
@@ -263,10 +338,11 @@ class ProbeReport:
     settings: dict
     force: list[dict] = field(default_factory=list)
     counterfactual: list[dict] = field(default_factory=list)
+    chain: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     def methods(self) -> list[str]:
-        records = self.force + self.counterfactual
+        records = self.force + self.counterfactual + self.chain
         return [m for m in METHODS if any(m in r for r in records)]
 
     def summary(self) -> dict:
@@ -276,8 +352,13 @@ class ProbeReport:
             epe = [r[method]["endpoint_error_px"] for r in self.force if r[method]["endpoint_error_px"] is not None]
             iou = [r[method]["driven_iou"] for r in self.force if r[method]["driven_iou"] is not None]
             cf = [r[method] for r in self.counterfactual]
+            chain = [r[method] for r in self.chain if method in r]
             s[method] = {
                 "motion_fidelity": _stats(mf), "endpoint_error_px": _stats(epe), "driven_iou": _stats(iou),
+                "first_frame_psnr_db": _stats([r[method].get("first_frame_psnr_db") for r in self.force]),
+                "same_objects": _fraction([r[method]["same_objects"] for r in self.force
+                                           if "same_objects" in r[method]]),
+                "chain_motion_fidelity_b": _stats([c["motion_fidelity_b"] for c in chain]),
                 "direction_agreement": _fraction([c["direction_agrees"] for c in cf]),
                 "mean_cosine": _stats([c["cosine"] for c in cf]),
                 "responds_to_drive": _fraction([c["responds_to_drive"] for c in cf]),
@@ -289,11 +370,17 @@ class ProbeReport:
                 diff = [a - b for a, b in zip(ours, other)]
                 s[f"interdyn_minus_{base}"] = {"motion_fidelity": _stats(diff),
                                                "wins": _fraction([d > 0 for d in diff])}
+        if self.chain:
+            ours = [r["interdyn"]["motion_fidelity_b"] for r in self.chain]
+            for base in BASELINES:
+                diff = [a - r[base]["motion_fidelity_b"] for a, r in zip(ours, self.chain)]
+                s[f"chain_interdyn_minus_{base}"] = {"motion_fidelity_b": _stats(diff),
+                                                     "wins": _fraction([d > 0 for d in diff])}
         return s
 
     def to_json(self) -> dict:
         return {"settings": self.settings, "summary": self.summary(), "force_propagation": self.force,
-                "counterfactual": self.counterfactual, "seconds": self.seconds}
+                "counterfactual": self.counterfactual, "chain": self.chain, "seconds": self.seconds}
 
     def to_markdown(self) -> str:
         s = self.summary()
@@ -317,6 +404,21 @@ class ProbeReport:
                 lines.append("")
                 lines.append(f"InterDyn minus {names[base]}, motion fidelity per scene: {_fmt(d['motion_fidelity'])}; "
                              f"InterDyn higher in {_pct(d['wins'])} of scenes.")
+        lines += ["", f"Same scenes: frame 0 against the input image, and the objects of the last frame ({n_f} scenes); "
+                  f"chains driver -> A -> B ({len(self.chain)} scenes): motion fidelity of B, which the driver never "
+                  "touches.", "",
+                  "| method | frame 0 PSNR (dB) ↑ | last frame holds the same objects ↑ | chain: motion fidelity of B ↑ |",
+                  "|---|---|---|---|"]
+        for method in self.methods():
+            m = s[method]
+            lines.append(f"| {names[method]} | {_fmt(m['first_frame_psnr_db'], 1)} | {_pct(m['same_objects'])} | "
+                         f"{_fmt(m['chain_motion_fidelity_b'])} |")
+        for base in BASELINES:
+            d = s.get(f"chain_interdyn_minus_{base}")
+            if d:
+                lines.append("")
+                lines.append(f"Chains, InterDyn minus {names[base]}, motion fidelity of B per scene: "
+                             f"{_fmt(d['motion_fidelity_b'])}; InterDyn higher in {_pct(d['wins'])} of scenes.")
         return "\n".join(lines) + "\n"
 
 
@@ -342,16 +444,22 @@ def _pct(frac) -> str:
 
 def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SEED, size=(64, 64),
                num_frames: int = 8, progress: Callable[[str, int, int], None] | None = None,
-               settings: dict | None = None) -> ProbeReport:
+               settings: dict | None = None, num_chain_scenes: int | None = None) -> ProbeReport:
     """Run the three probes on ``num_scenes`` held-out scenes (and as many counterfactual pairs).
 
     Force-propagation scenes are ``random_scene(seed + i)`` for the first ``num_scenes`` values of
     ``i`` whose simulation moves at least one free object; counterfactual pairs are
-    ``counterfactual_pair(seed + i, mode="redirect")``."""
-    from .synthetic import counterfactual_pair
+    ``counterfactual_pair(seed + i, mode="redirect")``; chains are ``force_propagation_scene(seed + i)``
+    for ``i < num_chain_scenes`` (default: half of ``num_scenes``, at least 1)."""
+    from .synthetic import counterfactual_pair, force_propagation_scene
+
+    if num_scenes < 1:
+        raise ValueError(f"num_scenes must be >= 1, got {num_scenes}")
+    num_chain = max(1, num_scenes // 2) if num_chain_scenes is None else int(num_chain_scenes)
 
     t0 = time.time()
-    report = ProbeReport(settings={"seed": seed, "num_scenes": num_scenes, "size": list(size),
+    report = ProbeReport(settings={"seed": seed, "num_scenes": num_scenes, "num_chain_scenes": num_chain,
+                                   "size": list(size),
                                    "num_frames": num_frames, "static_px": STATIC_PX, "moving_px": MOVING_PX,
                                    **(settings or {})})
     scene_seed = seed
@@ -370,6 +478,12 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
         report.counterfactual.append(probe_counterfactual(factual, counter, vf, vc))
         if progress:
             progress("counterfactual", i + 1, num_scenes)
+    for i in range(num_chain):
+        scene = force_propagation_scene(seed + i, size=tuple(size), num_frames=num_frames)
+        videos = method_videos(generate, scene.frames, scene.control, seed + i)
+        report.chain.append(probe_chain_scene(scene, videos))
+        if progress:
+            progress("chains", i + 1, num_chain)
     report.seconds = time.time() - t0
     return report
 
@@ -388,10 +502,10 @@ def write_report(report: ProbeReport, out: str | os.PathLike) -> tuple[Path, Pat
     return paths[0], paths[1]
 
 
-def training_seeds(prior_scenes: int = 3000, control_scenes: int = 2000, control_seed: int = 0) -> set[int]:
-    """Scene seeds the built-in toy model was trained on: ``random_scene(0..prior_scenes-1)`` for the
-    prior and the control-branch dataset's ``SeedSequence`` seeds (as ``training.data.SyntheticClips``
-    derives them)."""
+def training_seeds(prior_scenes: int = 6000, control_scenes: int = 3000, control_seed: int = 0) -> set[int]:
+    """Scene seeds the built-in toy model was trained on: ``mixed_scene(0..prior_scenes-1)`` for the
+    VAE and the prior and the control-branch dataset's ``SeedSequence`` seeds (as
+    ``training.data.SyntheticClips`` derives them). Every preset of the mix draws from these seeds."""
     from .synthetic import dataset_scene_seed
 
     return set(range(prior_scenes)) | {dataset_scene_seed(control_seed, i) for i in range(control_scenes)}

@@ -69,6 +69,8 @@ __all__ = [
     "counterfactual_pair",
     "dataset_scene_seed",
     "scene_for_preset",
+    "mixed_scene",
+    "TRAINING_MIX",
     "SCENE_PRESETS",
     "write_scene_folder",
     "OBJECT_COLOURS",
@@ -786,6 +788,19 @@ def scene_for_preset(preset: str, seed: int, *, size: tuple[int, int] = (64, 64)
         pair = counterfactual_pair(seed, mode="redirect", size=size, num_frames=num_frames, fps=fps)
         return pair[preset == "miss"]
     raise ValueError(f"preset must be one of {SCENE_PRESETS}, got {preset!r}.")
+
+
+#: The training mix of the built-in toy model, by ``index % 10``: six random scenes (the probes'
+#: distribution), two chains (driver -> A -> B) and one counterfactual pair (the hitting and the
+#: missing drive of the same first frame), so that most clips hold a collision and some hold none.
+TRAINING_MIX = ("random",) * 6 + ("chain",) * 2 + ("hit", "miss")
+
+
+def mixed_scene(seed: int, index: int, *, size: tuple[int, int] = (64, 64), num_frames: int = 8,
+                fps: float = DEFAULT_FPS) -> SyntheticScene:
+    """Scene ``seed`` of the preset ``TRAINING_MIX[index % 10]`` (see :func:`scene_for_preset`)."""
+    return scene_for_preset(TRAINING_MIX[int(index) % len(TRAINING_MIX)], seed, size=size,
+                            num_frames=num_frames, fps=fps)
 
 
 def _overlaps(a: SceneObject, b: SceneObject, margin: float) -> bool:

@@ -1,9 +1,9 @@
 """The built-in toy-physics model: shipped weights load by name everywhere, `interdyn demo` runs on it
-within a minute, and the probes run on it end to end."""
+and writes its videos and numbers, and the probes run on it end to end. (How long the demo takes is
+measured by `bench/demo.py`, never asserted here: a wall-clock bound fails whenever the machine is busy.)"""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -58,22 +58,24 @@ def test_builtin_name_works_in_every_loader(toy):
         load_svd_backbone("builtin:nonexistent")
 
 
-def test_demo_runs_within_a_minute_and_writes_videos_and_numbers(tmp_path, capsys):
+def test_demo_writes_hit_miss_and_chain_videos_a_contact_sheet_and_numbers(tmp_path, capsys):
+    from PIL import Image
+
     from interdyn.cli import main
 
-    t0 = time.time()
-    assert main(["demo", "--out", str(tmp_path)]) == 0
-    elapsed = time.time() - t0
+    assert main(["demo", "--out", str(tmp_path), "--steps", "2"]) == 0
     out = capsys.readouterr().out
     assert "built-in toy-physics model" in out and "motion fidelity" in out, out
+    assert "hit vs miss" in out and "chain" in out, "the demo prints the counterfactual and chain numbers"
     for method in ("interdyn", "no_control", "copy_first_frame"):
         assert method in out, f"the demo prints the probe numbers of {method}"
-    for name in ("generated", "ground_truth", "control", "no_control"):
-        video, fps = read_video(tmp_path / f"{name}.mp4")
-        assert video.shape[:3] == (8, 256, 256), f"{name}: 8 frames of 64x64 enlarged 4x, got {video.shape}"
-    comparison, _ = read_video(tmp_path / "comparison.mp4")
-    assert comparison.shape[2] == 4 * 256, "comparison = masks | InterDyn | ground truth | strength 0"
-    assert elapsed < 60, f"the demo must run within a minute on a CPU, took {elapsed:.0f}s"
+    for name in ("hit", "miss", "chain"):
+        video, _ = read_video(tmp_path / f"{name}.mp4")
+        assert video.shape[:3] == (8, 256, 4 * 256), \
+            f"{name}: 8 frames, masks | InterDyn | simulation | strength 0, each 64x64 enlarged 4x; got {video.shape}"
+    sheet = Image.open(tmp_path / "contact_sheet.png")
+    # 12 rows (3 scenes x masks, InterDyn, simulation, strength 0) of 8 frames enlarged 2x, plus labels
+    assert sheet.width >= 8 * 128 and sheet.height >= 12 * 128, f"contact sheet too small: {sheet.size}"
 
 
 def test_probes_run_on_two_scenes_with_the_builtin_model(toy, tmp_path):

@@ -28,13 +28,28 @@ def tiny():
     return backbone.unet
 
 
-def test_unet_without_residuals_is_the_stock_model(tiny):
+def test_unet_without_residuals_runs_the_stock_forward(tiny):
+    # same instance, same buffers: the stock diffusers forward and ours must do the same arithmetic
+    args = unet_inputs(tiny)
+    with torch.no_grad():
+        ours = tiny(*args).sample
+        stock = UNetSpatioTemporalConditionModel.forward(tiny, *args).sample
+    assert torch.equal(ours, stock), "InterDynUNet without residuals must compute exactly diffusers' forward"
+
+
+def test_unet_without_residuals_matches_a_separate_stock_model(tiny):
+    # Two module instances with identical weights may round differently on some CPUs (kernels depend on
+    # buffer placement; measured up to 1.7e-5 on a 2-core Xeon), so across instances we allow 1e-4
+    # relative to the output's scale. The smallest real mistake in the skip path (a residual added the
+    # wrong number of times) moves the UNet output by > 1 on this tiny model (fixture README: 2.169).
     stock = UNetSpatioTemporalConditionModel(**TINY_UNET).eval()
     stock.load_state_dict(tiny.state_dict())
     args = unet_inputs(tiny)
     with torch.no_grad():
         ours, ref = tiny(*args).sample, stock(*args).sample
-    assert torch.equal(ours, ref), "InterDynUNet without residuals must be bit-identical to diffusers' UNet"
+    diff = (ours - ref).abs().max().item()
+    scale = ref.abs().max().item()
+    assert diff <= 1e-4 * max(scale, 1.0), f"InterDynUNet differs from a stock UNet by {diff:.2e} (scale {scale:.2f})"
 
 
 @pytest.mark.parametrize("mode", ["standard", "official"])

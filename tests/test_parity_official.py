@@ -17,6 +17,11 @@ from interdyn.loading import load_control_branch, load_svd_backbone
 from interdyn.sampling import decode_latents, generate_video, karras_sigmas, sample_latents
 
 FRAMES_ATOL = 1e-4
+# Against a live diffusers pipeline built in this process (another module instance, another code path
+# for preprocessing) the float-order noise after the sampler reaches 1.2e-4 on some CPUs (issue 18:
+# 1.15e-4 on a 2-core Xeon). 5e-4 is 4x that noise and still 7x below the smallest real mistake the
+# fixture README measures on frames (fps - 1 in the time ids: 3.6e-3).
+LIVE_DIFFUSERS_ATOL = 5e-4
 FORWARD_RTOL = 1e-5
 
 
@@ -127,4 +132,4 @@ def test_matches_live_diffusers_pipeline_on_another_backbone(tmp_path):
     ours = generate_video(backbone, image[None], generator=torch.Generator().manual_seed(11), num_frames=4, num_steps=2,
                           min_guidance=1.5, max_guidance=2.5, fps=9, motion_bucket_id=90, noise_aug_strength=0.05)
     diff = (ours - want).abs().max().item()
-    assert diff <= FRAMES_ATOL, f"differs from diffusers' SVD pipeline by {diff:.2e} (> {FRAMES_ATOL})"
+    assert diff <= LIVE_DIFFUSERS_ATOL, f"differs from diffusers' SVD pipeline by {diff:.2e} (> {LIVE_DIFFUSERS_ATOL})"

@@ -84,15 +84,15 @@ def test_report_summary_and_markdown():
 
 def test_probe_seeds_are_held_out_from_training():
     train = probes.training_seeds()
-    assert len(train) == 5000, "3000 prior scenes + 2000 control-branch scenes, all distinct"
+    assert len(train) == 9000, "6000 VAE/prior scenes + 3000 control-branch scenes, all distinct"
     probe_range = range(probes.PROBE_SEED, probes.PROBE_SEED + 1000)
     assert not train.intersection(probe_range), "probe scenes must not be training scenes"
     assert not train.intersection(range(probes.VALIDATION_SEED, probes.VALIDATION_SEED + 1000))
     # the control-branch dataset derives its seeds with this function
     from training.data.datasets import SyntheticClips
 
-    ds = SyntheticClips(2000, seed=0, num_frames=8)
-    assert {ds.scene_seed(i) for i in range(0, 2000, 97)} <= train
+    ds = SyntheticClips(3000, seed=0, num_frames=8, preset="mix")
+    assert {ds.scene_seed(i) for i in range(0, 3000, 97)} <= train
 
 
 def test_default_scene_is_the_demo_situation():
@@ -100,3 +100,72 @@ def test_default_scene_is_the_demo_situation():
     hit = scene.first_contact(0, 1)
     assert hit is not None and hit <= 4, "the driver reaches the free disc early enough to see it move on"
     assert not math.isnan(float(probes.track_objects(scene.frames, scene.meta)[0, 0, 0]))
+
+
+def _paint_disc(frame: torch.Tensor, centre: tuple[int, int], radius: float, colour) -> None:
+    yy, xx = torch.meshgrid(torch.arange(frame.shape[-2]), torch.arange(frame.shape[-1]), indexing="ij")
+    disc = (yy - centre[1]) ** 2 + (xx - centre[0]) ** 2 < radius**2
+    frame[:, disc] = torch.tensor(colour, dtype=frame.dtype)[:, None]
+
+
+def _empty_spot(scene, radius: int = 4) -> tuple[int, int]:
+    """A centre in the last frame at least ``radius + 4`` px from every object."""
+    occupied = scene.masks[:, -1].any(dim=0).float()[None, None]
+    near = torch.nn.functional.max_pool2d(occupied, 2 * radius + 9, stride=1, padding=radius + 4)[0, 0].bool()
+    free = torch.nonzero(~near[radius + 1:-radius - 1, radius + 1:-radius - 1])
+    y, x = (int(v) + radius + 1 for v in free[len(free) // 2])
+    return x, y
+
+
+def test_object_inventory_passes_the_simulation_and_catches_lost_and_invented_objects():
+    seeds = range(probes.PROBE_SEED, probes.PROBE_SEED + 30)
+    sim_ok = lost_caught = new_caught = copy_caught = 0
+    for seed in seeds:
+        scene = random_scene(seed, size=(64, 64), num_frames=8)
+        sim_ok += probes.object_inventory(scene.frames, scene.meta, scene.masks)["same_objects"]
+        k = next(i for i in range(len(scene.names)) if scene.masks[i, -1].sum() >= 6)
+        painted = scene.frames.clone()  # object k painted over with the background colour in the last frame
+        bg = torch.tensor(scene.meta["background"]["colour"])[:, None]
+        painted[-1][:, scene.masks[k, -1]] = bg
+        inv = probes.object_inventory(painted, scene.meta, scene.masks)
+        lost_caught += scene.names[k] in inv["lost"] and not inv["same_objects"]
+        spot = _empty_spot(scene)
+        added = scene.frames.clone()  # a disc of a colour no object has, where nothing is
+        _paint_disc(added[-1], spot, 4, (0.9, 0.1, 0.9))
+        new_caught += not probes.object_inventory(added, scene.meta, scene.masks)["same_objects"]
+        copied = scene.frames.clone()  # a second disc of object k's colour, away from every object
+        _paint_disc(copied[-1], spot, 4, scene.meta["objects"][k]["colour"])
+        copy_caught += scene.names[k] in probes.object_inventory(copied, scene.meta, scene.masks)["invented"]
+    n = len(seeds)
+    assert sim_ok == n, f"the simulation must hold its own objects in every scene, did in {sim_ok}/{n}"
+    assert lost_caught == n, f"an object painted out must be reported lost, was in {lost_caught}/{n}"
+    assert new_caught == n, f"a disc of a new colour must count as invented, did in {new_caught}/{n}"
+    assert copy_caught == n, f"a copy of an object away from it must count as invented, did in {copy_caught}/{n}"
+
+
+def test_chain_probe_scores_the_simulation_one_and_a_frozen_video_lower():
+    from interdyn.synthetic import force_propagation_scene
+
+    scene = force_propagation_scene(probes.PROBE_SEED, size=(64, 64), num_frames=8)
+    frozen = scene.frames[:1].expand_as(scene.frames).clone()
+    rec = probes.probe_chain_scene(scene, {"simulation": scene.frames, "copy_first_frame": frozen})
+    assert rec["simulation"]["motion_fidelity_b"] == pytest.approx(1.0), "B's own track matches itself"
+    assert rec["copy_first_frame"]["motion_fidelity_b"] < 0.9, "B moves in a chain scene; a frozen video misses it"
+    assert rec["simulation"]["endpoint_error_b_px"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_first_frame_psnr_is_infinite_like_for_a_copy_and_low_for_a_tinted_frame():
+    scene = random_scene(probes.PROBE_SEED, size=(64, 64), num_frames=8)
+    assert probes.frame_psnr(scene.frames[0], scene.frames[0]) >= 99, "an exact copy has (capped) infinite PSNR"
+    tinted = (scene.frames[0] + torch.tensor([0.1, 0.0, -0.1])[:, None, None]).clamp(0, 1)
+    assert probes.frame_psnr(tinted, scene.frames[0]) < 25, "a 0.1 tint is far below the 30 dB bar"
+
+
+def test_training_mix_holds_random_scenes_chains_and_hit_miss_pairs():
+    from interdyn.synthetic import TRAINING_MIX, counterfactual_pair as pair, mixed_scene
+
+    presets = [mixed_scene(7, i, size=(64, 64), num_frames=8).meta["preset"] for i in range(10)]
+    assert presets.count("random") == 6 and presets.count("force_propagation") == 2, presets
+    assert {"counterfactual_factual", "counterfactual_redirect"} <= set(presets), presets
+    hit = mixed_scene(7, TRAINING_MIX.index("hit"), size=(64, 64), num_frames=8)
+    assert torch.equal(hit.frames, pair(7, mode="redirect", size=(64, 64), num_frames=8)[0].frames)

@@ -10,19 +10,28 @@ import torch
 
 from interdyn.loading import load_svd_backbone
 from interdyn.sampling import generate_video
-from training.toy.backbone import TOY_FRAMES, TOY_SIZE, make_data, train_unet, train_vae
+from training.toy.backbone import TOY_FRAMES, TOY_SIZE, load_data, make_data, train_unet, train_vae
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_backbone_recipe_stages_produce_a_loadable_svd_folder(tmp_path):
-    make_data(4, tmp_path / "data.pt")
-    data = torch.load(tmp_path / "data.pt")
+    make_data(4, tmp_path / "data.safetensors")
+    data = load_data(tmp_path / "data.safetensors")
     assert data["frames"].shape == (4, TOY_FRAMES, 3, *TOY_SIZE), "one uint8 clip per scene"
     assert data["frames"].dtype == torch.uint8, "clips are stored compactly as uint8"
+    assert not (data["frames"][0] == data["frames"][1]).all(), "scenes of different seeds differ"
 
-    train_vae(tmp_path / "data.pt", tmp_path / "vae", steps=2, batch=2, lr=1e-3, kl_weight=1e-4, seed=0)
-    train_unet(tmp_path / "data.pt", tmp_path / "vae", tmp_path / "prior", steps=2, batch=2, lr=1e-4, seed=0)
+    psnr = train_vae(tmp_path / "data.safetensors", tmp_path / "vae", steps=2, batch=2, lr=1e-3, kl_weight=1e-4,
+                     seed=0, crop=32)
+    assert 0 < psnr < 60, f"the VAE stage reports its held-out reconstruction PSNR, got {psnr}"
+    train_unet(tmp_path / "data.safetensors", tmp_path / "vae", tmp_path / "prior", steps=2, batch=2, lr=1e-4,
+               seed=0, save_every=1)
+    # resuming continues from the saved state (safetensors + JSON, no pickles) instead of starting over
+    train_unet(tmp_path / "data.safetensors", tmp_path / "vae", tmp_path / "prior", steps=3, batch=2, lr=1e-4,
+               seed=0, save_every=1)
+    steps = [int(line.split(",")[0]) for line in (tmp_path / "prior" / "loss.csv").read_text().splitlines()[1:]]
+    assert steps == [0, 1, 2], f"the resumed run logs only the new step, got steps {steps}"
 
     backbone = load_svd_backbone(tmp_path / "prior" / "svd")
     assert backbone.vae_scale_factor == 4, "the toy VAE downsamples by 4 (3 down blocks)"
@@ -43,9 +52,9 @@ def test_control_stage_and_packaging_run_on_the_toy_backbone(tmp_path):
     from training.toy.package import package
     from training.train import train
 
-    make_data(2, tmp_path / "data.pt")
-    train_vae(tmp_path / "data.pt", tmp_path / "vae", steps=1, batch=1, lr=1e-3, kl_weight=1e-4, seed=0)
-    train_unet(tmp_path / "data.pt", tmp_path / "vae", tmp_path / "prior", steps=1, batch=1, lr=1e-4, seed=0)
+    make_data(2, tmp_path / "data.safetensors")
+    train_vae(tmp_path / "data.safetensors", tmp_path / "vae", steps=1, batch=1, lr=1e-3, kl_weight=1e-4, seed=0)
+    train_unet(tmp_path / "data.safetensors", tmp_path / "vae", tmp_path / "prior", steps=1, batch=1, lr=1e-4, seed=0)
     config = load_config(REPO / "training/configs/toy_physics.yaml", {
         "pretrained_model": str(tmp_path / "prior" / "svd"), "output_dir": str(tmp_path / "control"),
         "max_steps": 2, "batch_size": 1, "synthetic_num_scenes": 2, "synthetic_cache": 2,

@@ -72,8 +72,9 @@ class TrainConfig:
                                    "data")
     synthetic_cache: int = _f(64, "synthetic clips kept in memory per worker (about 0.1 MB per 64x64 frame pair); "
                                   "set it to synthetic_num_scenes to render each scene once", "data")
-    synthetic_preset: str = _f("random", "synthetic scene generator", "data",
-                               choices=("random", "default", "force_propagation"))
+    synthetic_preset: str = _f("random", "synthetic scene generator ('mix' = interdyn.synthetic.TRAINING_MIX: "
+                                         "random scenes, chains and hit/miss pairs)", "data",
+                               choices=("random", "default", "force_propagation", "mix"))
     num_workers: int = _f(2, "DataLoader worker processes (0 = load in the training process)", "data")
     fps_conditioning: float | None = _f(
         None, "fps given to SVD's conditioning in diffusers' convention (time id = value - 1); None = the clip's "

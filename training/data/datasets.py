@@ -118,7 +118,7 @@ class SyntheticClips(Dataset):
     ``cache`` keeps that many generated clips in memory (per worker).
     """
 
-    PRESETS = ("random", "default", "force_propagation")
+    PRESETS = ("random", "default", "force_propagation", "mix")
 
     def __init__(self, num_scenes: int, *, height: int = 64, width: int = 64, num_frames: int = 14, seed: int = 0,
                  preset: str = "random", cache: int = 64):
@@ -141,9 +141,12 @@ class SyntheticClips(Dataset):
     def _generate(self, index: int) -> dict:
         from . import synthetic
 
-        make = {"random": synthetic.random_scene, "default": synthetic.default_scene,
-                "force_propagation": synthetic.force_propagation_scene}[self.preset]
-        scene = make(self.scene_seed(index), size=self.size, num_frames=self.num_frames)
+        if self.preset == "mix":  # interdyn.synthetic.TRAINING_MIX: random, chains, hit/miss pairs
+            scene = synthetic.mixed_scene(self.scene_seed(index), index, size=self.size, num_frames=self.num_frames)
+        else:
+            make = {"random": synthetic.random_scene, "default": synthetic.default_scene,
+                    "force_propagation": synthetic.force_propagation_scene}[self.preset]
+            scene = make(self.scene_seed(index), size=self.size, num_frames=self.num_frames)
         masks = {name: scene.masks[k] for k, name in enumerate(scene.names)}
         return make_sample(scene.frames, scene.control, source=f"synthetic:{self.seed}/{index}",
                            label=self.preset, fps=scene.meta["fps"], masks=masks,

@@ -3,23 +3,30 @@
 The real InterDyn starts from Stable Video Diffusion; our toy model has no such prior, so we make
 one on the synthetic collision world, with SVD's structure and training objective:
 
-1. ``vae``: a temporal VAE (``AutoencoderKLTemporalDecoder``, 3 down blocks = 4x downsampling)
-   trained to reconstruct clips (MSE + a small KL term), then ``scaling_factor`` = 1 / std of its
-   latents, as for Stable Diffusion's VAE;
+1. ``vae``: a temporal VAE (``AutoencoderKLTemporalDecoder``, 3 down blocks = 4x downsampling,
+   64 channels wide so that GroupNorm(32) keeps colour: at 32 channels every group is one channel
+   and the decoder's last norm erases each image's mean colour) trained to reconstruct clips (MSE
+   with extra weight on object pixels + a small KL term), then ``scaling_factor`` = 1 / std of its
+   latents, as for Stable Diffusion's VAE. Its reconstruction PSNR on held-out clips is logged;
+   nothing is trained on a VAE below 35 dB;
 2. ``unet``: a spatio-temporal UNet (``UNetSpatioTemporalConditionModel``, SVD's blocks) trained
    image-to-video with SVD's EDM v-objective (ln sigma ~ N(0.7, 1.6^2), noise-augmented first
-   frame, CLIP embedding, 5% image dropout), no control. The CLIP image tower is a tiny random
-   one, frozen (its features still describe the first frame).
+   frame, CLIP embedding, 5% image dropout), no control, with an EMA of its weights (the EMA is what
+   is saved). The clips' latents and CLIP embeddings are computed once (the VAE and CLIP are frozen).
+   The CLIP image tower is a tiny random one, frozen (its features still describe the first frame).
 
-The result is written as a diffusers SVD folder, loadable by :func:`interdyn.loading.load_svd_backbone`.
+The data is :data:`interdyn.synthetic.TRAINING_MIX` (random scenes, chains, hit/miss pairs), stored
+as uint8 safetensors. The result is a diffusers SVD folder, loadable by
+:func:`interdyn.loading.load_svd_backbone`. Every stage resumes from its last checkpoint.
 
-    python -m training.toy.backbone data --out runs/toy/data.pt
-    python -m training.toy.backbone vae  --data runs/toy/data.pt --out runs/toy/vae
-    python -m training.toy.backbone unet --data runs/toy/data.pt --vae runs/toy/vae --out runs/toy/svd
+    python -m training.toy.backbone data --out runs/toy/data.safetensors
+    python -m training.toy.backbone vae  --data runs/toy/data.safetensors --out runs/toy/vae
+    python -m training.toy.backbone unet --data runs/toy/data.safetensors --vae runs/toy/vae --out runs/toy/prior
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -29,14 +36,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 TOY_SIZE = (64, 64)
 TOY_FRAMES = 8
 TOY_FPS = 6.0
+TOY_LATENT_CHANNELS = 8
 TOY_VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
-               block_out_channels=(32, 32, 64), layers_per_block=1, latent_channels=4, sample_size=64,
-               scaling_factor=1.0, force_upcast=True)
-TOY_UNET = dict(sample_size=16, in_channels=8, out_channels=4,
+               block_out_channels=(64, 64, 64), layers_per_block=1, latent_channels=TOY_LATENT_CHANNELS,
+               sample_size=64, scaling_factor=1.0, force_upcast=True)
+TOY_UNET = dict(sample_size=16, in_channels=2 * TOY_LATENT_CHANNELS, out_channels=TOY_LATENT_CHANNELS,
                 down_block_types=("CrossAttnDownBlockSpatioTemporal",) * 2 + ("DownBlockSpatioTemporal",),
                 up_block_types=("UpBlockSpatioTemporal",) + ("CrossAttnUpBlockSpatioTemporal",) * 2,
                 block_out_channels=(32, 32, 64), addition_time_embed_dim=8,
@@ -44,26 +53,49 @@ TOY_UNET = dict(sample_size=16, in_channels=8, out_channels=4,
                 transformer_layers_per_block=1, num_attention_heads=(1, 1, 2), num_frames=TOY_FRAMES)
 TOY_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
                 image_size=224, projection_dim=32)
-TRAIN_SEEDS = range(0, 1_000_000)  # probes and demos use seeds >= 1_000_000
+TRAIN_SEEDS = range(0, 1_000_000)  # probes use seeds >= 1_000_000, validation and demos >= 2_000_000
+HELD_OUT_CLIPS = 32  # the data file's last clips: the VAE's PSNR is measured on them, never trained on
 
 
-def make_data(num: int, out: Path, first_seed: int = 0) -> None:
-    """Render ``num`` random scenes (uint8 frames and control) into one tensor file."""
-    from training.data.synthetic import random_scene
+def _render(args: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    from interdyn.synthetic import mixed_scene
 
+    first, count = args
     frames, control = [], []
-    t0 = time.time()
-    for seed in range(first_seed, first_seed + num):
-        s = random_scene(seed, size=TOY_SIZE, num_frames=TOY_FRAMES, fps=TOY_FPS)
+    for seed in range(first, first + count):
+        s = mixed_scene(seed, seed, size=TOY_SIZE, num_frames=TOY_FRAMES, fps=TOY_FPS)
         frames.append((s.frames * 255).round().to(torch.uint8))
         control.append((s.control * 255).round().to(torch.uint8))
-    data = {"frames": torch.stack(frames), "control": torch.stack(control),
-            "meta": {"first_seed": first_seed, "num": num, "fps": TOY_FPS, "size": TOY_SIZE}}
+    return torch.stack(frames), torch.stack(control)
+
+
+def make_data(num: int, out: Path, first_seed: int = 0, workers: int = 1) -> None:
+    """Render ``num`` scenes of the training mix (scene ``i`` = ``mixed_scene(first_seed + i, ...)``) into
+    one safetensors file of uint8 ``frames`` and ``control`` ``[N, F, 3, H, W]``."""
+    t0 = time.time()
+    chunk = max(1, math.ceil(num / max(1, workers) / 4))
+    jobs = [(first_seed + i, min(chunk, num - i)) for i in range(0, num, chunk)]
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            parts = pool.map(_render, jobs)
+    else:
+        parts = [_render(j) for j in jobs]
+    frames = torch.cat([p[0] for p in parts])
+    control = torch.cat([p[1] for p in parts])
+    meta = {"first_seed": first_seed, "num": num, "fps": TOY_FPS, "size": list(TOY_SIZE), "mix": "TRAINING_MIX"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save(data, tmp)
+    tmp = out.with_name(out.name + ".tmp")
+    save_file({"frames": frames.contiguous(), "control": control.contiguous()}, str(tmp),
+              metadata={"recipe": json.dumps(meta)})
     os.replace(tmp, out)
-    print(f"{num} scenes in {time.time() - t0:.0f}s -> {out} {tuple(data['frames'].shape)}")
+    print(f"{num} scenes in {time.time() - t0:.0f}s -> {out} {tuple(frames.shape)}")
+
+
+def load_data(path: Path) -> dict:
+    """The tensors :func:`make_data` wrote (``frames``, ``control``: uint8 ``[N, F, 3, H, W]``)."""
+    return load_file(str(path))
 
 
 def _log(path: Path, row: dict) -> None:
@@ -78,7 +110,7 @@ def _log(path: Path, row: dict) -> None:
 def _lr(step: int, total: int, base: float, warmup: int = 100) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
-    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup)))))
 
 
 def _optimizer_step(opt: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.Tensor, lr: float) -> None:
@@ -101,54 +133,144 @@ def foreground_weights(x: torch.Tensor, weight: float, threshold: float = 0.1) -
     return 1.0 + weight * foreground
 
 
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two videos in [0, 1]."""
+    mse = float(F.mse_loss(a.float().clamp(0, 1), b.float().clamp(0, 1)))
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+@torch.no_grad()
+def vae_psnr(vae, clips: torch.Tensor) -> float:
+    """Reconstruction PSNR (dB) of uint8 clips ``[N, F, 3, H, W]`` through ``vae`` (posterior mode)."""
+    vae.eval()
+    values = []
+    for clip in clips:
+        x = clip.float().div(255).to(vae.device) * 2 - 1
+        rec = vae.decode(vae.encode(x).latent_dist.mode(), num_frames=x.shape[0]).sample
+        values.append(psnr((rec + 1) / 2, (x + 1) / 2))
+    return sum(values) / len(values)
+
+
+def _save_state(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    """Training state as safetensors (weights, optimizer moments) + JSON (step): no pickles."""
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata={"info": json.dumps(info)})
+    os.replace(tmp, path)
+
+
+def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        info = json.loads(f.metadata()["info"])
+    return load_file(str(path)), info
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    out = {}
+    state = opt.state
+    for name, p in model.named_parameters():
+        if p in state:
+            for key in ("exp_avg", "exp_avg_sq"):
+                out[f"opt.{key}.{name}"] = state[p][key]
+            out[f"opt.step.{name}"] = torch.as_tensor(state[p]["step"], dtype=torch.float32).reshape(1)
+    return out
+
+
+def _optimizer_to(opt: torch.optim.Optimizer, device) -> None:
+    for state in opt.state.values():
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key] = state[key].to(device)
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    for name, p in model.named_parameters():
+        if f"opt.exp_avg.{name}" in tensors:
+            opt.state[p] = {"exp_avg": tensors[f"opt.exp_avg.{name}"].clone(),
+                            "exp_avg_sq": tensors[f"opt.exp_avg_sq.{name}"].clone(),
+                            "step": tensors[f"opt.step.{name}"].reshape(())}
+
+
 def train_vae(data_path: Path, out: Path, steps: int, batch: int, lr: float, kl_weight: float, seed: int,
-              init: Path | None = None, fg_weight: float = 0.0) -> None:
+              init: Path | None = None, fg_weight: float = 4.0, crop: int = 32, device: str = "cpu",
+              max_minutes: float | None = None) -> float:
+    """Train the temporal VAE; returns its reconstruction PSNR on the held-out clips.
+
+    Each step sees ``batch`` clips of 8 frames, cropped to ``crop`` x ``crop`` (the same window in every
+    frame of a clip; 0 = whole frames): convolutions are translation-equivariant, so crops cost a
+    quarter of whole frames per clip and show more layouts per second."""
     from diffusers import AutoencoderKLTemporalDecoder
 
     torch.manual_seed(seed)
-    data = torch.load(data_path)["frames"]
+    data = load_data(data_path)["frames"]
+    train_clips, held_out = data[:-HELD_OUT_CLIPS] if len(data) > HELD_OUT_CLIPS else data, data[-HELD_OUT_CLIPS:]
+    state_path = out / "training_state.safetensors"
+    start = 0
     if init is not None:
-        vae = AutoencoderKLTemporalDecoder.from_pretrained(init).train()
+        vae = AutoencoderKLTemporalDecoder.from_pretrained(init, local_files_only=True).train()
     else:
         vae = AutoencoderKLTemporalDecoder(**TOY_VAE).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
+    if state_path.exists():
+        tensors, info = _load_state(state_path)
+        vae.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        _restore_optimizer(opt, vae, tensors)
+        start = info["step"] + 1
+        print(f"resumed at step {start}")
+    vae.to(device)
+    _optimizer_to(opt, device)
+    g = torch.Generator().manual_seed(seed + start)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    for step in range(steps):
-        idx = torch.randint(len(data), (batch,), generator=g)
-        x = data[idx].float().div(255).flatten(0, 1) * 2 - 1          # [B*F, 3, H, W]
+    size = TOY_SIZE[0]
+    for step in range(start, steps):
+        idx = torch.randint(len(train_clips), (batch,), generator=g)
+        clips = train_clips[idx].float().div(255) * 2 - 1                    # [B, F, 3, H, W]
+        if 0 < crop < size:
+            ys = torch.randint(size - crop + 1, (batch,), generator=g).tolist()
+            xs = torch.randint(size - crop + 1, (batch,), generator=g).tolist()
+            clips = torch.stack([c[..., y:y + crop, x:x + crop] for c, y, x in zip(clips, ys, xs)])
+        x = clips.flatten(0, 1).to(device)
         dist = vae.encode(x).latent_dist
         z = dist.sample(generator=None)
         rec = vae.decode(z, num_frames=TOY_FRAMES).sample
         mse = F.mse_loss(rec, x)
         kl = dist.kl().mean() / z[0].numel()
-        if fg_weight > 0:
-            w = foreground_weights(x, fg_weight)
-            loss = (w * (rec - x) ** 2).mean() / w.mean() + kl_weight * kl
-        else:
-            loss = mse + kl_weight * kl
-        _optimizer_step(opt, vae, loss, _lr(step, steps, lr))
+        w = foreground_weights(x, fg_weight) if fg_weight > 0 else torch.ones_like(x[:, :1])
+        loss = (w * (rec - x) ** 2).mean() / w.mean() + kl_weight * kl
+        _optimizer_step(opt, vae, loss, _lr(step, steps, lr, warmup=50))
         if step % 25 == 0 or step == steps - 1:
             _log(out / "loss.csv", {"step": step, "mse": f"{mse.item():.5f}", "kl": f"{kl.item():.4f}",
                                     "seconds": f"{time.time() - t0:.0f}"})
             print(f"vae step {step} mse {mse.item():.5f} kl {kl.item():.3f} {time.time() - t0:.0f}s", flush=True)
-        if (step + 1) % 250 == 0 or step == steps - 1:
-            _save_vae(vae, data, out)
+        out_of_time = max_minutes is not None and time.time() - t0 > 60 * max_minutes
+        if (step + 1) % 100 == 0 or step == steps - 1 or out_of_time:
+            value = _save_vae(vae, train_clips, held_out, out)
+            _save_state(state_path, {**{f"model.{k}": v for k, v in vae.state_dict().items()},
+                                     **_optimizer_tensors(opt, vae)}, {"step": step})
+            _log(out / "psnr.csv", {"step": step, "held_out_psnr_db": f"{value:.2f}"})
+            print(f"vae step {step}: held-out reconstruction PSNR {value:.2f} dB", flush=True)
+        if out_of_time:
+            print(f"stopping at step {step}: --max-minutes {max_minutes} reached (resume with the same command)")
+            break
+    return vae_psnr(AutoencoderKLTemporalDecoder.from_pretrained(out, local_files_only=True).to(device), held_out[:8])
 
 
 @torch.no_grad()
-def _save_vae(vae, data: torch.Tensor, out: Path) -> None:
+def _save_vae(vae, train_clips: torch.Tensor, held_out: torch.Tensor, out: Path) -> float:
     vae.eval()
-    x = data[:64].float().div(255).flatten(0, 1) * 2 - 1
-    std = vae.encode(x).latent_dist.mode().std().item()
+    x = train_clips[:64].float().div(255).flatten(0, 1).to(vae.device) * 2 - 1
+    std = torch.cat([vae.encode(c).latent_dist.mode() for c in x.split(64)]).std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
+    value = vae_psnr(vae, held_out[:8])
     tmp = out.with_name(out.name + ".tmp")
     vae.save_pretrained(tmp)
     for f in tmp.iterdir():
         os.replace(f, out / f.name)
     tmp.rmdir()
     vae.train()
+    return value
 
 
 def build_clip(seed: int = 0):
@@ -158,94 +280,151 @@ def build_clip(seed: int = 0):
     return CLIPVisionModelWithProjection(CLIPVisionConfig(**TOY_CLIP)).eval().requires_grad_(False)
 
 
+@torch.no_grad()
+def encode_clips(backbone, frames_u8: torch.Tensor, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled VAE latents (posterior mode) ``[N, F, C, h, w]`` and CLIP embeddings ``[N, 1, D]`` of uint8 clips.
+
+    The VAE and CLIP are frozen while the prior trains, so these are computed once."""
+    from interdyn.sampling import clip_image_embeddings
+    from training.losses import encode_video_latents
+
+    latents, embeddings = [], []
+    for start in range(0, len(frames_u8), chunk):
+        frames = frames_u8[start:start + chunk].float().div(255).to(backbone.device)
+        latents.append(encode_video_latents(backbone, frames).half().cpu())
+        embeddings.append(clip_image_embeddings(backbone, frames[:, 0]).float().cpu())
+    return torch.cat(latents), torch.cat(embeddings)
+
+
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - decay)
+
+
 def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: int, lr: float, seed: int,
-               resume: bool = True) -> None:
-    """SVD's image-to-video objective on the synthetic clips (no control)."""
+               resume: bool = True, ema_decay: float = 0.999, save_every: int = 250, device: str = "cpu",
+               max_minutes: float | None = None) -> None:
+    """SVD's image-to-video objective on the synthetic clips (no control); the EMA weights are saved."""
     from diffusers import AutoencoderKLTemporalDecoder
 
     from interdyn.models import InterDynUNet
     from interdyn.models.backbone import SVDBackbone
+    from interdyn.sampling import encode_conditioning
     from interdyn.testing import save_svd_folder
-    from training.losses import NoiseSettings, clip_generators, prepare_inputs
+    from training.losses import NoiseSettings, clip_generators, draw_clip_scalars, v_target
 
     torch.manual_seed(seed)
-    data = torch.load(data_path)
-    frames_all = data["frames"]
-    vae = AutoencoderKLTemporalDecoder.from_pretrained(vae_path).eval().requires_grad_(False)
-    unet = InterDynUNet(**TOY_UNET)
-    ckpt = out / "training_state.pt"
-    start = 0
+    frames_all = load_data(data_path)["frames"]
+    vae = AutoencoderKLTemporalDecoder.from_pretrained(vae_path, local_files_only=True).eval().requires_grad_(False)
+    config = dict(TOY_UNET, in_channels=2 * vae.config.latent_channels, out_channels=vae.config.latent_channels)
+    unet = InterDynUNet(**config)
+    ema = copy.deepcopy(unet).eval().requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
-    if resume and ckpt.exists():
-        state = torch.load(ckpt)
-        unet.load_state_dict(state["unet"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"] + 1
+    state_path = out / "training_state.safetensors"
+    start = 0
+    if resume and state_path.exists():
+        tensors, info = _load_state(state_path)
+        unet.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        _restore_optimizer(opt, unet, tensors)
+        start = info["step"] + 1
         print(f"resumed at step {start}")
+    unet.to(device), ema.to(device), vae.to(device)
+    _optimizer_to(opt, device)
+    backbone = SVDBackbone(unet, vae, build_clip(seed).to(device))
+    t0 = time.time()
+    latents_all, embeddings_all = encode_clips(backbone, frames_all)
+    print(f"encoded {len(frames_all)} clips in {time.time() - t0:.0f}s", flush=True)
     unet.train()
-    backbone = SVDBackbone(unet, vae, build_clip(seed))
     settings = NoiseSettings()
     g = torch.Generator().manual_seed(seed + start)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for step in range(start, steps):
         idx = torch.randint(len(frames_all), (batch,), generator=g)
-        frames = frames_all[idx].float().div(255)
-        clips = {"frames": frames, "control": torch.zeros_like(frames),
-                 "meta": [{"fps": TOY_FPS} for _ in range(batch)]}
-        unet.eval()
-        inputs = prepare_inputs(backbone, clips, clip_generators(seed, step, 0, batch), settings)
-        unet.train()
-        pred = unet(inputs.unet_input, inputs.timestep, inputs.image_embeddings, inputs.added_time_ids).sample
-        loss = F.mse_loss(pred.float(), inputs.target)
+        gens = clip_generators(seed, step, 0, batch)
+        draws = draw_clip_scalars(gens, settings)
+        x0 = latents_all[idx].float().to(device)
+        first = frames_all[idx, 0].float().div(255).to(device)
+        with torch.no_grad():
+            conds = [encode_conditioning(backbone, first[i:i + 1], fps=TOY_FPS + 1.0,
+                                         noise_aug_strength=float(draws.noise_aug_strength[i]), generator=gens[i])
+                     for i in range(batch)]
+        keep = draws.keep_image.float().to(device)
+        embeddings = embeddings_all[idx].to(device) * keep[:, None, None]
+        image_latents = torch.cat([c.image_latents for c in conds]) * keep[:, None, None, None]
+        time_ids = torch.cat([c.added_time_ids for c in conds])
+        noise = torch.stack([torch.randn(x0.shape[1:], generator=gen) for gen in gens]).to(device)
+        sigma = draws.log_sigma.exp().to(device)[:, None, None, None, None]
+        x = x0 + sigma * noise
+        unet_input = torch.cat([x / (sigma**2 + 1) ** 0.5,
+                                image_latents[:, None].expand(-1, x.shape[1], -1, -1, -1)], dim=2)
+        pred = unet(unet_input, (0.25 * draws.log_sigma).to(device), embeddings, time_ids).sample
+        loss = F.mse_loss(pred.float(), v_target(x0, noise, sigma))
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite loss at step {step}")
         _optimizer_step(opt, unet, loss, _lr(step, steps, lr))
+        _ema_update(ema, unet, min(ema_decay, (1 + step) / (10 + step)))
         if step % 25 == 0 or step == steps - 1:
             _log(out / "loss.csv", {"step": step, "loss": f"{loss.item():.5f}", "seconds": f"{time.time() - t0:.0f}"})
             print(f"unet step {step} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
-        if (step + 1) % 250 == 0 or step == steps - 1:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"unet": unet.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
-            os.replace(tmp, ckpt)
-            unet.eval()
-            save_svd_folder(backbone, out / "svd")
-            unet.train()
+        out_of_time = max_minutes is not None and time.time() - t0 > 60 * max_minutes
+        if (step + 1) % save_every == 0 or step == steps - 1 or out_of_time:
+            _save_state(state_path, {**{f"model.{k}": v for k, v in unet.state_dict().items()},
+                                     **{f"ema.{k}": v for k, v in ema.state_dict().items()},
+                                     **_optimizer_tensors(opt, unet)}, {"step": step})
+            save_svd_folder(SVDBackbone(copy.deepcopy(ema).cpu(), copy.deepcopy(vae).cpu(),
+                                        copy.deepcopy(backbone.image_encoder).cpu()), out / "svd")
+        if out_of_time:
+            print(f"stopping at step {step}: --max-minutes {max_minutes} reached (resume with the same command)")
+            break
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.toy.backbone", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("data", help="render random synthetic scenes")
+    d = sub.add_parser("data", help="render scenes of the training mix")
     d.add_argument("--out", type=Path, required=True)
-    d.add_argument("--num", type=int, default=3000)
+    d.add_argument("--num", type=int, default=6000)
+    d.add_argument("--workers", type=int, default=2, help="rendering processes")
     v = sub.add_parser("vae", help="train the temporal VAE")
     v.add_argument("--data", type=Path, required=True)
     v.add_argument("--out", type=Path, required=True)
-    v.add_argument("--steps", type=int, default=2000)
+    v.add_argument("--steps", type=int, default=1500)
     v.add_argument("--batch", type=int, default=4)
     v.add_argument("--lr", type=float, default=1e-3)
-    v.add_argument("--kl-weight", type=float, default=1e-4)
+    v.add_argument("--kl-weight", type=float, default=1e-5)
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--crop", type=int, default=32, help="train on crops of this size (0 = whole frames)")
     v.add_argument("--init", type=Path, help="continue from this VAE folder (a previous run's output)")
-    v.add_argument("--fg-weight", type=float, default=0.0,
+    v.add_argument("--fg-weight", type=float, default=4.0,
                    help="extra loss weight on object pixels (see foreground_weights); 0 = plain MSE")
+    v.add_argument("--device", default="cpu", help="torch device (cuda on a GPU machine)")
+    v.add_argument("--max-minutes", type=float, help="stop (after saving) once this much time has passed")
     u = sub.add_parser("unet", help="train the image-to-video UNet prior")
     u.add_argument("--data", type=Path, required=True)
     u.add_argument("--vae", type=Path, required=True)
     u.add_argument("--out", type=Path, required=True)
-    u.add_argument("--steps", type=int, default=3000)
+    u.add_argument("--steps", type=int, default=4000)
     u.add_argument("--batch", type=int, default=4)
-    u.add_argument("--lr", type=float, default=5e-4)
+    u.add_argument("--lr", type=float, default=8e-4)
     u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--ema-decay", type=float, default=0.999)
+    u.add_argument("--save-every", type=int, default=250, help="checkpoint (and SVD folder) every this many steps")
+    u.add_argument("--device", default="cpu", help="torch device (cuda on a GPU machine)")
+    u.add_argument("--max-minutes", type=float, help="stop (after saving) once this much time has passed")
     a = p.parse_args(argv)
     if a.cmd == "data":
-        make_data(a.num, a.out)
+        make_data(a.num, a.out, workers=a.workers)
     elif a.cmd == "vae":
-        train_vae(a.data, a.out, a.steps, a.batch, a.lr, a.kl_weight, a.seed, a.init, a.fg_weight)
+        value = train_vae(a.data, a.out, a.steps, a.batch, a.lr, a.kl_weight, a.seed, a.init, a.fg_weight, a.crop,
+                          a.device, a.max_minutes)
+        print(f"held-out reconstruction PSNR {value:.2f} dB" + ("" if value >= 35 else " (below the 35 dB bar)"))
     else:
-        train_unet(a.data, a.vae, a.out, a.steps, a.batch, a.lr, a.seed)
+        train_unet(a.data, a.vae, a.out, a.steps, a.batch, a.lr, a.seed, ema_decay=a.ema_decay,
+                   save_every=a.save_every, device=a.device, max_minutes=a.max_minutes)
     return 0
 
 
