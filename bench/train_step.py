@@ -29,6 +29,7 @@ import torch.nn.functional as F
 # this repository's `training` package first (sam2 installs an unrelated top-level `training`)
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/realsize.py
 
 GB = 1e9
 
@@ -141,22 +142,10 @@ def bench_tiny(steps: int, batch: int, frames: int, size: int) -> dict[bool, dic
 
 # ---------------------------------------------------------------------------- 2. real, analytic
 def real_models():
-    """SVD's UNet, temporal VAE, CLIP ViT-H/14 and the control branch on the meta device."""
-    from diffusers import AutoencoderKLTemporalDecoder
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    """SVD's UNet, temporal VAE, CLIP ViT-H/14 and the control branch on the meta device (bench/realsize.py)."""
+    from realsize import empty_models
 
-    from interdyn.models.controlnet import InterDynControlNet
-    from interdyn.models.unet import InterDynUNet
-
-    with torch.device("meta"):
-        unet = InterDynUNet(num_frames=14)  # diffusers' defaults are SVD's UNet
-        branch = InterDynControlNet.from_unet(unet, load_weights_from_unet=False)
-        vae = AutoencoderKLTemporalDecoder(down_block_types=("DownEncoderBlock2D",) * 4,
-                                           block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-                                           latent_channels=4)
-        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16, patch_size=14,
-            image_size=224, projection_dim=1024))
+    unet, vae, clip, branch = empty_models()
     # a few parameters are made with CPU constructors even under the meta device: move everything
     for m in (unet, branch, vae, clip):
         m.to("meta")
