@@ -314,13 +314,15 @@ def training_section(args, dev: Device, peaks: dict | None) -> list[dict]:
                     width=args.width))
                 row.update(batch=config.batch_size, accumulation=config.gradient_accumulation_steps,
                            checkpointing=config.gradient_checkpointing, optimizer=config.optimizer)
-                dev.reset_peak()
-                trainer = Trainer(config, dataset=[], backbone=backbone)
-                row["optimizer_class"] = type(trainer.optimizer.optimizer).__name__
                 f, b = args.frames, config.batch_size
                 batch = {"frames": torch.rand(b, f, 3, args.height, args.width, generator=gen),
                          "control": (torch.rand(b, f, 3, args.height, args.width, generator=gen) > 0.5).float(),
                          "meta": [{"fps": 6.0, "source": f"random-{i}"} for i in range(b)]}
+                clips = [{"frames": batch["frames"][i], "control": batch["control"][i], "meta": batch["meta"][i]}
+                         for i in range(b)]
+                dev.reset_peak()
+                trainer = Trainer(config, dataset=clips, backbone=backbone)
+                row["optimizer_class"] = type(trainer.optimizer.optimizer).__name__
                 micro = config.gradient_accumulation_steps
 
                 def optimizer_step():
