@@ -9,8 +9,10 @@
    branch's float32 master weights, gradients and AdamW state; activations measured by running the
    forward pass on the meta device (batch 4, 14 frames, 256x384) with attention saving what flash /
    memory-efficient attention saves (q, k, v, output, log-sum-exp), not the L x L matrix.
+3. The same estimate for a training config (default training/configs/24gb.yaml: batch 1, gradient
+   checkpointing, 8-bit AdamW or its bf16-state fallback).
 
-    python bench/train_step.py [--steps 6] [--batch 2] [--frames 4] [--size 64] [--skip-tiny]
+    python bench/train_step.py [--steps 6] [--batch 2] [--frames 4] [--size 64] [--skip-tiny] [--config YAML]
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ import torch
 import torch.nn.functional as F
 
 # this repository's `training` package first (sam2 installs an unrelated top-level `training`)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/realsize.py
 
 GB = 1e9
 
@@ -138,22 +142,10 @@ def bench_tiny(steps: int, batch: int, frames: int, size: int) -> dict[bool, dic
 
 # ---------------------------------------------------------------------------- 2. real, analytic
 def real_models():
-    """SVD's UNet, temporal VAE, CLIP ViT-H/14 and the control branch on the meta device."""
-    from diffusers import AutoencoderKLTemporalDecoder
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    """SVD's UNet, temporal VAE, CLIP ViT-H/14 and the control branch on the meta device (bench/realsize.py)."""
+    from realsize import empty_models
 
-    from interdyn.models.controlnet import InterDynControlNet
-    from interdyn.models.unet import InterDynUNet
-
-    with torch.device("meta"):
-        unet = InterDynUNet(num_frames=14)  # diffusers' defaults are SVD's UNet
-        branch = InterDynControlNet.from_unet(unet, load_weights_from_unet=False)
-        vae = AutoencoderKLTemporalDecoder(down_block_types=("DownEncoderBlock2D",) * 4,
-                                           block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-                                           latent_channels=4)
-        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16, patch_size=14,
-            image_size=224, projection_dim=1024))
+    unet, vae, clip, branch = empty_models()
     # a few parameters are made with CPU constructors even under the meta device: move everything
     for m in (unet, branch, vae, clip):
         m.to("meta")
@@ -187,24 +179,42 @@ def real_activations(unet, branch, batch: int, frames: int, height: int, width: 
     return counted["bytes"]
 
 
+# bytes of optimizer state per trainable parameter
+OPTIMIZER_STATE_BYTES = {
+    "adamw": 8.0,       # torch.optim.AdamW: exp_avg + exp_avg_sq in float32
+    "adamw_bf16": 4.0,  # training.optimizers.AdamWBF16State: both moments in bfloat16
+    "adamw8bit": 2.0,   # bitsandbytes AdamW8bit: both moments in 8 bits (+ ~0.03 B/param block scales)
+}
+
+
+def parameter_counts(unet, branch, vae, clip) -> dict[str, int]:
+    return {name: sum(p.numel() for p in m.parameters()) for name, m in
+            (("unet", unet), ("branch", branch), ("vae", vae), ("clip", clip))}
+
+
+def static_memory_rows(n: dict[str, int], optimizer: str = "adamw") -> list[tuple[str, str, int | None, float]]:
+    """``(key, label, parameters, bytes)`` of weights, gradients and optimizer state per GPU (bf16 frozen models,
+    float32 master weights and gradients of the branch); ``key`` names the row for bench/static_memory.py."""
+    return [
+        ("unet", "SVD UNet, frozen, bf16", n["unet"], 2 * n["unet"]),
+        ("vae", "temporal VAE, frozen, bf16", n["vae"], 2 * n["vae"]),
+        ("clip", "CLIP ViT-H/14 image encoder, frozen, bf16", n["clip"], 2 * n["clip"]),
+        ("branch", "control branch weights, fp32 master", n["branch"], 4 * n["branch"]),
+        ("grads", "control branch gradients, fp32", None, 4 * n["branch"]),
+        ("optimizer", f"{optimizer} state", None, OPTIMIZER_STATE_BYTES[optimizer] * n["branch"]),
+    ]
+
+
 def bench_real(batch: int = 4, frames: int = 14, height: int = 256, width: int = 384) -> None:
     unet, branch, vae, clip = real_models()
-    n = {name: sum(p.numel() for p in m.parameters()) for name, m in
-         (("unet", unet), ("branch", branch), ("vae", vae), ("clip", clip))}
+    n = parameter_counts(unet, branch, vae, clip)
     act_plain = real_activations(unet, branch, batch, frames, height, width, checkpointing=False)
     act_ckpt = real_activations(unet, branch, batch, frames, height, width, checkpointing=True)
-    rows = [
-        ("SVD UNet, frozen, bf16", n["unet"], 2 * n["unet"]),
-        ("temporal VAE, frozen, bf16", n["vae"], 2 * n["vae"]),
-        ("CLIP ViT-H/14 image encoder, frozen, bf16", n["clip"], 2 * n["clip"]),
-        ("control branch weights, fp32 master", n["branch"], 4 * n["branch"]),
-        ("control branch gradients, fp32", None, 4 * n["branch"]),
-        ("AdamW state (exp_avg, exp_avg_sq), fp32", None, 8 * n["branch"]),
-    ]
-    static = sum(r[2] for r in rows)
+    rows = static_memory_rows(n, "adamw")
+    static = sum(r[3] for r in rows)
     print(f"\n2. real configuration, per GPU: batch {batch}, {frames} frames, {height}x{width}, bf16 autocast")
     print(f"   {'':52s}{'params':>10s}{'memory':>10s}")
-    for name, count, size in rows:
+    for _, name, count, size in rows:
         print(f"   {name:52s}{(f'{count / 1e9:.3f} B' if count else ''):>10s}{size / GB:8.2f} GB")
     print(f"   {'weights + gradients + optimizer':52s}{'':10s}{static / GB:8.2f} GB")
     print(f"   {'  with 8-bit AdamW (state 2 bytes/param)':52s}{'':10s}{(static - 6 * n['branch']) / GB:8.2f} GB")
@@ -220,6 +230,34 @@ def bench_real(batch: int = 4, frames: int = 14, height: int = 256, width: int =
           "activations assume bf16 tensors and flash-style attention)")
 
 
+def config_estimate(path: Path) -> dict:
+    """Analytic memory per GPU of a training config (batch, frames, size, checkpointing, optimizer from the file)."""
+    from training.config import load_config
+
+    config = load_config(path, {"pretrained_model": "real-size (analytic)"})
+    unet, branch, vae, clip = real_models()
+    n = parameter_counts(unet, branch, vae, clip)
+    act = real_activations(unet, branch, config.batch_size, config.num_frames, config.height, config.width,
+                           checkpointing=config.gradient_checkpointing)
+    optimizers = [config.optimizer] + ([config.optimizer_fallback] if config.optimizer_fallback else [])
+    static = {o: sum(r[3] for r in static_memory_rows(n, o)) for o in optimizers}
+    return {"config": str(path), "batch_size": config.batch_size, "accumulation": config.gradient_accumulation_steps,
+            "frames": config.num_frames, "size": f"{config.height}x{config.width}",
+            "gradient_checkpointing": config.gradient_checkpointing, "activations_bytes": act,
+            "static_bytes": static, "total_bytes": {o: s + act for o, s in static.items()}}
+
+
+def bench_config(path: Path) -> dict:
+    est = config_estimate(path)
+    print(f"\n3. {path.name}: batch {est['batch_size']} x {est['accumulation']} accumulation, {est['frames']} frames, "
+          f"{est['size']}, checkpointing {est['gradient_checkpointing']}, bf16 frozen models")
+    print(f"   {'activations saved for backward':52s}{'':10s}{est['activations_bytes'] / GB:8.2f} GB")
+    for o, s in est["static_bytes"].items():
+        print(f"   {'weights + gradients + ' + o + ' state':52s}{'':10s}{s / GB:8.2f} GB")
+        print(f"   {'  total with ' + o:52s}{'':10s}{est['total_bytes'][o] / GB:8.2f} GB")
+    return est
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
@@ -227,10 +265,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--skip-tiny", action="store_true")
+    parser.add_argument("--config", type=Path, default=REPO / "training" / "configs" / "24gb.yaml",
+                        help="training config whose analytic memory is printed last (default: the 24 GB one)")
     args = parser.parse_args()
     if not args.skip_tiny:
         bench_tiny(args.steps, args.batch, args.frames, args.size)
     bench_real()
+    bench_config(args.config)
 
 
 if __name__ == "__main__":

@@ -196,13 +196,15 @@ def sample_euler(denoiser: Callable, x: torch.Tensor, sigmas: torch.Tensor,
                  callback: StepCallback | None = None) -> torch.Tensor:
     """Euler's method on the probability-flow ODE over ``sigmas`` (last one usually 0)."""
     total = len(sigmas) - 1
+    # the callback's float sigmas, read from the device once (not one host sync per step)
+    sigma_values = sigmas.tolist() if callback is not None else None
     for i in range(total):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoiser(x, sigma, i)
         d = (x - denoised) / sigma
         x = x + d * (sigma_next - sigma)
         if callback is not None:
-            callback(StepInfo(i, total, float(sigma), x, denoised))
+            callback(StepInfo(i, total, sigma_values[i], x, denoised))
     return x
 
 

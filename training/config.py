@@ -104,8 +104,13 @@ class TrainConfig:
     learning_rate: float = _f(1e-5, "learning rate (the paper: 1e-5)", "optim")
     batch_size: int = _f(4, "clips per device per micro-batch (the paper: 4 per GPU)", "optim")
     gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer step", "optim")
-    optimizer: str = _f("adamw", "'adamw' (torch.optim.AdamW) or 'adamw8bit' (bitsandbytes, if installed)", "optim",
-                        choices=("adamw", "adamw8bit"))
+    optimizer: str = _f("adamw", "'adamw' (torch.optim.AdamW, 8 bytes of state per parameter), 'adamw8bit' "
+                                 "(bitsandbytes, if installed; 2 bytes) or 'adamw_bf16' (training.optimizers: AdamW "
+                                 "with bfloat16 moments and stochastic rounding, 4 bytes, no extra package)", "optim",
+                        choices=("adamw", "adamw8bit", "adamw_bf16"))
+    optimizer_fallback: str | None = _f(None, "optimizer to use when `optimizer`'s package is not installed "
+                                              "(adamw8bit without bitsandbytes), with a note; None = stop with an "
+                                              "error", "optim", choices=(None, "adamw", "adamw_bf16"))
     adam_beta1: float = _f(0.9, "Adam beta1", "optim")
     adam_beta2: float = _f(0.999, "Adam beta2", "optim")
     adam_epsilon: float = _f(1e-8, "Adam epsilon", "optim")

@@ -141,13 +141,23 @@ def weights_are_sharded(accelerator) -> bool:
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     kwargs = dict(lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon,
                   weight_decay=config.weight_decay)
-    if config.optimizer == "adamw8bit":
+    name = config.optimizer
+    if name == "adamw8bit":
         try:
             import bitsandbytes as bnb
         except ImportError:
-            raise ImportError("optimizer 'adamw8bit' needs bitsandbytes (pip install bitsandbytes); or use 'adamw'") \
-                from None
-        return bnb.optim.AdamW8bit(params, **kwargs)
+            if config.optimizer_fallback is None:
+                raise ImportError("optimizer 'adamw8bit' needs bitsandbytes (pip install bitsandbytes); or use "
+                                  "'adamw_bf16' / 'adamw', or set optimizer_fallback") from None
+            name = config.optimizer_fallback
+            print(f"note: optimizer 'adamw8bit' needs bitsandbytes, which is not installed: using optimizer_fallback "
+                  f"{name!r}", file=sys.stderr)
+        else:
+            return bnb.optim.AdamW8bit(params, **kwargs)
+    if name == "adamw_bf16":
+        from .optimizers import AdamWBF16State
+
+        return AdamWBF16State(params, **kwargs)
     return torch.optim.AdamW(params, **kwargs)
 
 
@@ -198,7 +208,7 @@ class Trainer:
     """One training run; :func:`train` is the function to call."""
 
     def __init__(self, config: TrainConfig, dataset: Dataset | None = None,
-                 on_step_end: Callable[["Trainer"], None] | None = None):
+                 on_step_end: Callable[["Trainer"], None] | None = None, backbone: SVDBackbone | None = None):
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration, set_seed
 
@@ -219,7 +229,10 @@ class Trainer:
             raise ValueError("use_ema needs whole weights on every process: use DDP or DeepSpeed ZeRO-2, not FSDP or "
                              "ZeRO-3")
 
-        self.backbone = build_backbone(config)
+        # ``backbone``: an already built frozen backbone (bench/gpu.py passes real-size random models)
+        self.backbone = build_backbone(config) if backbone is None else backbone
+        for module in (self.backbone.unet, self.backbone.vae, self.backbone.image_encoder):
+            module.eval().requires_grad_(False)
         set_seed(config.seed)  # the control CNN's random init
         branch = build_control_branch(config, self.backbone)
         self.branch_config = {k: v for k, v in dict(branch.config).items() if not k.startswith("_")}
@@ -255,6 +268,8 @@ class Trainer:
         self.settings = NoiseSettings.from_config(config)
         self.last_checkpoint: Path | None = None
         self.last_loss = float("nan")
+        # (gathered losses on the device, micro-step, clip sources) of the current optimizer step's micro-batches
+        self._pending: list[tuple[torch.Tensor, int, list]] = []
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -367,17 +382,42 @@ class Trainer:
         return paths
 
     # ------------------------------------------------------------------ the loop
-    def _stop_non_finite(self, what: str, value: float, batch: dict) -> None:
+    def _stop_non_finite(self, what: str, value: float, micro_step: int, sources: list) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        sources = [m.get("source") for m in batch["meta"]]
+        self._pending = []
         last = self.last_checkpoint or "none (no checkpoint was written)"
         raise NonFiniteLossError(
-            f"{what} is {value} at step {self.state.step + 1} (micro-batch {self.state.micro_step}, clips "
+            f"{what} is {value} at step {self.state.step + 1} (micro-batch {micro_step}, clips "
             f"{sources}); stopped before updating the weights, nothing saved. Last good checkpoint: {last}. "
             "Lower the learning rate, use bf16 instead of fp16, or check the data of these clips.")
 
+    def _finish_step_checks(self, norm) -> None:
+        """Read back the step's losses and gradient norm once; stop before the update if any is not finite.
+
+        The only host synchronisation of an optimizer step (a GPU keeps its queue of kernels between
+        micro-batches); it also sets ``last_loss``, the mean loss of the step.
+        """
+        pending, self._pending = self._pending, []
+        losses = torch.cat([losses.float().flatten() for losses, _, _ in pending])
+        norm_t = norm.detach().float().reshape(1).to(losses.device) if torch.is_tensor(norm) else \
+            losses.new_full((1,), 0.0 if norm is None else float(norm))
+        finite, mean = torch.stack([torch.isfinite(torch.cat([losses, norm_t])).all().float(),
+                                    losses.mean()]).tolist()
+        self.last_loss = mean
+        if finite:
+            return
+        for step_losses, micro_step, sources in pending:
+            bad = step_losses[~torch.isfinite(step_losses)]
+            if bad.numel():
+                self._stop_non_finite("the loss", float(bad[0]), micro_step, sources)
+        self._stop_non_finite("the gradient norm", float(norm_t[0]), pending[-1][1], pending[-1][2])
+
     def train_micro_batch(self, batch: dict) -> torch.Tensor:
-        """Forward and backward of one micro-batch (optimizer step when accumulation is complete)."""
+        """Forward and backward of one micro-batch (optimizer step when accumulation is complete).
+
+        Returns the micro-batch's mean loss (gathered over processes) as a device tensor: nothing is read
+        back to the host until the optimizer step (:meth:`_finish_step_checks`).
+        """
         config, acc = self.config, self.accelerator
         # the clip's position in the optimizer step's global batch (accumulation x processes x batch)
         slot = (self.state.micro_in_step * acc.num_processes + acc.process_index) * config.batch_size
@@ -389,13 +429,14 @@ class Trainer:
             v = predict_v(self.backbone.unet, self.branch, inputs, self.residual_mode)
             loss = v_loss(v, inputs.target)
             losses = acc.gather(loss.detach()[None])
-            if not bool(torch.isfinite(losses).all()):
-                self._stop_non_finite("the loss", float(losses[~torch.isfinite(losses)][0]), batch)
+            self._pending.append((losses, self.state.micro_step, [m.get("source") for m in batch["meta"]]))
             acc.backward(loss)
-            if acc.sync_gradients and config.max_grad_norm is not None:
-                norm = acc.clip_grad_norm_(self.branch.parameters(), config.max_grad_norm)
-                if norm is not None and acc.mixed_precision != "fp16" and not math.isfinite(float(norm)):
-                    self._stop_non_finite("the gradient norm", float(norm), batch)
+            if acc.sync_gradients:
+                norm = None
+                if config.max_grad_norm is not None:
+                    norm = acc.clip_grad_norm_(self.branch.parameters(), config.max_grad_norm)
+                # fp16: the grad scaler skips steps with inf gradients itself
+                self._finish_step_checks(None if acc.mixed_precision == "fp16" else norm)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -415,7 +456,6 @@ class Trainer:
 
         bar = tqdm(total=config.max_steps, initial=state.step, desc="training",
                    disable=not (self.is_main and config.progress_bar), dynamic_ncols=True)
-        step_losses: list[torch.Tensor] = []
         window_start, window_steps, window_losses = time.perf_counter(), 0, []
         self.log(f"{acc.num_processes} process(es) on {acc.device}, {len(self.dataset)} clips, batch "
                  f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation x {acc.num_processes}, "
@@ -430,7 +470,7 @@ class Trainer:
                     acc.skip_first_batches(self.loader, state.batch_in_epoch)
                 finished_epoch = True
                 for batch in loader:
-                    step_losses.append(self.train_micro_batch(batch))
+                    self.train_micro_batch(batch)
                     state.micro_step += 1
                     state.batch_in_epoch += 1
                     state.micro_in_step += 1
@@ -441,9 +481,7 @@ class Trainer:
                     window_steps += 1
                     if self.ema is not None:
                         self.ema.step(acc.unwrap_model(self.branch).parameters())
-                    self.last_loss = float(torch.stack(step_losses).mean())
-                    window_losses.append(self.last_loss)
-                    step_losses.clear()
+                    window_losses.append(self.last_loss)  # set by the step's one read-back
                     bar.update(1)
                     if state.step % config.log_every == 0 or state.step == config.max_steps:
                         elapsed = time.perf_counter() - window_start

@@ -171,16 +171,18 @@ class InterDynControlNet(ModelMixin, ConfigMixin):
         output conv and all residual convs start at zero, so the branch is invisible until trained.
         """
         c = unet.config
-        model = cls(
-            in_channels=c.in_channels, down_block_types=tuple(c.down_block_types),
-            block_out_channels=tuple(c.block_out_channels), addition_time_embed_dim=c.addition_time_embed_dim,
-            projection_class_embeddings_input_dim=c.projection_class_embeddings_input_dim,
-            layers_per_block=c.layers_per_block, cross_attention_dim=c.cross_attention_dim,
-            transformer_layers_per_block=c.transformer_layers_per_block, num_attention_heads=c.num_attention_heads,
-            conditioning_channels=conditioning_channels,
-            conditioning_embedding_out_channels=tuple(conditioning_embedding_out_channels),
-            residual_mode=residual_mode, num_frames=c.num_frames, sample_size=c.sample_size,
-        )
+        # built on the UNet's device: a real-size branch on a GPU is initialised there, not on the CPU and copied
+        with torch.device(unet.device):
+            model = cls(
+                in_channels=c.in_channels, down_block_types=tuple(c.down_block_types),
+                block_out_channels=tuple(c.block_out_channels), addition_time_embed_dim=c.addition_time_embed_dim,
+                projection_class_embeddings_input_dim=c.projection_class_embeddings_input_dim,
+                layers_per_block=c.layers_per_block, cross_attention_dim=c.cross_attention_dim,
+                transformer_layers_per_block=c.transformer_layers_per_block, num_attention_heads=c.num_attention_heads,
+                conditioning_channels=conditioning_channels,
+                conditioning_embedding_out_channels=tuple(conditioning_embedding_out_channels),
+                residual_mode=residual_mode, num_frames=c.num_frames, sample_size=c.sample_size,
+            )
         if load_weights_from_unet:
             for name in ("conv_in", "time_embedding", "add_embedding", "down_blocks", "mid_block"):
                 getattr(model, name).load_state_dict(getattr(unet, name).state_dict())

@@ -1,0 +1,66 @@
+"""bench/gpu.py's CPU smoke mode: the GPU benchmark's code path stays alive without a GPU."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "bench" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_known_device_peaks_match_by_name_and_unknown_devices_say_so():
+    bench = load_bench()
+    assert bench.device_peak("NVIDIA H100 PCIe")["bf16"] == 756, "the PCIe H100 is not the SXM one"
+    assert bench.device_peak("NVIDIA L40S")["bf16"] == 362 and bench.device_peak("NVIDIA L4")["bf16"] == 121, \
+        "L40S is matched before L4"
+    assert bench.device_peak("NVIDIA Tesla V100-SXM2-16GB")["bf16"] is None, "V100 has no bf16 tensor cores"
+    assert bench.device_peak("Some Future GPU") is None, "unknown devices have no peak (reported as unknown)"
+
+
+def test_cpu_smoke_run_writes_sane_json(tmp_path):
+    bench = load_bench()
+    out = tmp_path / "smoke.json"
+    result = bench.main(["--smoke", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["smoke"] is True and saved["device"].startswith("CPU"), "without a GPU it is a CPU smoke run"
+    assert {"sampler", "options", "decode", "training", "settings", "peak_tflops"} <= set(saved), "all sections"
+    sampler = saved["sampler"]
+    assert [(r["dtype"], r["control"]) for r in sampler] == [("bf16", False), ("bf16", True)], "plain and control"
+    for r in sampler:
+        assert "error" not in r, f"sampler row failed: {r.get('error')}"
+        assert r["s_per_video"] > 0 and r["flops_per_step"] > 0 and r["flops"] > r["flops_fixed"] > 0, \
+            f"time and FLOPs are measured: {r}"
+    control, plain = sampler[1], sampler[0]
+    assert control["flops_per_step"] > plain["flops_per_step"], "the branch adds FLOPs to every step"
+    assert control["x_plain_floor"] == pytest.approx(control["flops"] / plain["flops"]), "floor = FLOP ratio"
+    setups = [r["setup"] for r in saved["training"]]
+    assert len(setups) == 5 and setups[-1].startswith("24gb.yaml"), "4 batch/checkpointing rows + the 24 GB config"
+    for r in saved["training"]:
+        assert "error" not in r, f"training row {r['setup']} failed: {r.get('error')}"
+        assert r["s_per_step"] > 0 and r["flops_per_step"] > 0, f"training step measured: {r}"
+    last = saved["training"][-1]
+    assert (last["batch"], last["accumulation"], last["checkpointing"]) == (1, 4, True), "the 24 GB setup as filed"
+    assert last["optimizer_class"] in ("AdamW8bit", "AdamWBF16State"), "8-bit AdamW or its bf16-state fallback"
+    assert saved["training"][1]["flops_per_step"] > saved["training"][0]["flops_per_step"], \
+        "gradient checkpointing recomputes the forward: more FLOPs"
+    assert result["training"][0]["setup"] == saved["training"][0]["setup"], "the returned dict is what was written"
