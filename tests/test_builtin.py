@@ -79,9 +79,10 @@ def test_demo_writes_hit_miss_and_chain_videos_a_contact_sheet_and_numbers(tmp_p
 
 
 def test_probes_run_on_two_scenes_with_the_builtin_model(toy, tmp_path):
-    generate = probes.model_generator(*toy, TOY_SAMPLING)
+    # 2 Euler steps instead of the model's 16: this checks the plumbing; `interdyn probes` measures quality
+    generate = probes.model_generator(*toy, dict(TOY_SAMPLING, num_steps=2))
     report = probes.run_probes(generate, num_scenes=2, seed=probes.PROBE_SEED)
-    assert len(report.force) == 2 and len(report.counterfactual) == 2
+    assert len(report.force) == 2 and len(report.counterfactual) == 2 and len(report.chain) == 1
     s = report.summary()
     assert s["simulation"]["motion_fidelity"]["mean"] == pytest.approx(1.0), "the simulation is its own ceiling"
     for method in ("interdyn", "no_control"):

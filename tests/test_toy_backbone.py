@@ -63,7 +63,7 @@ def test_control_stage_and_packaging_run_on_the_toy_backbone(tmp_path):
     train(config)
     branch_file = tmp_path / "branch.safetensors"
     export(tmp_path / "control" / "checkpoint-2", branch_file)
-    result = package(tmp_path / "prior" / "svd", branch_file, tmp_path / "assets")
+    result = package(tmp_path / "prior" / "svd", branch_file, tmp_path / "assets", check_scenes=1, check_steps=2)
     assert result["fp16_max_abs_pixel_difference"] < 0.05, "fp16 storage keeps the generated pixels"
     backbone = load_svd_backbone(tmp_path / "assets" / "svd")
     branch = load_control_branch(tmp_path / "assets" / "interdyn_toy_physics.safetensors", backbone=backbone)

@@ -193,10 +193,10 @@ def eval_loss(backbone, branch, batch, draws: int = 12) -> float:
 
 @pytest.mark.slow
 def test_training_on_one_clip_drives_the_loss_down(tmp_path):
-    # measured (12 fixed draws of sigma and noise, no image dropout): 0.441 -> 0.175 after 200 steps at lr 3e-3
-    # (0.228 after 80 steps); about 90 s on 2 idle cores
-    config = tiny_config(tmp_path, synthetic_num_scenes=1, max_steps=200, learning_rate=3e-3, checkpoint_every=1000,
-                         log_every=50)
+    # measured (12 fixed draws of sigma and noise, no image dropout): 0.441 -> 0.175 after 200 steps at lr 3e-3,
+    # 0.228 after 80 steps; 50 steps are enough to show the learning signal (see the assert)
+    config = tiny_config(tmp_path, synthetic_num_scenes=1, max_steps=50, learning_rate=3e-3, checkpoint_every=1000,
+                         log_every=25)
     backbone = build_backbone(config)
     torch.manual_seed(config.seed)
     initial = build_control_branch(config, backbone).eval()
@@ -206,7 +206,7 @@ def test_training_on_one_clip_drives_the_loss_down(tmp_path):
     trained = load_control_branch(result["checkpoint"] / BRANCH_FILE)
     after = eval_loss(backbone, trained, batch)
     print(f"eval loss on the training clip: before {before:.4f}, after {after:.4f}")
-    assert after < 0.6 * before, f"200 steps on one clip must cut the loss by > 40%: {before:.4f} -> {after:.4f}"
+    assert after < 0.75 * before, f"50 steps on one clip must cut the loss by > 25%: {before:.4f} -> {after:.4f}"
 
 
 class StopAt(Exception):

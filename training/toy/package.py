@@ -23,16 +23,17 @@ import torch
 from interdyn.builtin import TOY_DIR, TOY_SAMPLING, TOY_SIZE
 
 
-def _generate_probe_videos(backbone, branch, seeds) -> torch.Tensor:
+def _generate_probe_videos(backbone, branch, seeds, num_steps: int | None = None) -> torch.Tensor:
     from interdyn.sampling import generate_video
     from interdyn.synthetic import default_scene
 
+    sampling = dict(TOY_SAMPLING, **({} if num_steps is None else {"num_steps": num_steps}))
     videos = []
     for seed in seeds:
-        scene = default_scene(seed, size=TOY_SIZE, num_frames=TOY_SAMPLING["num_frames"])
+        scene = default_scene(seed, size=TOY_SIZE, num_frames=sampling["num_frames"])
         with torch.no_grad():
             videos.append(generate_video(backbone, scene.frames[:1], scene.control[None], branch, generator=seed,
-                                         **TOY_SAMPLING)[0])
+                                         **sampling)[0])
     return torch.stack(videos)
 
 
@@ -47,14 +48,17 @@ def _portable(value):
     return value
 
 
-def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | None = None) -> dict:
+def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | None = None,
+            check_scenes: int = 4, check_steps: int | None = None) -> dict:
+    """Write the fp16 package into ``out``; the fp16 check generates ``check_scenes`` validation scenes with
+    the built-in sampling settings (``check_steps`` Euler steps instead, for smoke tests)."""
     from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
     from interdyn.testing import save_svd_folder
 
     backbone = load_svd_backbone(svd, dtype=torch.float32)
     branch = load_control_branch(control, dtype=torch.float32, backbone=backbone)
-    seeds = [2_000_000 + i for i in range(4)]  # validation seeds, not the probe seeds
-    reference = _generate_probe_videos(backbone, branch, seeds)
+    seeds = [2_000_000 + i for i in range(check_scenes)]  # validation seeds, not the probe seeds
+    reference = _generate_probe_videos(backbone, branch, seeds, check_steps)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -73,8 +77,9 @@ def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | No
         backbone16 = load_svd_backbone(staging / "svd", dtype=torch.float32)
         branch16 = load_control_branch(staging / "interdyn_toy_physics.safetensors", dtype=torch.float32,
                                        backbone=backbone16)
-        diff = float((_generate_probe_videos(backbone16, branch16, seeds) - reference).abs().max())
-        info["fp16_check"] = {"max_abs_pixel_difference": diff, "scenes": seeds, "sampling": TOY_SAMPLING}
+        diff = float((_generate_probe_videos(backbone16, branch16, seeds, check_steps) - reference).abs().max())
+        sampling = dict(TOY_SAMPLING, **({} if check_steps is None else {"num_steps": check_steps}))
+        info["fp16_check"] = {"max_abs_pixel_difference": diff, "scenes": seeds, "sampling": sampling}
         save_control_branch(branch16, staging / "interdyn_toy_physics.safetensors", dtype=torch.float16,
                             provenance=info)
         if out.exists():
