@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,14 @@ def test_the_notes_come_first_in_reading_order(report, name):
     first_other = min(n["bounding"][0] for n in others)
     late = [n["title"] for n in notes if n["bounding"][0] >= first_other]
     assert not late, f"{name}: the Notes {late} must form the first (leftmost) column, read before the graph"
+
+
+@pytest.mark.parametrize("name", [p.stem for p in WORKFLOWS])
+def test_the_template_browser_lists_the_workflow_with_its_card_image(report, name):
+    server = report["server"]
+    assert name in server.request("/workflow_templates").get(PACK_FOLDER, []), f"{name} is not served as a template"
+    with urllib.request.urlopen(f"{server.url}/api/workflow_templates/{PACK_FOLDER}/{name}.jpg", timeout=30) as r:
+        assert r.headers.get_content_type() == "image/jpeg", f"{name}.jpg: the card image must be served"
 
 
 def test_the_toy_workflow_runs_from_the_run_button(report):

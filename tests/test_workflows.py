@@ -216,3 +216,13 @@ def test_a_note_says_where_the_model_files_go(path):
         assert folder in notes, f"{path.name}: the notes must say what goes in {folder}"
     if any(n["type"] == "InterDynSAM2VideoMasks" for n in load(path)["nodes"]):
         assert "models/sam2" in notes
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_has_a_template_card_image(path):
+    # the template browser shows workflows/<name>.jpg on the workflow's card (a grey box when it is missing)
+    image = path.with_suffix(".jpg")
+    assert image.is_file(), f"{path.name}: the template browser asks for {image.name}"
+    data = image.read_bytes()
+    assert data[:3] == b"\xff\xd8\xff", f"{image.name} must be a JPEG (the frontend asks for .jpg)"
+    assert len(data) < 200_000, f"{image.name} is {len(data)} bytes: keep card images small"
