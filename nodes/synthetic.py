@@ -28,7 +28,7 @@ class InterDynSyntheticScene:
                            "1-2 drivers (the training distribution). chain: the driver hits disc A, which hits disc "
                            "B. hit / miss: a counterfactual pair, the same first frame for the same seed; the "
                            "driver hits the disc, or is turned away and misses it."}),
-            "seed": ("INT", {"default": 1000000, "min": 0, "max": 2**31 - 1,
+            "seed": ("INT", {"default": 1000000, "min": 0, "max": 2**31 - 1, "control_after_generate": True,
                              "tooltip": "Layout, colours and physics parameters. Seeds >= 1000000 are held out from "
                                         "the built-in model's training."}),
             "width": ("INT", {"default": 64, "min": 32, "max": 1024, "step": 32,

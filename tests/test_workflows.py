@@ -11,6 +11,12 @@ from test_nodes import import_pack
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+SEED_NAMES = ("seed", "noise_seed")  # INTs the frontend gives a control widget, declared or not
+CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
+# combos listing the files in a model folder: the saved value depends on the user's files (the integration and
+# browser tests place tiny models under these names); only a built-in entry is checked here
+MODEL_COMBOS = {("InterDynModelLoader", "svd"), ("InterDynModelLoader", "interdyn"),
+                ("InterDynSAM2VideoMasks", "sam2_model")}
 
 # Core ComfyUI nodes the workflows may use (checked against ComfyUI v0.3.64):
 # link inputs {name: type}, widget values as the frontend stores them (upload buttons store one too), outputs.
@@ -37,6 +43,17 @@ def pack():
     return import_pack("workflow_check_pack")
 
 
+def has_control_widget(kind, name, opts) -> bool:
+    """The frontend's rule: a value-control widget ("control after generate") follows an INT or COMBO that
+    declares ``control_after_generate``; an INT named ``seed`` or ``noise_seed`` gets one unless it declares
+    ``control_after_generate: False`` (ComfyUI_frontend ``useIntWidget``: ``control_after_generate ?? name in
+    [seed, noise_seed]``)."""
+    declared = opts.get("control_after_generate")
+    if kind == "INT":
+        return bool(declared) if declared is not None else name in SEED_NAMES
+    return kind == "COMBO" and bool(declared)
+
+
 def signature(pack, node_type):
     """(link inputs {name: type}, widget names in stored order, output types, widget types, required links)."""
     if node_type in CORE:
@@ -51,7 +68,7 @@ def signature(pack, node_type):
             if isinstance(t, list) or t in WIDGET_TYPES:
                 widgets.append(name)
                 types[name] = "COMBO" if isinstance(t, list) else t
-                if opts.get("control_after_generate"):
+                if has_control_widget(types[name], name, opts):
                     widgets.append(f"{name}:control_after_generate")
             else:
                 links[name] = t
@@ -86,27 +103,76 @@ def test_every_node_type_exists_and_widget_values_line_up(pack, path):
         values = n.get("widgets_values", [])
         assert len(values) == len(widgets), (f"{path.name} node {n['id']} {n['type']}: {len(values)} widget values "
                                              f"for widgets {widgets}")
-        if n["type"] == "InterDynSampler":
-            i = widgets.index("seed:control_after_generate")
-            assert values[i] in ("fixed", "increment", "decrement", "randomize")
+
+
+def test_every_seed_input_declares_its_control_widget(pack):
+    for node_type, cls in pack.NODE_CLASS_MAPPINGS.items():
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, (t, opts) in spec.get(section, {}).items():
+                if t == "INT" and "seed" in name:
+                    assert opts.get("control_after_generate") is True, (
+                        f"{node_type}.{name}: declare control_after_generate=True; the frontend adds the widget to "
+                        "every INT named seed anyway, and the declaration makes the saved slot visible to readers")
+
+
+def widget_problems(pack, node) -> list[str]:
+    """What the frontend would get wrong when it loads this node's saved widget values (empty: nothing)."""
+    node_type, values = node["type"], list(node.get("widgets_values") or [])
+    if node_type not in pack.NODE_CLASS_MAPPINGS:
+        return []
+    cls = pack.NODE_CLASS_MAPPINGS[node_type]
+    spec = {**cls.INPUT_TYPES()["required"], **cls.INPUT_TYPES().get("optional", {})}
+    _, widgets, _, types, _ = signature(pack, node_type)
+    where = f"node {node['id']} {node_type}"
+    if len(values) != len(widgets):
+        return [f"{where}: {len(values)} saved values for the {len(widgets)} widgets the frontend builds {widgets}; "
+                "every value after the first missing slot lands in the wrong widget"]
+    problems = []
+    for name, value in zip(widgets, values):
+        if name.endswith(":control_after_generate"):
+            if value not in CONTROL_VALUES:
+                problems.append(f"{where}.{name} = {value!r}, not one of {CONTROL_VALUES}")
+            continue
+        kind, opts = types[name], spec[name][1]
+        if kind == "COMBO":
+            choices = spec[name][0]
+            if (node_type, name) in MODEL_COMBOS and not str(value).startswith("builtin:"):
+                ok = isinstance(value, str) and value != ""
+            else:
+                ok = value in choices
+            if not ok:
+                problems.append(f"{where}.{name} = {value!r} is not in its list {choices}")
+            continue
+        python_types = {"INT": (int,), "FLOAT": (int, float), "STRING": (str,), "BOOLEAN": (bool,)}[kind]
+        if not isinstance(value, python_types) or (kind != "BOOLEAN" and isinstance(value, bool)):
+            problems.append(f"{where}.{name} = {value!r} is not a {kind}")
+            continue
+        if kind in ("INT", "FLOAT"):
+            low, high = opts.get("min", float("-inf")), opts.get("max", float("inf"))
+            if not low <= value <= high:
+                problems.append(f"{where}.{name} = {value} outside [{low}, {high}]")
+            step = opts.get("step", 1)
+            if kind == "INT" and step > 1 and value % step:
+                problems.append(f"{where}.{name} = {value} is not a multiple of its step {step}")
+    return problems
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_combo_and_number_widgets_hold_valid_values(pack, path):
-    for n in load(path)["nodes"]:
-        if n["type"] not in pack.NODE_CLASS_MAPPINGS:
-            continue
-        spec = {**pack.NODE_CLASS_MAPPINGS[n["type"]].INPUT_TYPES()["required"],
-                **pack.NODE_CLASS_MAPPINGS[n["type"]].INPUT_TYPES().get("optional", {})}
-        _, widgets, _, _, _ = signature(pack, n["type"])
-        for name, value in zip(widgets, n["widgets_values"]):
-            if ":" in name or isinstance(spec[name][0], list):
-                continue  # model combos list the files present; checked by the integration test
-            opts = spec[name][1]
-            if "min" in opts:
-                assert opts["min"] <= value <= opts["max"], f"{path.name} {n['type']}.{name} = {value}"
-            if opts.get("step") == 64:
-                assert value % 64 == 0, f"{path.name} {n['type']}.{name} must be a multiple of 64"
+def test_saved_widget_values_fit_the_widgets_the_frontend_builds(pack, path):
+    problems = [p for n in load(path)["nodes"] for p in widget_problems(pack, n)]
+    assert not problems, f"{path.name}: " + "\n".join(problems)
+
+
+def test_the_widget_check_catches_a_seed_without_its_control_slot(pack):
+    # the shipped mistake (issue 12): the synthetic scene's seed saved without the control slot, so the
+    # frontend put 64 in "control after generate" and 8 in height (server: "Value 8 smaller than min of 32")
+    node = {"id": 3, "type": "InterDynSyntheticScene", "widgets_values": ["push", 1000000, 64, 64, 8]}
+    assert widget_problems(pack, node), "a missing control slot after a seed must be reported"
+    node["widgets_values"] = ["push", 1000000, "fixed", 64, 64, 8]
+    assert widget_problems(pack, node) == [], "the slot filled, the values fit"
+    node["widgets_values"] = ["push", 1000000, "fixed", 64, 8, 8]
+    assert widget_problems(pack, node), "a height below its min must be reported"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -150,3 +216,13 @@ def test_a_note_says_where_the_model_files_go(path):
         assert folder in notes, f"{path.name}: the notes must say what goes in {folder}"
     if any(n["type"] == "InterDynSAM2VideoMasks" for n in load(path)["nodes"]):
         assert "models/sam2" in notes
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_has_a_template_card_image(path):
+    # the template browser shows workflows/<name>.jpg on the workflow's card (a grey box when it is missing)
+    image = path.with_suffix(".jpg")
+    assert image.is_file(), f"{path.name}: the template browser asks for {image.name}"
+    data = image.read_bytes()
+    assert data[:3] == b"\xff\xd8\xff", f"{image.name} must be a JPEG (the frontend asks for .jpg)"
+    assert len(data) < 200_000, f"{image.name} is {len(data)} bytes: keep card images small"

@@ -1,0 +1,211 @@
+"""Every shipped workflow in ComfyUI's real web page, as an artist sees it; the toy workflow from the Run button.
+
+Starts a real ComfyUI as tests/test_comfyui_integration.py does (``COMFYUI_PATH``, ``COMFYUI_PYTHON``, the
+same server helpers), with the test's tiny models placed under the names the workflows use, opens its page in
+headless Chromium driven by puppeteer-core (``tests/comfyui_browser.js``), loads each workflow with
+``app.loadGraphData`` and checks what the frontend built: no missing node types, every widget value inside its
+range or combo list, every node inside the opening view at the saved zoom (which is a readable one) with no two
+nodes overlapping, the Notes first in reading order. A screenshot of each lands in ``INTERDYN_SCREENSHOTS``
+(default: the test's temporary folder). Then it presses Run (``app.queuePrompt(0, 1)``) on the toy workflow,
+waits for the outputs and checks the Save nodes wrote their files and show their previews.
+
+Skipped, with the reason, unless all of these are there: ``COMFYUI_PATH``; Chromium (``INTERDYN_CHROMIUM``,
+default ``/usr/bin/chromium``; Debian's ``chromium`` package); ``node``; the npm module ``puppeteer-core``
+(found through ``NODE_PATH``, ``INTERDYN_NODE_MODULES`` or ``.browser/node_modules`` in the repository, where
+``.ci/run`` installs it).
+
+Example::
+
+    COMFYUI_PATH=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/venv/bin/python \\
+        INTERDYN_NODE_MODULES=/path/to/node_modules python -m pytest tests/test_comfyui_browser.py -v
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from test_comfyui_integration import COMFYUI, REPO, Server, _write_inputs, _write_models
+
+CHROMIUM = os.environ.get("INTERDYN_CHROMIUM", "/usr/bin/chromium")
+NODE = shutil.which("node")
+SCRIPT = Path(__file__).with_name("comfyui_browser.js")
+PACK_FOLDER = "ComfyUI-InterDyn"  # the README's clone name
+WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+RUN = "interdyn_toy_physics.json"  # needs no model files: runs from the Run button as shipped
+RUN_TIMEOUT = 900
+# a full-HD desktop browser window; the saved zoom must keep node text drawn (the frontend switches to
+# low-quality rendering, titles and widgets without text, below 0.6)
+VIEWPORT = {"width": 1920, "height": 1080}
+MIN_SCALE = 0.7
+NOTE_TYPES = {"Note", "MarkdownNote"}
+
+
+def _node_modules() -> list[str]:
+    candidates = [*os.environ.get("NODE_PATH", "").split(os.pathsep), os.environ.get("INTERDYN_NODE_MODULES", ""),
+                  str(REPO / ".browser" / "node_modules")]
+    return [c for c in candidates if c and (Path(c) / "puppeteer-core" / "package.json").is_file()]
+
+
+def _skip_reason() -> str | None:
+    if not COMFYUI or not (Path(COMFYUI) / "main.py").is_file():
+        return "set COMFYUI_PATH to a ComfyUI checkout with its requirements installed to run the browser test"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set INTERDYN_CHROMIUM)"
+    if not NODE:
+        return "node is not installed (needed to drive Chromium with puppeteer-core)"
+    if not _node_modules():
+        return ("the npm module puppeteer-core was not found (npm install --prefix .browser puppeteer-core, or set "
+                "INTERDYN_NODE_MODULES to the node_modules folder holding it)")
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+def _place_models_under_workflow_names(root: Path):
+    """The workflows name the real models; give the tiny ones those names so the combos hold real entries."""
+    from interdyn.testing import build_tiny_backbone, build_tiny_control_branch
+
+    shutil.copytree(root / "diffusers" / "svd_tiny", root / "diffusers" / "stable-video-diffusion-img2vid")
+    build_tiny_control_branch(build_tiny_backbone(0), 0).save_pretrained(root / "interdyn" / "InterDyn")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """Start ComfyUI, drive its page through every workflow and the toy run; the page's report."""
+    base = tmp_path_factory.mktemp("comfy_browser")
+    (base / "custom_nodes").mkdir()
+    os.symlink(REPO, base / "custom_nodes" / PACK_FOLDER, target_is_directory=True)
+    _write_inputs(base / "input")
+    models = tmp_path_factory.mktemp("models")
+    yaml = _write_models(models)
+    _place_models_under_workflow_names(models)
+    shots = Path(os.environ.get("INTERDYN_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    srv = Server(base, yaml, base / "comfyui.log")
+    try:
+        t0 = time.time()
+        srv.wait_ready()
+        config = {"url": srv.url, "chromium": CHROMIUM, "viewport": VIEWPORT, "screenshots": str(shots),
+                  "workflows": [{"name": p.name, "path": str(p)} for p in WORKFLOWS], "run": RUN,
+                  "run_timeout_s": RUN_TIMEOUT}
+        (base / "browser.json").write_text(json.dumps(config))
+        env = {**os.environ, "NODE_PATH": os.pathsep.join(_node_modules())}
+        done = subprocess.run([NODE, str(SCRIPT), str(base / "browser.json")], capture_output=True, text=True,
+                              env=env, timeout=RUN_TIMEOUT + 600)
+        assert done.returncode == 0, f"the browser script failed:\n{done.stderr[-4000:]}\n{srv.log_text()[-3000:]}"
+        result = json.loads(done.stdout)
+        result["server"], result["seconds"], result["screenshots"] = srv, time.time() - t0, str(shots)
+        print(f"\nfrontend {result['frontend']}: page ready in {result['page_ready_s']:.1f}s, "
+              f"toy run {result['run'].get('seconds', float('nan')):.1f}s, all {result['seconds']:.1f}s; "
+              f"screenshots in {shots}")
+        yield result
+    finally:
+        srv.stop()
+
+
+def _visible_area(info):
+    """The part of the canvas no menu or side bar covers, (left, top, right, bottom) in page pixels, and the
+    panels floating over it (minimap, zoom controls) as [x, y, w, h]."""
+    c = info["canvas"]
+    left, top, right, bottom = c["x"], c["y"], c["x"] + c["w"], c["y"] + c["h"]
+    floating = []
+    for r in info["covers"]:
+        if r["h"] >= 0.5 * c["h"] and r["x"] <= left + 1 and r["w"] < 0.3 * c["w"]:  # a bar along the left edge
+            left = max(left, r["x"] + r["w"])
+        elif r["w"] >= 0.5 * c["w"] and r["y"] <= top + 1 and r["h"] < 0.3 * c["h"]:  # a bar along the top
+            top = max(top, r["y"] + r["h"])
+        elif r["w"] < 0.5 * c["w"] and r["h"] < 0.5 * c["h"] and _overlap([r["x"], r["y"], r["w"], r["h"]],
+                                                                            [c["x"], c["y"], c["w"], c["h"]]):
+            floating.append([r["x"], r["y"], r["w"], r["h"]])
+    return (left, top, right, bottom), floating
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+@pytest.mark.parametrize("name", [p.name for p in WORKFLOWS])
+def test_workflow_loads_with_every_node_type_known(report, name):
+    info = report["workflows"][name]
+    assert info["load_error"] is None, f"{name}: loadGraphData failed: {info['load_error']}"
+    missing = [n["type"] for n in info["nodes"] if not n["registered"]]
+    assert not missing, f"{name}: the frontend does not know the node types {missing}"
+    assert not info["missing_dialog"], f"{name}: a missing-nodes/models dialog opened: {info['missing_dialog']}"
+
+
+@pytest.mark.parametrize("name", [p.name for p in WORKFLOWS])
+def test_every_widget_value_is_valid_as_the_frontend_built_it(report, name):
+    problems = []
+    for node in report["workflows"][name]["nodes"]:
+        for w in node["widgets"]:
+            where = f"node {node['id']} {node['type']}.{w['name']} = {w['value']!r}"
+            if w["name"] == "control_after_generate":
+                if w["value"] not in ("fixed", "increment", "decrement", "randomize"):
+                    problems.append(f"{where}: not a control mode (a value slid into the wrong widget)")
+            elif w["values"] is not None and w["type"] == "combo":
+                if w["value"] not in w["values"]:
+                    problems.append(f"{where}: not in its list {w['values'][:10]}")
+            elif isinstance(w["value"], (int, float)) and not isinstance(w["value"], bool) and w["min"] is not None:
+                if not w["min"] <= w["value"] <= w["max"]:
+                    problems.append(f"{where}: outside [{w['min']}, {w['max']}]")
+    assert not problems, f"{name}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", [p.name for p in WORKFLOWS])
+def test_every_node_is_in_the_opening_view_at_a_readable_zoom_without_overlaps(report, name):
+    info = report["workflows"][name]
+    assert info["scale"] >= MIN_SCALE, f"{name}: saved zoom {info['scale']} < {MIN_SCALE}: text is hard to read"
+    (left, top, right, bottom), floating = _visible_area(info)
+    outside = [f"{n['id']} {n['title']!r} at {[round(v) for v in n['screen']]}" for n in info["nodes"]
+               if n["screen"][0] < left or n["screen"][1] < top or n["screen"][0] + n["screen"][2] > right
+               or n["screen"][1] + n["screen"][3] > bottom]
+    assert not outside, (f"{name}: nodes outside the opening view {[round(v) for v in (left, top, right, bottom)]} "
+                         f"of a {VIEWPORT['width']}x{VIEWPORT['height']} window: {outside}")
+    hidden = [f"{n['id']} {n['title']!r}" for n in info["nodes"] for f in floating if _overlap(n["screen"], f)]
+    assert not hidden, f"{name}: nodes under the minimap or zoom controls: {hidden}"
+    nodes = info["nodes"]
+    overlaps = [f"{a['id']} {a['title']!r} / {b['id']} {b['title']!r}" for i, a in enumerate(nodes)
+                for b in nodes[i + 1:] if _overlap(a["bounding"], b["bounding"])]
+    assert not overlaps, f"{name}: overlapping nodes (title bars included): {overlaps}"
+
+
+@pytest.mark.parametrize("name", [p.name for p in WORKFLOWS])
+def test_the_notes_come_first_in_reading_order(report, name):
+    nodes = report["workflows"][name]["nodes"]
+    notes = [n for n in nodes if n["type"] in NOTE_TYPES]
+    others = [n for n in nodes if n["type"] not in NOTE_TYPES]
+    assert notes, f"{name}: a workflow explains itself in a Note"
+    first_other = min(n["bounding"][0] for n in others)
+    late = [n["title"] for n in notes if n["bounding"][0] >= first_other]
+    assert not late, f"{name}: the Notes {late} must form the first (leftmost) column, read before the graph"
+
+
+@pytest.mark.parametrize("name", [p.stem for p in WORKFLOWS])
+def test_the_template_browser_lists_the_workflow_with_its_card_image(report, name):
+    server = report["server"]
+    assert name in server.request("/workflow_templates").get(PACK_FOLDER, []), f"{name} is not served as a template"
+    with urllib.request.urlopen(f"{server.url}/api/workflow_templates/{PACK_FOLDER}/{name}.jpg", timeout=30) as r:
+        assert r.headers.get_content_type() == "image/jpeg", f"{name}.jpg: the card image must be served"
+
+
+def test_the_toy_workflow_runs_from_the_run_button(report):
+    run = report["run"]
+    assert run["queued"]["ok"], f"the Run button failed: {run['queued']}"
+    assert "dialog" not in run, f"the page refused the run: {run.get('dialog')}"
+    assert run["status"] == "success", f"the run failed: {json.dumps(run.get('messages'))[:3000]}"
+    server = report["server"]
+    written = sorted(p.name for p in (server.output / "interdyn").glob("toy_physics*") if p.stat().st_size > 0)
+    assert any(n.startswith("toy_physics_0") for n in written) and any("ground_truth" in n for n in written), \
+        f"the generated and the simulated videos must be saved, got {written}"
+    saved = {str(k) for k, v in run["outputs"].items() if v.get("images")}
+    shown = {str(p["id"]) for p in run.get("previews", [])}
+    assert saved and saved <= shown, f"the Save nodes {saved} must show their previews on the page, shown: {shown}"
+    print(f"\ntoy workflow from the Run button: {run['seconds']:.1f}s, wrote {written}")
