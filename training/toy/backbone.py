@@ -49,7 +49,7 @@ TRAIN_SEEDS = range(0, 1_000_000)  # probes and demos use seeds >= 1_000_000
 
 def make_data(num: int, out: Path, first_seed: int = 0) -> None:
     """Render ``num`` random scenes (uint8 frames and control) into one tensor file."""
-    from training.data.synthetic import random_scene
+    from ..data.synthetic import random_scene
 
     frames, control = [], []
     t0 = time.time()
@@ -166,7 +166,7 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
     from interdyn.models import InterDynUNet
     from interdyn.models.backbone import SVDBackbone
     from interdyn.testing import save_svd_folder
-    from training.losses import NoiseSettings, clip_generators, prepare_inputs
+    from ..losses import NoiseSettings, clip_generators, prepare_inputs
 
     torch.manual_seed(seed)
     data = torch.load(data_path)
