@@ -26,7 +26,8 @@ def main() -> None:
     import torch
 
     from interdyn import probes
-    from interdyn.builtin import TOY_SAMPLING, TOY_SIZE, load_toy_physics
+    from interdyn.builtin import TOY_SAMPLING, TOY_SIZE
+    from interdyn.loading import load_toy_physics
     from interdyn.cli import main as cli_main
     from interdyn.demo import DEMO_SEED, demo_scenes
 

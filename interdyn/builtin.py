@@ -8,12 +8,15 @@ flat-coloured discs and boxes only (see ``MODEL_CARD.md`` beside the weights, an
 
 Everywhere a model path is accepted (``load_svd_backbone``, ``load_control_branch``, the CLI's
 ``--svd`` / ``--interdyn``, the ComfyUI loader), the name :data:`TOY_PHYSICS` (``"builtin:toy-physics"``)
-means these files.
+means these files. This module only names and finds them (it imports no model code);
+:func:`interdyn.loading.load_toy_physics` loads them.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from .errors import ModelLoadError
 
 BUILTIN_PREFIX = "builtin:"
 TOY_PHYSICS = "builtin:toy-physics"
@@ -46,8 +49,6 @@ def builtin_path(name: str, part: str) -> Path:
 
     Raises :class:`interdyn.loading.ModelLoadError` naming the path looked at when the name is
     unknown or the files are missing (e.g. a sparse checkout without ``interdyn/assets``)."""
-    from .loading import ModelLoadError
-
     if name not in _BUILTINS:
         raise ModelLoadError(f"unknown built-in model {name!r}; built-in models: {', '.join(builtin_names())}.")
     path = _BUILTINS[name][part]
@@ -57,11 +58,3 @@ def builtin_path(name: str, part: str) -> Path:
                              "repository with its assets.")
     return path
 
-
-def load_toy_physics(*, dtype=None, device="cpu"):
-    """``(backbone, control_branch)`` of the built-in toy-physics model (float32 on the CPU by default)."""
-    from .loading import load_control_branch, load_svd_backbone
-
-    backbone = load_svd_backbone(TOY_PHYSICS, dtype=dtype, device=device)
-    branch = load_control_branch(TOY_PHYSICS, dtype=dtype, device=device, backbone=backbone)
-    return backbone, branch

@@ -1,4 +1,6 @@
-"""Command line: ``interdyn generate``, ``interdyn demo``, ``interdyn probes``, ``interdyn make-tiny``."""
+"""Command line: ``interdyn generate``, ``interdyn demo``, ``interdyn probes``, ``interdyn make-tiny``, and the
+training package's ``interdyn train``, ``export``, ``evaluate``, ``prepare`` (:mod:`interdyn.training_commands`)
+and ``interdyn configs``."""
 from __future__ import annotations
 
 import argparse
@@ -169,7 +171,25 @@ def cmd_make_tiny(args) -> int:
     return 0
 
 
+def cmd_configs(args) -> int:
+    from .training_commands import shipped_configs
+
+    configs = shipped_configs()
+    if args.name is None:
+        width = max(map(len, configs))
+        for name, path in configs.items():
+            print(f"{name:{width}s}  {path}")
+        return 0
+    key = args.name[:-5] if args.name.endswith(".yaml") else args.name
+    if key not in configs:
+        raise SystemExit(f"error: no shipped config named {args.name!r}; shipped: {', '.join(configs)}")
+    print(configs[key])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .training_commands import TRAINING_COMMANDS
+
     parser = argparse.ArgumentParser(prog="interdyn", description="InterDyn: image + driving motion -> video")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -208,10 +228,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--residual-mode", default="standard", choices=["standard", "official"])
     p.set_defaults(func=cmd_make_tiny)
+
+    # the training package's commands: their own parsers take the arguments (see main)
+    for command, (_, text) in TRAINING_COMMANDS.items():
+        sub.add_parser(command, help=text + " (--help: its options)", add_help=False)
+
+    p = sub.add_parser("configs", help="list the shipped training and accelerate configs, or print one's path "
+                                       "(for `accelerate launch --config_file $(interdyn configs accelerate/ddp_2gpus)`)")
+    p.add_argument("name", nargs="?", default=None, help="a config's name (e.g. cpu_tiny): print its path only")
+    p.set_defaults(func=cmd_configs)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .training_commands import TRAINING_COMMANDS, run_training_command
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TRAINING_COMMANDS:  # every later argument, --help included, is the module's own
+        return run_training_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

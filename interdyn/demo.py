@@ -45,7 +45,8 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
              echo: Callable[[str], None] = print) -> dict:
     """Run the demo into folder ``out``; returns the per-scene measurements and the written paths."""
     from . import probes
-    from .builtin import TOY_PHYSICS, TOY_SAMPLING, TOY_SIZE, load_toy_physics
+    from .builtin import TOY_PHYSICS, TOY_SAMPLING, TOY_SIZE
+    from .loading import load_toy_physics
     from .contact_sheet import write_contact_sheet
     from .video_io import write_video
 

@@ -27,6 +27,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .builtin import TOY_PHYSICS, builtin_path, is_builtin
+from .errors import ModelLoadError
 from .models.backbone import CLIP_MEAN, CLIP_STD, SVDBackbone
 from .models.controlnet import InterDynControlNet, mark_official_config
 from .models.unet import InterDynUNet
@@ -35,10 +37,6 @@ CONTROL_FORMAT = "interdyn-control-branch"
 CONTROL_FORMAT_VERSION = "1"
 WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "image_encoder": "model"}
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-class ModelLoadError(ValueError):
-    """A model file is missing or is not what was expected; the message says which and what to do."""
 
 
 def resolve_dtype(precision: str | torch.dtype | None, device: str | torch.device = "cpu") -> torch.dtype:
@@ -97,8 +95,6 @@ def check_svd_folder(path: str | os.PathLike) -> dict[str, tuple[Path, str | Non
 
 def _builtin_or_path(path: str | os.PathLike, part: str) -> Path:
     """``"builtin:<name>"`` -> the packaged files (:mod:`interdyn.builtin`); anything else -> ``Path``."""
-    from .builtin import builtin_path, is_builtin
-
     return builtin_path(path, part) if is_builtin(path) else Path(path)
 
 
@@ -255,3 +251,11 @@ def save_control_branch(model: InterDynControlNet, path: str | os.PathLike, *, d
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def load_toy_physics(*, dtype=None, device="cpu") -> tuple[SVDBackbone, InterDynControlNet]:
+    """``(backbone, control_branch)`` of the built-in toy-physics model (:mod:`interdyn.builtin`; float32 on
+    the CPU by default)."""
+    backbone = load_svd_backbone(TOY_PHYSICS, dtype=dtype, device=device)
+    branch = load_control_branch(TOY_PHYSICS, dtype=dtype, device=device, backbone=backbone)
+    return backbone, branch

@@ -10,8 +10,8 @@ import torch
 from safetensors import safe_open
 
 from interdyn import probes
-from interdyn.builtin import TOY_BRANCH, TOY_DIR, TOY_PHYSICS, TOY_SAMPLING, TOY_SVD, builtin_path, load_toy_physics
-from interdyn.loading import ModelLoadError, load_svd_backbone
+from interdyn.builtin import TOY_BRANCH, TOY_DIR, TOY_PHYSICS, TOY_SAMPLING, TOY_SVD, builtin_path
+from interdyn.loading import ModelLoadError, load_svd_backbone, load_toy_physics
 from interdyn.video_io import read_video
 
 

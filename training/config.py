@@ -244,11 +244,38 @@ def config_from_dict(values: dict, base: TrainConfig | None = None) -> TrainConf
     return config
 
 
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship with the package, by name: ``{"cpu_tiny": .../configs/cpu_tiny.yaml, ...,
+    "accelerate/ddp_2gpus": .../configs/accelerate/ddp_2gpus.yaml}``."""
+    return {path.relative_to(CONFIG_DIR).with_suffix("").as_posix(): path
+            for path in sorted(CONFIG_DIR.rglob("*.yaml"))}
+
+
+def resolve_config(name: str | Path) -> Path:
+    """A config file: ``name`` itself when that file exists, else the shipped config of that name
+    (``cpu_tiny`` or ``cpu_tiny.yaml``); an error listing the shipped names otherwise."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    key = path.as_posix()
+    key = key[:-5] if key.endswith(".yaml") else key
+    if key in shipped:
+        return shipped[key]
+    raise FileNotFoundError(f"--config {name}: no such file, and not the name of a shipped config "
+                            f"({', '.join(shipped)})")
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
-    """Defaults, updated by the YAML file at ``path``, then by ``overrides``; validated."""
+    """Defaults, updated by the YAML file at ``path`` (a file, or a shipped config's name: see
+    :func:`resolve_config`), then by ``overrides``; validated."""
     config = TrainConfig()
     if path is not None:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        path = resolve_config(path)
+        data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
         config = config_from_dict(data, config)
@@ -272,8 +299,9 @@ def build_parser(prog: str = "python -m training.train", description: str | None
     parser = argparse.ArgumentParser(
         prog=prog, description=description or __doc__.splitlines()[0],
         argument_default=argparse.SUPPRESS)
-    parser.add_argument("--config", help="YAML file with config keys (command-line options override it)",
-                        default=None)
+    parser.add_argument("--config", default=None,
+                        help="YAML file with config keys (command-line options override it), or the name of a "
+                             f"shipped one: {', '.join(n for n in shipped_configs() if '/' not in n)}")
     groups: dict[str, argparse._ArgumentGroup] = {}
     types_ = _field_types()
     defaults = TrainConfig()

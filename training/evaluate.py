@@ -774,8 +774,8 @@ def _parse_generated(values: list[str]) -> dict:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.evaluate",
+def build_parser(prog: str = "python -m training.evaluate") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog,
                                 description="Generate and score InterDyn and baselines (the paper's Table 1 and S3).")
     p.add_argument("--data", required=True, help="clips in the generic layout: ROOT/<id>/video.mp4, mask_hand.mp4, "
                                                  "mask_<object>.mp4")
@@ -822,8 +822,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m training.evaluate") -> int:
+    args = build_parser(prog).parse_args(argv)
     generated = _parse_generated(args.generated)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     settings = GenerationSettings(num_frames=args.frames, height=args.height, width=args.width, num_steps=args.steps,

@@ -131,8 +131,8 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dtype: str 
     raise ExportError(f"format must be 'single' or 'official', got {format!r}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m training.export") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True,
                         help="a checkpoint-<step> folder, or a run's output_dir (its newest checkpoint)")
     parser.add_argument("--out", required=True,

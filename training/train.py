@@ -523,8 +523,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
     return Trainer(config.validate(), dataset, on_step_end).run()
 
 
-def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m training.train") -> int:
+    config = parse_args(argv, prog=prog)
     try:
         result = train(config)
     except NonFiniteLossError as err:

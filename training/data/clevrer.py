@@ -28,8 +28,8 @@ import torch
 from interdyn.control import CONTROL_PALETTE, fit_to_size, masks_to_control, resample_frame_indices
 from interdyn.video_io import VideoReadError, read_video
 
-from .datasets import item_rng
-from .prepare import Summary, safe_name, unique_names, write_clip_folder
+from .clip_writer import Summary, safe_name, unique_names, write_clip_folder
+from .samples import item_rng
 
 __all__ = ["rle_decode", "rle_encode", "object_masks", "entering_objects", "candidate_starts", "prepare_clevrer",
            "prepare_clevrer_from_args"]

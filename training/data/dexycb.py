@@ -30,7 +30,7 @@ import torch
 
 from interdyn.control import fit_to_size, resample_frame_indices
 
-from .prepare import Summary, write_clip_folder
+from .clip_writer import Summary, write_clip_folder
 
 __all__ = ["YCB_CLASSES", "HAND_LABEL", "hand_mask", "convex_hull_mask", "find_clips", "prepare_dexycb",
            "prepare_dexycb_from_args"]

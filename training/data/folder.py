@@ -8,7 +8,7 @@
     ROOT/<id>/label.txt          optional, a text label (e.g. the action)
 
 :func:`training.data.synthetic.write_scene_folder` writes this layout too (its extra files are
-ignored). Each sample (format: :mod:`training.data.datasets`): a start frame drawn from the
+ignored). Each sample (format: :mod:`training.data.samples`): a start frame drawn from the
 seeded generator of ``(seed, epoch, clip)``; ``num_frames`` frames resampled from the source rate
 to ``fps`` (nearest source frame, :func:`interdyn.control.resample_frame_indices`); video and
 masks fitted jointly to ``height x width`` (:func:`interdyn.control.fit_to_size`, ``crop="mask"``
@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from interdyn.control import fit_to_size, masks_to_control, resample_frame_indices
 from interdyn.video_io import VideoReadError, read_video, read_video_frames
 
-from .datasets import item_rng, make_sample, split_key
+from .samples import item_rng, make_sample, split_key
 
 VIDEO_SUFFIXES = (".mp4", ".webm")
 

@@ -14,84 +14,12 @@ printed and written to ``OUT/summary.json``. See docs/datasets.md.
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
-from collections import Counter
-from pathlib import Path
 
-import torch
+from . import clevrer, dexycb, ssv2
+from .clip_writer import Summary, safe_name, unique_names, write_clip_folder
 
-from interdyn.video_io import write_video
-
-__all__ = ["Summary", "safe_name", "write_clip_folder", "main"]
-
-
-class Summary:
-    """Counts of kept clips and dropped clips per reason (with a few example ids)."""
-
-    def __init__(self, dataset: str):
-        self.dataset, self.kept, self.dropped, self.examples = dataset, 0, Counter(), {}
-
-    def keep(self) -> None:
-        self.kept += 1
-
-    def drop(self, reason: str, clip_id: str) -> None:
-        self.dropped[reason] += 1
-        ex = self.examples.setdefault(reason, [])
-        if len(ex) < 5:
-            ex.append(str(clip_id))
-
-    def as_dict(self) -> dict:
-        return {"dataset": self.dataset, "kept": self.kept, "dropped": sum(self.dropped.values()),
-                "dropped_by_reason": dict(sorted(self.dropped.items())), "examples": self.examples}
-
-    def report(self, out_dir) -> dict:
-        d = self.as_dict()
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(d, indent=2) + "\n")
-        print(f"[{self.dataset}] kept {d['kept']}, dropped {d['dropped']}")
-        for reason, n in d["dropped_by_reason"].items():
-            print(f"  dropped {n:6d}  {reason}")
-        print(f"  summary written to {out / 'summary.json'}")
-        return d
-
-
-def safe_name(text: str, fallback: str = "object") -> str:
-    """A file-name-safe object name (``mask_<name>.mp4``): lowercase, ``[a-z0-9_]``, never ``hand``."""
-    name = re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")[:40] or fallback
-    return f"{name}_obj" if name == "hand" else name
-
-
-def unique_names(names) -> list[str]:
-    seen: Counter = Counter()
-    out = []
-    for n in names:
-        seen[n] += 1
-        out.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
-    return out
-
-
-def write_clip_folder(folder, video: torch.Tensor, fps: float, hand: torch.Tensor, objects: dict | None = None,
-                      meta: dict | None = None, control: torch.Tensor | None = None, crf: int = 18) -> Path:
-    """Write one clip: ``video`` ``[F, 3, H, W]`` float [0, 1], ``hand`` ``[F, H, W]`` bool, ``objects``
-    ``{name: [F, H, W] bool}``, optional ``control`` ``[F, 3, H, W]`` float; plus meta.json / label.txt."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_video(folder / "video.mp4", (video.clamp(0, 1) * 255).round().to(torch.uint8), fps, crf=crf, layout="FCHW")
-    write_video(folder / "mask_hand.mp4", hand.to(torch.bool).numpy(), fps, lossless=True)
-    for name, m in (objects or {}).items():
-        write_video(folder / f"mask_{name}.mp4", m.to(torch.bool).numpy(), fps, lossless=True)
-    if control is not None:
-        write_video(folder / "control.mp4", (control.clamp(0, 1) * 255).round().to(torch.uint8), fps,
-                    lossless=True, layout="FCHW")
-    meta = dict(meta or {})
-    meta.setdefault("fps", float(fps))
-    meta["objects"] = list((objects or {}).keys())
-    (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (folder / "label.txt").write_text(str(meta.get("label", "")) + "\n")
-    return folder
+__all__ = ["Summary", "safe_name", "unique_names", "write_clip_folder", "build_parser", "main"]
 
 
 def _common(p: argparse.ArgumentParser, *, fps: float | None, frames: int, height: int, width: int) -> None:
@@ -105,8 +33,8 @@ def _common(p: argparse.ArgumentParser, *, fps: float | None, frames: int, heigh
     p.add_argument("--overwrite", action="store_true", help="redo clips whose folder already has meta.json")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.data.prepare", description=__doc__.split("\n\n")[0])
+def build_parser(prog: str = "python -m training.data.prepare") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="dataset", required=True)
 
     p = sub.add_parser("ssv2", help="Something-Something-v2 videos + Something-Else boxes -> SAM2 masks")
@@ -150,14 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.dataset == "ssv2":
-        from .ssv2 import prepare_ssv2_from_args as run
-    elif args.dataset == "clevrer":
-        from .clevrer import prepare_clevrer_from_args as run
-    else:
-        from .dexycb import prepare_dexycb_from_args as run
+def main(argv=None, prog: str = "python -m training.data.prepare") -> int:
+    args = build_parser(prog).parse_args(argv)
+    run = {"ssv2": ssv2.prepare_ssv2_from_args, "clevrer": clevrer.prepare_clevrer_from_args,
+           "dexycb": dexycb.prepare_dexycb_from_args}[args.dataset]
     run(args)
     return 0
 

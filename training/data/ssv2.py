@@ -31,7 +31,7 @@ import torch
 from interdyn.control import fit_to_size, resample_frame_indices
 from interdyn.video_io import VideoReadError, read_video
 
-from .prepare import Summary, safe_name, unique_names, write_clip_folder
+from .clip_writer import Summary, safe_name, unique_names, write_clip_folder
 
 __all__ = ["load_labels", "load_boxes", "frame_boxes", "template_reason", "size_reason", "length_reason",
            "visibility_reason", "first_visible_start", "prepare_ssv2", "prepare_ssv2_from_args"]

@@ -286,7 +286,7 @@ def encode_clips(backbone, frames_u8: torch.Tensor, chunk: int = 16) -> tuple[to
 
     The VAE and CLIP are frozen while the prior trains, so these are computed once."""
     from interdyn.sampling import clip_image_embeddings
-    from training.losses import encode_video_latents
+    from ..losses import encode_video_latents
 
     latents, embeddings = [], []
     for start in range(0, len(frames_u8), chunk):
@@ -312,7 +312,7 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
     from interdyn.models.backbone import SVDBackbone
     from interdyn.sampling import encode_conditioning
     from interdyn.testing import save_svd_folder
-    from training.losses import NoiseSettings, clip_generators, draw_clip_scalars, v_target
+    from ..losses import NoiseSettings, clip_generators, draw_clip_scalars, v_target
 
     torch.manual_seed(seed)
     frames_all = load_data(data_path)["frames"]
