@@ -22,9 +22,18 @@ from pathlib import Path
 
 import torch
 
+from interdyn.safe_output import claim_output_folder, write_text_atomic
 from interdyn.video_io import write_video
 
-__all__ = ["Summary", "safe_name", "write_clip_folder", "main"]
+#: files only a preparer of ours writes at the top of its output folder (older outputs have no marker)
+PREPARED_LEGACY = ("summary.json",)
+
+__all__ = ["Summary", "safe_name", "write_clip_folder", "claim_prepared_folder", "main"]
+
+
+def claim_prepared_folder(out_dir) -> Path:
+    """The preparers' ``--out``: new, empty, or a prepared-data folder of ours; checked before any work."""
+    return claim_output_folder(out_dir, what="--out", legacy=PREPARED_LEGACY)
 
 
 class Summary:
@@ -48,9 +57,8 @@ class Summary:
 
     def report(self, out_dir) -> dict:
         d = self.as_dict()
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(d, indent=2) + "\n")
+        out = claim_output_folder(out_dir, what="--out", legacy=PREPARED_LEGACY)
+        write_text_atomic(out / "summary.json", json.dumps(d, indent=2) + "\n")
         print(f"[{self.dataset}] kept {d['kept']}, dropped {d['dropped']}")
         for reason, n in d["dropped_by_reason"].items():
             print(f"  dropped {n:6d}  {reason}")
@@ -158,7 +166,11 @@ def main(argv=None) -> int:
         from .clevrer import prepare_clevrer_from_args as run
     else:
         from .dexycb import prepare_dexycb_from_args as run
-    run(args)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:  # OutputError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
