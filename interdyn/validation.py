@@ -63,11 +63,11 @@ def check_guidance(value, name: str) -> float:
 
 
 def check_seed(value, name: str) -> int:
-    """A seed in ``[0, 2**63)`` (numpy and torch both accept it)."""
+    """A seed in ``[0, 2**64)`` (numpy and torch both accept it; ComfyUI seed widgets go up to 2**64 - 1)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InputError(f"{name} must be a whole number, got {value!r}")
-    if not 0 <= value < 2**63:
-        raise InputError(f"{name} must be between 0 and 2**63 - 1, got {value}")
+    if not 0 <= value < 2**64:
+        raise InputError(f"{name} must be between 0 and 2**64 - 1, got {value}")
     return int(value)
 
 

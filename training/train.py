@@ -587,7 +587,11 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    try:
+        config = parse_args(argv)
+    except (ValueError, FileNotFoundError) as err:  # a bad --key value or config file: one line, no traceback
+        print(f"[interdyn-train] error: {err}", file=sys.stderr)
+        return 2
     try:
         result = train(config)
     except NonFiniteLossError as err:
