@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 
 from .demo import DEMO_SEED
+from .safe_output import OutputError
 from .sampling import DEFAULTS
+from .validation import InputError
 
 
 def _add_sampling_args(p: argparse.ArgumentParser, height=DEFAULTS["height"], width=DEFAULTS["width"],
@@ -71,9 +73,12 @@ def _load_image(path: Path, height: int, width: int) -> torch.Tensor:
 
     from .control import fit_to_size
 
-    if not path.is_file():
-        raise SystemExit(f"error: image {path} does not exist")
-    image = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 255
+    try:
+        with Image.open(path) as im:
+            array = np.array(im.convert("RGB"))
+    except Exception as err:  # noqa: BLE001 - PIL raises several types for a bad file
+        raise InputError(f"--image {path} is not a readable image ({err})") from None
+    image = torch.from_numpy(array).permute(2, 0, 1).float() / 255
     video, _, _ = fit_to_size(video=image[None], height=height, width=width)
     return video
 
@@ -83,8 +88,6 @@ def _load_control(path: Path, args) -> torch.Tensor:
     from .control import prepare_control
     from .video_io import VIDEO_EXTENSIONS, read_video
 
-    if not path.exists():
-        raise SystemExit(f"error: control {path} does not exist")
     if path.is_dir():
         hands = sorted(p for p in path.glob("mask_hand.*") if p.suffix.lower() in VIDEO_EXTENSIONS)
         if hands:
@@ -95,19 +98,80 @@ def _load_control(path: Path, args) -> torch.Tensor:
                            height=args.height, width=args.width)
 
 
+# ---------------------------------------------------------------------------- validation (before any model loads)
+#: the command line's names for the sampler's arguments (messages use the caller's names)
+CLI_NAMES = {"num_frames": "--frames", "num_steps": "--steps", "min_guidance": "--min-guidance",
+             "max_guidance": "--max-guidance", "fps": "--fps", "motion_bucket_id": "--motion-bucket",
+             "noise_aug_strength": "--noise-aug", "control_strength": "--strength", "control_start": "--control-start",
+             "control_end": "--control-end", "decode_chunk_size": "--decode-chunk", "generator": "--seed",
+             "height": "--height", "width": "--width"}
+
+
+def _check_writable_parent(path: Path, what: str) -> None:
+    """The first existing folder above ``path`` must be a writable folder (else fail now, not after sampling)."""
+    import os
+
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: cannot write into {parent} (not a writable folder)")
+
+
+def _check_video_out(out: Path, what: str = "--out") -> None:
+    from .safe_output import check_output_folder
+    from .video_io import VIDEO_EXTENSIONS
+
+    ext = out.suffix.lower()
+    if ext and ext not in VIDEO_EXTENSIONS:
+        raise InputError(f"{what} {out}: unsupported extension {ext!r}; use one of {', '.join(VIDEO_EXTENSIONS)}, or "
+                         "no extension for a folder of PNG frames")
+    if ext:
+        if out.is_dir():
+            raise OutputError(f"{what} {out} is an existing folder, not a video file (nothing was changed)")
+    else:
+        check_output_folder(out, what=what)
+    _check_writable_parent(out, what)
+
+
+def validate_generate_args(args) -> None:
+    """Everything ``interdyn generate`` can check before loading a model, with the command line's names."""
+    from .sampling import check_sampling_args
+    from .video_io import IMAGE_EXTENSIONS
+
+    check_sampling_args(names=CLI_NAMES, height=args.height, width=args.width, decode_chunk_size=args.decode_chunk,
+                        generator=args.seed, **_sampling_kwargs(args))
+    image = Path(args.image)
+    if image.is_dir():
+        raise InputError(f"--image {image} is a folder; give the first frame as one image file (PNG/JPEG)")
+    if not image.is_file():
+        raise InputError(f"--image {image} does not exist")
+    if args.control:
+        control = Path(args.control)
+        if not control.exists():
+            raise InputError(f"--control {control} does not exist")
+        if control.is_file() and control.suffix.lower() in IMAGE_EXTENSIONS:
+            raise InputError(f"--control {control} is a single image; a control is a video of the driving motion "
+                             "(a mask or render video, or a folder of numbered frames with fps.txt)")
+        if not args.interdyn:
+            raise InputError("--control needs --interdyn (the control branch weights)")
+    out = Path(args.out)
+    _check_video_out(out)
+    _check_video_out(out.with_name(out.stem + "_comparison" + out.suffix), what="--out (its _comparison file)")
+
+
 def cmd_generate(args) -> int:
     from .loading import load_control_branch, load_svd_backbone
     from .sampling import generate_video
     from .video_io import write_video
 
+    validate_generate_args(args)
+    image = _load_image(Path(args.image), args.height, args.width)
+    control = _load_control(Path(args.control), args) if args.control else None
     t0 = time.time()
     backbone = load_svd_backbone(args.svd, dtype=args.precision, device=args.device)
     branch = load_control_branch(args.interdyn, dtype=backbone.dtype, device=args.device, backbone=backbone) \
         if args.interdyn else None
-    image = _load_image(Path(args.image), args.height, args.width)
-    control = _load_control(Path(args.control), args) if args.control else None
-    if control is not None and branch is None:
-        raise SystemExit("error: --control needs --interdyn (the control branch weights)")
     print(f"loaded models in {time.time() - t0:.1f}s; sampling {args.frames} frames at {args.height}x{args.width}")
     video = generate_video(backbone, image, None if control is None else control[None], branch,
                            generator=args.seed, decode_chunk_size=args.decode_chunk,
@@ -147,6 +211,14 @@ def cmd_probes(args) -> int:
     from .builtin import TOY_SIZE
     from .loading import load_control_branch, load_svd_backbone
 
+    from .safe_output import claim_output_folder
+    from .validation import check_count, check_seed
+
+    check_count(args.num_scenes, "--num-scenes")
+    check_seed(args.seed, "--seed")
+    if args.steps is not None:
+        check_count(args.steps, "--steps")
+    claim_output_folder(args.out, what="--out", legacy=probes.PROBE_FILES)  # before the minutes of sampling
     sampling = _builtin_sampling(args)
     backbone = load_svd_backbone(args.svd)
     branch = load_control_branch(args.interdyn, backbone=backbone)
@@ -240,14 +312,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean "the input is wrong" (shown as one line) rather than a bug."""
+    from .loading import ModelLoadError
+    from .video_io import VideoReadError
+
+    return (InputError, OutputError, ModelLoadError, VideoReadError, ValueError, FileNotFoundError,
+            NotADirectoryError, IsADirectoryError, PermissionError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. User errors print one line ``error: ...`` and exit 2; ``--debug`` (anywhere on the
+    line) or ``INTERDYN_DEBUG=1`` shows the traceback instead."""
+    import os
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("INTERDYN_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     from .training_commands import TRAINING_COMMANDS, run_training_command
 
-    argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in TRAINING_COMMANDS:  # every later argument, --help included, is the module's own
         return run_training_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if debug:
+        return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as err:
+        message = str(err) if not isinstance(err, (FileNotFoundError, PermissionError)) or not err.filename else \
+            f"{err.strerror or err}: {err.filename}"
+        print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

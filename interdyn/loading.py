@@ -65,9 +65,26 @@ def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise ModelLoadError(f"{what}: {path} is missing")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelLoadError(f"{what}: {path} is not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ModelLoadError(f"{what}: {path} must hold a JSON object, found a {type(value).__name__}")
+    return value
+
+
+def _metadata_json(path: Path, meta: dict, key: str, default: str | None = None) -> dict:
+    """Metadata entry ``key`` of safetensors file ``path``: a JSON object (never a name or path to resolve)."""
+    text = meta.get(key, default)
+    try:
+        value = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{path}: the metadata entry {key!r} is not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ModelLoadError(f"{path}: the metadata entry {key!r} must be a JSON object (a model config), found a "
+                             f"{type(value).__name__} ({str(value)[:60]!r}); refusing to resolve it as a model name "
+                             "or path (interdyn never downloads)")
+    return value
 
 
 def check_svd_folder(path: str | os.PathLike) -> dict[str, tuple[Path, str | None]]:
@@ -171,7 +188,7 @@ def _control_branch_files(path: Path) -> tuple[dict, dict, Path]:
     if meta.get("format_version") != CONTROL_FORMAT_VERSION:
         raise ModelLoadError(f"{path} has control branch format version {meta.get('format_version')!r}; this "
                              f"version of interdyn reads version {CONTROL_FORMAT_VERSION}")
-    return json.loads(meta["config"]), json.loads(meta.get("provenance", "{}")), path
+    return _metadata_json(path, meta, "config"), _metadata_json(path, meta, "provenance", "{}"), path
 
 
 def load_control_branch(path: str | os.PathLike, *, dtype: str | torch.dtype | None = None,
@@ -184,9 +201,16 @@ def load_control_branch(path: str | os.PathLike, *, dtype: str | torch.dtype | N
     """
     path = _builtin_or_path(path, "control")
     config, provenance, weights = _control_branch_files(path)
-    state = load_file(str(weights), device="cpu")
-    with torch.device("meta"):
-        model = InterDynControlNet.from_config(config)
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as err:  # noqa: BLE001 - safetensors raises several types for a bad file
+        raise ModelLoadError(f"{weights} is not a readable safetensors file ({err})") from None
+    try:
+        with torch.device("meta"):
+            model = InterDynControlNet.from_config(dict(config))  # a dict: from_config never looks anything up
+    except (TypeError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"{path}: its control branch config does not describe an InterDyn control branch "
+                             f"({err})") from None
     expected = set(model.state_dict())
     missing, unexpected = expected - set(state), set(state) - expected
     if missing or unexpected:

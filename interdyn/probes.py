@@ -452,10 +452,12 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
     ``counterfactual_pair(seed + i, mode="redirect")``; chains are ``force_propagation_scene(seed + i)``
     for ``i < num_chain_scenes`` (default: half of ``num_scenes``, at least 1)."""
     from .synthetic import counterfactual_pair, force_propagation_scene
+    from .validation import check_count
 
-    if num_scenes < 1:
-        raise ValueError(f"num_scenes must be >= 1, got {num_scenes}")
-    num_chain = max(1, num_scenes // 2) if num_chain_scenes is None else int(num_chain_scenes)
+    check_count(num_scenes, "num_scenes")
+    check_count(num_frames, "num_frames", minimum=2)
+    num_chain = max(1, num_scenes // 2) if num_chain_scenes is None else check_count(num_chain_scenes,
+                                                                                      "num_chain_scenes")
 
     t0 = time.time()
     report = ProbeReport(settings={"seed": seed, "num_scenes": num_scenes, "num_chain_scenes": num_chain,
@@ -488,17 +490,20 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
     return report
 
 
+#: the files :func:`write_report` writes (a folder holding them is a probes output of ours)
+PROBE_FILES = ("probes.json", "probes.md")
+
+
 def write_report(report: ProbeReport, out: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``probes.json`` and ``probes.md`` into folder ``out`` (each atomically)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``probes.json`` and ``probes.md`` into folder ``out`` (each atomically).
+
+    ``out`` must be new, empty or a probes folder of ours (:mod:`interdyn.safe_output`)."""
+    from .safe_output import claim_output_folder, write_text_atomic
+
+    out = claim_output_folder(out, what="probes output folder", legacy=PROBE_FILES)
     paths = []
-    for name, text in (("probes.json", json.dumps(report.to_json(), indent=1)), ("probes.md", report.to_markdown())):
-        path = out / name
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        paths.append(path)
+    for name, text in zip(PROBE_FILES, (json.dumps(report.to_json(), indent=1), report.to_markdown())):
+        paths.append(write_text_atomic(out / name, text))
     return paths[0], paths[1]
 
 

@@ -208,6 +208,42 @@ def sample_euler(denoiser: Callable, x: torch.Tensor, sigmas: torch.Tensor,
     return x
 
 
+def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=50, min_guidance=1.0,
+                        max_guidance=3.0, fps=7, motion_bucket_id=40, noise_aug_strength=0.02, control_strength=1.0,
+                        control_start=0.0, control_end=1.0, generator=None, decode_chunk_size=None, height=None,
+                        width=None) -> None:
+    """Check the sampler's scalar arguments before anything runs; raise :class:`~interdyn.validation.InputError`.
+
+    ``names`` maps the Python names to the caller's (``{"num_frames": "--frames"}`` on the command line,
+    a widget name in a node), so messages speak the caller's language.
+    """
+    from .validation import InputError, check_count, check_finite, check_guidance, check_range, check_seed
+
+    n = lambda key: (names or {}).get(key, key)  # noqa: E731
+    check_count(num_frames, n("num_frames"))
+    check_count(num_steps, n("num_steps"))
+    check_guidance(min_guidance, n("min_guidance"))
+    check_guidance(max_guidance, n("max_guidance"))
+    if check_finite(fps, n("fps")) <= 0:
+        raise InputError(f"{n('fps')} must be > 0, got {fps}")
+    check_range(motion_bucket_id, n("motion_bucket_id"), low=0)
+    check_range(noise_aug_strength, n("noise_aug_strength"), low=0)
+    check_finite(control_strength, n("control_strength"))
+    check_range(control_start, n("control_start"), 0, 1)
+    check_range(control_end, n("control_end"), 0, 1)
+    if control_start > control_end:
+        raise InputError(f"{n('control_start')} ({control_start}) must not be after {n('control_end')} ({control_end})")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        check_seed(generator, n("generator"))
+    if decode_chunk_size is not None:
+        check_count(decode_chunk_size, n("decode_chunk_size"))
+    for key, value in (("height", height), ("width", width)):
+        if value is not None:
+            check_count(value, n(key), minimum=64)
+            if value % 64:
+                raise InputError(f"{n(key)} must be a multiple of 64 for SVD's VAE and UNet, got {value}")
+
+
 def _check_size(height: int, width: int, factor: int) -> None:
     if height % factor or width % factor:
         raise ValueError(f"height and width must be multiples of {factor} for SVD's VAE and UNet, got "
@@ -244,21 +280,48 @@ def sample_latents(
     ``generator`` (or an int seed) draws, in diffusers' order, the noise augmentation and then
     the initial latents; pass ``latents`` (plain N(0,1), scaled here by the initial sigma) to
     fix the latter. ``callback`` gets a :class:`StepInfo` after each step; raise from it to cancel.
+
+    Every argument is checked before the first model call (:func:`check_sampling_args`; images and
+    control must be floating point, finite, in [0, 1]): a bad one raises
+    :class:`~interdyn.validation.InputError` naming it.
     """
+    from .validation import InputError, check_image_tensor
+
+    check_sampling_args(num_frames=num_frames, num_steps=num_steps if sigmas is None else 1,
+                        min_guidance=min_guidance, max_guidance=max_guidance, fps=fps,
+                        motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength,
+                        control_strength=control_strength, control_start=control_start, control_end=control_end,
+                        generator=generator)
+    if not isinstance(image, torch.Tensor):
+        raise InputError(f"image must be a torch.Tensor [batch, 3, height, width] in [0, 1], got {type(image).__name__}")
     if image.ndim == 3:
         image = image.unsqueeze(0)
     if image.ndim != 4 or image.shape[1] != 3:
-        raise ValueError(f"image must be [batch, 3, height, width] in [0, 1], got shape {tuple(image.shape)}")
+        raise InputError(f"image must be [batch, 3, height, width] in [0, 1], got shape {tuple(image.shape)}")
+    check_image_tensor(image, "image")
     height, width = image.shape[-2:]
     _check_size(height, width, 8 * backbone.vae_scale_factor)
     if control is not None:
+        if not isinstance(control, torch.Tensor):
+            raise InputError(f"control must be a torch.Tensor [batch, frames, 3, height, width], got "
+                             f"{type(control).__name__}")
         if control.ndim == 4:
             control = control.unsqueeze(0)
-        if control.ndim != 5 or tuple(control.shape[-2:]) != (height, width):
-            raise ValueError(f"control must be [batch, frames, 3, {height}, {width}] like the image, got "
+        if control.ndim != 5 or control.shape[2] != 3 or tuple(control.shape[-2:]) != (height, width):
+            raise InputError(f"control must be [batch, frames, 3, {height}, {width}] like the image, got "
                              f"shape {tuple(control.shape)}; use interdyn.control to fit it to the image size")
+        if control.shape[1] != num_frames:
+            raise InputError(f"control has {control.shape[1]} frames but num_frames is {num_frames}: resample the "
+                             "control to the video's frame count first (interdyn.control.prepare_control)")
+        if control.shape[0] not in (1, image.shape[0]):
+            raise InputError(f"control batch {control.shape[0]} does not match image batch {image.shape[0]}")
+        check_image_tensor(control, "control")
     if control is not None and control_branch is None and control_strength != 0:
-        raise ValueError("control frames were given without a control branch; load one with load_control_branch")
+        raise InputError("control frames were given without a control branch; load one with load_control_branch")
+    if sigmas is not None:
+        sigmas = torch.as_tensor(sigmas, dtype=torch.float32)
+        if sigmas.ndim != 1 or len(sigmas) < 2 or not bool(torch.isfinite(sigmas).all()):
+            raise InputError(f"sigmas must be a 1-D list of at least 2 finite noise levels, got {tuple(sigmas.shape)}")
     if isinstance(generator, int):
         generator = torch.Generator("cpu").manual_seed(generator)
     device = backbone.device
@@ -314,5 +377,9 @@ def decode_latents(backbone: SVDBackbone, latents: torch.Tensor, chunk_size: int
 def generate_video(backbone: SVDBackbone, image: torch.Tensor, control: torch.Tensor | None = None,
                    control_branch=None, *, decode_chunk_size: int | None = None, **kwargs) -> torch.Tensor:
     """Image + control -> video frames ``[B, F, 3, H, W]`` in [0, 1]. See :func:`sample_latents`."""
+    if decode_chunk_size is not None:
+        from .validation import check_count
+
+        check_count(decode_chunk_size, "decode_chunk_size")
     latents = sample_latents(backbone, image, control, control_branch, **kwargs)
     return decode_latents(backbone, latents, decode_chunk_size)

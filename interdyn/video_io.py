@@ -25,7 +25,9 @@ one-pixel padding. Use the lossless options for masks: masks survive them bit-ex
 
 Writes are atomic: the file (or folder) is written under a temporary name in the
 destination folder and moved into place with :func:`os.replace`; on any error the
-temporary is removed and nothing appears at ``path``.
+temporary is removed and nothing appears at ``path``. A frame folder replaces only a folder
+interdyn wrote (it holds a ``.interdyn-output`` marker, :mod:`interdyn.safe_output`) or an empty
+one: any other existing folder is an error and is left untouched.
 
 GIF stores frame durations in 1/100 s; the exact fps is kept in the GIF comment and read
 back from it (other GIF writers' files give ``100 / duration_cs``).
@@ -42,6 +44,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .safe_output import OutputError, check_output_folder, replace_folder
 
 __all__ = [
     "VideoReadError",
@@ -240,14 +244,16 @@ def write_video(path, frames, fps, *, crf: int = 18, lossless: bool = False,
     crf = int(crf)
     if path.exists() and path.is_dir() != (ext == ""):
         kind = "folder" if path.is_dir() else "file"
-        raise ValueError(f"cannot write {str(path)!r}: a {kind} of that name is in the way.")
+        raise OutputError(f"cannot write {str(path)!r}: a {kind} of that name is in the way (nothing was changed).")
+    if ext == "":  # a frame folder replaces only a folder we wrote (or an empty one)
+        check_output_folder(path, what="frame folder", legacy=())
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{ext}"
     try:
         if ext == "":
             _write_png_folder(tmp, data, rate)
-            _replace_dir(tmp, path)
+            replace_folder(tmp, path, what="frame folder")
             return path
         if ext == ".gif":
             _write_gif(tmp, data, rate, lossless)
@@ -278,21 +284,6 @@ def write_video(path, frames, fps, *, crf: int = 18, lossless: bool = False,
             tmp.unlink()
         raise
     return path
-
-
-def _replace_dir(tmp: Path, path: Path) -> None:
-    """Move folder ``tmp`` to ``path``, replacing an existing folder there."""
-    if not path.exists():
-        os.replace(tmp, path)
-        return
-    old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"
-    os.replace(path, old)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.replace(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- reading

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..interdyn.control import fit_to_size
-from ..interdyn.sampling import DEFAULTS, decode_latents, sample_latents
+from ..interdyn.sampling import DEFAULTS, check_sampling_args, decode_latents, sample_latents
 from . import convert, host
 from .control import INTERDYN_CONTROL, check_size
 from .loader import INTERDYN_MODEL
@@ -38,11 +38,11 @@ class InterDynSampler:
                                    "tooltip": "Frames to generate (SVD: 14); the control must have as many."}),
                 "steps": ("INT", {"default": d["num_steps"], "min": 1, "max": 500,
                                   "tooltip": "Euler steps (paper: 50)."}),
-                "min_cfg": ("FLOAT", {"default": d["min_guidance"], "min": 0.0, "max": 30.0, "step": 0.1,
+                "min_cfg": ("FLOAT", {"default": d["min_guidance"], "min": 1.0, "max": 30.0, "step": 0.1,
                                       "tooltip": "Guidance scale of the first frame; it rises linearly to max_cfg "
                                                  "at the last frame (paper: 1.0)."}),
-                "max_cfg": ("FLOAT", {"default": d["max_guidance"], "min": 0.0, "max": 30.0, "step": 0.1,
-                                      "tooltip": "Guidance scale of the last frame (paper: 3.0). At most 1: no CFG, "
+                "max_cfg": ("FLOAT", {"default": d["max_guidance"], "min": 1.0, "max": 30.0, "step": 0.1,
+                                      "tooltip": "Guidance scale of the last frame (paper: 3.0). 1: no CFG, "
                                                  "one model pass per step."}),
                 "fps": ("INT", {"default": d["fps"], "min": 1, "max": 120,
                                 "tooltip": "Frame rate conditioning, in diffusers' convention (paper: 7, which the "
@@ -73,6 +73,11 @@ class InterDynSampler:
     def sample(self, model, image, width, height, frames, steps, min_cfg, max_cfg, fps, motion_bucket_id,
                noise_aug_strength, seed, control_strength, control_start, control_end, control=None):
         check_size(width, height)
+        # every widget checked before anything runs; messages name the widgets
+        check_sampling_args(names=WIDGET_NAMES, num_frames=frames, num_steps=steps, min_guidance=min_cfg,
+                            max_guidance=max_cfg, fps=fps, motion_bucket_id=motion_bucket_id,
+                            noise_aug_strength=noise_aug_strength, control_strength=control_strength,
+                            control_start=control_start, control_end=control_end, generator=int(seed))
         first = convert.image_to_frames(image)
         first, _, _ = fit_to_size(video=first, height=height, width=width, crop="center", multiple_of=64)
         if control is not None:
@@ -104,6 +109,11 @@ class InterDynSampler:
                 noise_aug_strength=noise_aug_strength, control_strength=control_strength,
                 control_start=control_start, control_end=control_end, generator=int(seed), callback=on_step)
         return (convert.latents_to_comfy(latents),)
+
+
+#: the sampler node's widget names for the library's arguments (error messages use the widget names)
+WIDGET_NAMES = {"num_frames": "frames", "num_steps": "steps", "min_guidance": "min_cfg", "max_guidance": "max_cfg",
+                "generator": "seed"}
 
 
 class InterDynDecode:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from interdyn.cli import main
@@ -26,8 +25,9 @@ def test_generate_end_to_end_on_tiny_files(tmp_path):
     assert (tmp_path / "out_comparison.mp4").is_file(), "a side-by-side comparison is written next to the output"
 
 
-def test_generate_reports_missing_image(tmp_path):
+def test_generate_reports_missing_image(tmp_path, capsys):
     main(["make-tiny", str(tmp_path / "m")])
-    with pytest.raises(SystemExit, match="does not exist"):
-        main(["generate", "--svd", str(tmp_path / "m" / "svd_tiny"), "--image", str(tmp_path / "none.png"),
-              "--out", str(tmp_path / "o.mp4"), "--height", "64", "--width", "64", "--frames", "2", "--steps", "1"])
+    code = main(["generate", "--svd", str(tmp_path / "m" / "svd_tiny"), "--image", str(tmp_path / "none.png"),
+                 "--out", str(tmp_path / "o.mp4"), "--height", "64", "--width", "64", "--frames", "2", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--image" in err and "does not exist" in err, f"one clear line naming --image: {err!r}"

@@ -384,7 +384,9 @@ def test_load_i3d_reads_a_torchscript_file_from_a_folder(tmp_path):
             return x.mean(dim=(2, 3, 4))
 
     torch.jit.script(TinyDetector()).save(str(tmp_path / "i3d_torchscript.pt"))
-    detector = M.load_i3d(tmp_path)
+    with pytest.raises(M.UntrustedWeightsError, match="not the published FVD I3D file"):
+        M.load_i3d(tmp_path)  # a TorchScript file is code: an unknown one loads only when trusted
+    detector = M.load_i3d(tmp_path, trust=True)
     v = random_clips(n=3, f=3)
     result = M.fvd(v, v, detector=detector)
     assert abs(result.value) < 1e-9 and result.num_generated == 3, "the loaded TorchScript detector drives FVD"

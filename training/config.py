@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -218,8 +219,11 @@ def _convert(name: str, value, tp):
     if tp is int:
         if isinstance(value, bool):
             raise ValueError(f"{name} must be an integer, got {value!r}")
-        number = float(value)
-        if number != int(number):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an integer, got {value!r}") from None
+        if not math.isfinite(number) or number != int(number):
             raise ValueError(f"{name} must be an integer, got {value!r}")
         return int(number)
     if tp is float:

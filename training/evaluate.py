@@ -49,7 +49,9 @@ from interdyn.metrics import lpips as lpips_metric
 from interdyn.metrics._video import frames_after_first, to_uint8
 from interdyn.metrics.distribution import extract_features, feature_statistics, frechet_distance, kernel_distance
 from interdyn.metrics.video import i3d_features
-from interdyn.sampling import DEFAULTS, generate_video
+from interdyn.sampling import DEFAULTS, check_sampling_args, generate_video
+from interdyn.safe_output import claim_output_folder
+from interdyn.validation import check_count
 from interdyn.video_io import VIDEO_EXTENSIONS, read_video, write_video
 
 from . import baselines
@@ -186,7 +188,7 @@ class MetricNetworks:
 
 def resolve_networks(*, lpips_net=None, lpips_alexnet=None, inception=None, inception_weights=None, i3d=None,
                      i3d_weights=None, tracker=None, cotracker_checkpoint=None, cotracker_code=None,
-                     device: str | torch.device = "cpu") -> MetricNetworks:
+                     device: str | torch.device = "cpu", trust_i3d: bool = False) -> MetricNetworks:
     """Injected networks win; otherwise load each from the given path or the torch hub folder.
 
     Nothing is downloaded. A network that cannot be loaded makes its metrics unavailable, and the
@@ -219,7 +221,8 @@ def resolve_networks(*, lpips_net=None, lpips_alexnet=None, inception=None, ince
     if i3d is not None:
         nets.i3d, nets.ids["i3d"] = i3d, _network_id(i3d)
     else:
-        nets.i3d = attempt("i3d", load_i3d, I3D_WEIGHTS, i3d_weights, "FVD I3D (TorchScript)")
+        nets.i3d = attempt("i3d", lambda path, device: load_i3d(path, device=device, trust=trust_i3d), I3D_WEIGHTS,
+                           i3d_weights, "FVD I3D (TorchScript)")
 
     if tracker is not None:
         nets.tracker, nets.tracker_name = tracker, type(tracker).__name__
@@ -613,6 +616,7 @@ def evaluate(
     limit: int | None = None,
     dataset=None,
     progress: bool = True,
+    trust_i3d: bool = False,
 ) -> dict:
     """Generate (or read) every method's videos for the clips of ``data_root`` and score them.
 
@@ -632,6 +636,8 @@ def evaluate(
         mf_points, mf_seed: motion fidelity query points per clip; clip ``i`` samples them with seed
             ``mf_seed + i`` (as :func:`interdyn.metrics.motion_fidelity` on the whole set).
         limit: evaluate only the first ``limit`` clips (ids sorted as the dataset lists them).
+        trust_i3d: load an ``i3d_weights`` TorchScript file whose SHA-256 is not the published one.
+        ``out_dir`` must be new, empty or an evaluation folder of ours (:mod:`interdyn.safe_output`).
         dataset: a ready dataset in the common sample format (default :func:`open_dataset`).
 
     Returns the results dict that is also written to ``out_dir/results.json``.
@@ -661,8 +667,11 @@ def evaluate(
         if not folder.is_dir():
             raise FileNotFoundError(f"--generated folder for {name!r} does not exist: {folder}")
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if limit is not None:
+        check_count(limit, "limit")
+    check_sampling_args(**settings.sampler_kwargs(), generator=settings.seed, decode_chunk_size=decode_chunk_size,
+                        height=settings.height, width=settings.width)
+    out_dir = claim_output_folder(out_dir, what="out_dir", legacy=("results.json", "generated", "features"))
     dataset = dataset if dataset is not None else open_dataset(data_root, settings)
     ids = _clip_ids(dataset)
     if limit is not None:
@@ -686,7 +695,8 @@ def evaluate(
 
     nets = resolve_networks(lpips_net=lpips_net, lpips_alexnet=lpips_alexnet, inception=inception,
                             inception_weights=inception_weights, i3d=i3d, i3d_weights=i3d_weights, tracker=tracker,
-                            cotracker_checkpoint=cotracker_checkpoint, cotracker_code=cotracker_code, device=device)
+                            cotracker_checkpoint=cotracker_checkpoint, cotracker_code=cotracker_code, device=device,
+                            trust_i3d=trust_i3d)
     for key, reason in (nets.unavailable or {}).items():
         print(f"[evaluate] {key} unavailable: {reason}", file=sys.stderr)
 
@@ -793,7 +803,11 @@ def build_parser(prog: str = "python -m training.evaluate") -> argparse.Argument
     g = p.add_argument_group("metric weights (never downloaded; default: $TORCH_HOME/hub/checkpoints)")
     g.add_argument("--lpips-alexnet", help="alexnet-owt-7be5be79.pth or its folder (LPIPS)")
     g.add_argument("--inception", help="weights-inception-2015-12-05-6726825d.pth or its folder (FID, KID)")
-    g.add_argument("--i3d", help="i3d_torchscript.pt or its folder (FVD, KVD)")
+    g.add_argument("--i3d", help="i3d_torchscript.pt or its folder (FVD, KVD); loaded only if it is the published file "
+                                 "(SHA-256 checked) unless --trust-i3d")
+    g.add_argument("--trust-i3d", action="store_true",
+                   help="load an --i3d TorchScript file whose SHA-256 is not the published one (it is code: only files "
+                        "you trust)")
     g.add_argument("--cotracker-code", help="folder that makes `import cotracker` work (a co-tracker clone)")
     g.add_argument("--cotracker-checkpoint", help="CoTracker3 checkpoint, e.g. scaled_offline.pth (MF; default: "
                                                   "OpenCV Lucas-Kanade, no weights)")
@@ -837,7 +851,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.evaluate
                            lpips_alexnet=args.lpips_alexnet, inception_weights=args.inception, i3d_weights=args.i3d,
                            cotracker_checkpoint=args.cotracker_checkpoint, cotracker_code=args.cotracker_code,
                            kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
-                           mf_points=args.mf_points, limit=args.limit, progress=not args.no_progress)
+                           mf_points=args.mf_points, limit=args.limit, progress=not args.no_progress,
+                           trust_i3d=args.trust_i3d)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

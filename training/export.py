@@ -32,7 +32,8 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from interdyn.loading import PRECISIONS, load_control_branch, save_control_branch
+from interdyn.loading import PRECISIONS, ModelLoadError, load_control_branch, save_control_branch
+from interdyn.safe_output import OutputError, check_not_inside, check_output_folder, is_ours, replace_folder
 from interdyn.models.controlnet import OFFICIAL_CLASS_NAME
 
 from .train import BRANCH_FILE, EMA_FILE, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
@@ -94,6 +95,7 @@ def write_official_folder(model, folder: Path, unet_config: dict, dtype=None, pr
                       "residuals the 'official' way) and gives wrong videos with these weights", stacklevel=2)
     state = {k: (v.to(dtype) if dtype is not None else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
+    check_output_folder(folder, what="--out")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
@@ -101,9 +103,7 @@ def write_official_folder(model, folder: Path, unet_config: dict, dtype=None, pr
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         save_file(state, str(tmp / "diffusion_pytorch_model.safetensors"),
                   metadata={"format": "pt", "provenance": json.dumps(provenance or {})})
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        replace_folder(tmp, folder, what="--out")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -113,22 +113,41 @@ def write_official_folder(model, folder: Path, unet_config: dict, dtype=None, pr
 def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dtype: str | None = None, ema: bool = False,
            format: str = "single") -> Path:
     """Export the branch (or its EMA) of ``checkpoint`` to ``out``; returns the path written."""
+    if format not in ("single", "official"):
+        raise ExportError(f"format must be 'single' or 'official', got {format!r}")
+    if dtype is not None and dtype not in PRECISIONS:
+        raise ExportError(f"dtype must be one of {', '.join(sorted(PRECISIONS))}, got {dtype!r}")
     ckpt = resolve_checkpoint(checkpoint)
+    out = Path(out)
+    check_not_inside(out, ckpt, what="--out", protected_what="checkpoint folder")
+    if is_ours(ckpt.parent, legacy=("loss.csv", "config.yaml")):  # the training run the checkpoint belongs to
+        check_not_inside(out, ckpt.parent, what="--out", protected_what="training run folder")
+    check_not_inside(out, checkpoint, what="--out", protected_what="--checkpoint folder")
+    if format == "single":
+        if out.suffix != ".safetensors":
+            raise ExportError(f"--out {out}: --format single writes one .safetensors file; give a name ending in "
+                              ".safetensors (or use --format official for a folder)")
+        if out.is_dir():
+            raise ExportError(f"--out {out} is an existing folder; --format single writes one .safetensors file")
+    else:
+        if out.suffix == ".safetensors":
+            raise ExportError(f"--format official writes a folder; give a folder name, not {out.name}")
+        check_output_folder(out, what="--out")
     source = ckpt / (EMA_FILE if ema else BRANCH_FILE)
     if not source.is_file():
         raise ExportError(f"{ckpt} has no {source.name}" + (": the run was trained without use_ema" if ema else ""))
     model = load_control_branch(source, dtype="fp32")
     torch_dtype = PRECISIONS[dtype] if dtype else None
     provenance = _provenance(ckpt, model, ema)
-    out = Path(out)
     if format == "single":
         return save_control_branch(model, out, dtype=torch_dtype, provenance=provenance)
-    if format == "official":
-        if out.suffix == ".safetensors":
-            raise ExportError(f"--format official writes a folder; give a folder name, not {out.name}")
+    try:
         unet_config = json.loads((ckpt / UNET_CONFIG_FILE).read_text())
-        return write_official_folder(model, out, unet_config, torch_dtype, provenance)
-    raise ExportError(f"format must be 'single' or 'official', got {format!r}")
+    except (OSError, json.JSONDecodeError) as err:
+        raise ExportError(f"{ckpt / UNET_CONFIG_FILE} is missing or not valid JSON ({err})") from None
+    if not isinstance(unet_config, dict):
+        raise ExportError(f"{ckpt / UNET_CONFIG_FILE} must hold a JSON object")
+    return write_official_folder(model, out, unet_config, torch_dtype, provenance)
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m training.export") -> int:
@@ -145,7 +164,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.export")
     args = parser.parse_args(argv)
     try:
         path = export(args.checkpoint, args.out, dtype=args.dtype, ema=args.ema, format=args.format)
-    except (ExportError, FileNotFoundError) as err:
+    except (ExportError, OutputError, ModelLoadError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

@@ -12,8 +12,14 @@ in float32 with Adam on SVD's EDM v-prediction loss (:mod:`training.losses`).
 Checkpoints: ``output_dir/checkpoint-<step>/`` written by ``accelerator.save_state`` into a
 temporary folder and renamed when complete, the newest ``checkpoints_keep`` kept. Besides
 accelerate's files each holds ``control_branch.safetensors`` (and ``control_branch_ema.safetensors``)
-in our single-file format, ``unet_config.json``, ``config.yaml`` and ``trainer_state.json``;
-:mod:`training.export` reads those. ``--resume latest`` continues exactly: weights, optimizer,
+in our single-file format, ``unet_config.json``, ``config.yaml``, ``trainer_state.json`` (the loop
+counters) and ``ema_state.json``; :mod:`training.export` reads those. Resuming never unpickles
+anything: the loop counters and the EMA come from JSON and safetensors (they are not registered with
+accelerate, which would pickle them), and accelerate's optimizer, scheduler and RNG files are read
+with ``torch.load(weights_only=True)`` only (:func:`load_checkpoint`). A run starts by removing
+``.tmp-checkpoint-*`` folders left by a run killed while saving; a resumed run cuts ``loss.csv``
+back to the resumed step. ``output_dir`` must be new, empty or a run of ours (``--resume`` to
+continue one). ``--resume latest`` continues exactly: weights, optimizer,
 LR schedule, EMA, RNG states, the accumulation counter and the data order (epoch and position
 in it) are restored, and all noise is drawn from generators keyed by the optimizer step and the
 clip's place in the step's global batch (so 2 processes x batch 1 draw what 1 process x 2
@@ -37,11 +43,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 
 from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
 from interdyn.models.backbone import SVDBackbone
 from interdyn.models.controlnet import InterDynControlNet
+from interdyn.safe_load import UnsafeFileError, weights_only_torch_load
+from interdyn.safe_output import OutputError, check_output_folder, mark_folder, write_text_atomic
 
 from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
@@ -52,6 +61,9 @@ BRANCH_FILE = "control_branch.safetensors"
 EMA_FILE = "control_branch_ema.safetensors"
 UNET_CONFIG_FILE = "unet_config.json"
 STATE_FILE = "trainer_state.json"
+EMA_STATE_FILE = "ema_state.json"
+#: a folder holding this is a training run of ours even without the marker (runs from older versions)
+RUN_LEGACY = ("loss.csv",)
 PAPER_CONTROL_CNN = (16, 32, 96, 256)
 
 
@@ -187,6 +199,84 @@ def resolve_resume(output_dir: str | Path, resume: str | None) -> Path | None:
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint (or the run folder) cannot be used; the message names the file and why."""
+
+
+def check_run_folder(output_dir: Path, resume: str | None) -> None:
+    """``output_dir`` must be new, empty or a training run of ours; an existing run needs ``--resume``.
+
+    Runs before anything is built, so a mistyped ``--output_dir`` neither deletes (checkpoint rotation)
+    nor mixes into someone's folder."""
+    check_output_folder(output_dir, what="output_dir", legacy=RUN_LEGACY)
+    if list_checkpoints(output_dir) and not resume:
+        raise CheckpointError(
+            f"output_dir {output_dir} already holds a training run ({list_checkpoints(output_dir)[-1].name}); pass "
+            "--resume latest to continue it, or choose a new output_dir (nothing was changed)")
+
+
+def truncate_loss_log(path: Path, step: int) -> None:
+    """Keep the header and the rows up to ``step`` of ``loss.csv`` (a resumed run rewrites the steps after it)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].strip().isdigit()
+                        and int(ln.split(",", 1)[0]) <= step]
+    if kept != lines:
+        write_text_atomic(path, "".join(kept))
+
+
+def _read_json_object(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is missing or not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, found a {type(value).__name__}")
+    return value
+
+
+def load_checkpoint(accelerator, path: Path, state: TrainingState, ema, param_names: list[str]) -> None:
+    """Restore a checkpoint without running code from it.
+
+    Weights: ``model.safetensors``; optimizer, scheduler and RNG states: accelerate's files read with
+    ``weights_only=True`` only (:func:`interdyn.safe_load.weights_only_torch_load`); loop counters: ``trainer_state.json``; EMA:
+    ``control_branch_ema.safetensors`` + ``ema_state.json``. Pickled custom objects of older checkpoints
+    (``custom_checkpoint_*.pkl``) are never opened. Anything else raises :class:`CheckpointError`.
+    """
+    values = _read_json_object(path / STATE_FILE)
+    fields = TrainingState().state_dict()
+    bad = [k for k in fields if not (isinstance(values.get(k), int) and not isinstance(values.get(k), bool)
+                                     and values[k] >= 0)]
+    if bad:
+        raise CheckpointError(f"{path / STATE_FILE}: {bad} must be non-negative integers")
+    refused: list = []
+    with weights_only_torch_load(refused):
+        try:
+            accelerator.load_state(str(path))
+        except UnsafeFileError:
+            pass  # reported below with every refused file (accelerate swallows some, e.g. the RNG states)
+    if refused:
+        raise CheckpointError(
+            f"--resume {path}: {', '.join(Path(f).name for f, _ in refused)} hold(s) Python objects other than "
+            "tensors and plain data; nothing was unpickled (a pickle can run code). Resume only from checkpoints "
+            "written by training.train, or export the weights and start a new run from them")
+    state.load_state_dict({k: values[k] for k in fields})
+    if ema is not None:
+        tensors_file = path / EMA_FILE
+        try:
+            tensors = load_file(str(tensors_file))
+        except Exception as err:  # noqa: BLE001 - safetensors raises several types
+            raise CheckpointError(f"{tensors_file} is missing or not a safetensors file ({err})") from None
+        missing = [n for n in param_names if n not in tensors]
+        if missing:
+            raise CheckpointError(f"{tensors_file} lacks EMA weights for {missing[:3]} ({len(missing)} tensors)")
+        scalars = _read_json_object(path / EMA_STATE_FILE) if (path / EMA_STATE_FILE).is_file() else \
+            {"optimization_step": state.step}  # checkpoints from before ema_state.json
+        device = ema.shadow_params[0].device if ema.shadow_params else "cpu"
+        ema.load_state_dict({**scalars, "shadow_params": [tensors[n].to(device) for n in param_names]})
+
+
 def _params_fingerprint(module: torch.nn.Module) -> int:
     """A 63-bit hash of the parameters' bytes (equal on all ranks when replicas agree)."""
     h = hashlib.sha256()
@@ -215,6 +305,7 @@ class Trainer:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.on_step_end = on_step_end
+        check_run_folder(self.output_dir, config.resume)  # before any model is built
         trackers = None if config.report_to in ("none", "", None) else config.report_to
         self.accelerator = Accelerator(
             gradient_accumulation_steps=config.gradient_accumulation_steps, mixed_precision=config.mixed_precision,
@@ -262,9 +353,9 @@ class Trainer:
 
             self.ema = EMAModel(acc.unwrap_model(self.branch).parameters(), decay=config.ema_decay)
             self.ema.to(acc.device)
-            acc.register_for_checkpointing(self.ema)
+        # the loop counters and the EMA are NOT registered with accelerate: it would pickle them and unpickle them
+        # with weights_only=False on resume. They are saved as JSON + safetensors (save_checkpoint, resume).
         self.state = TrainingState()
-        acc.register_for_checkpointing(self.state)
         self.settings = NoiseSettings.from_config(config)
         self.last_checkpoint: Path | None = None
         self.last_loss = float("nan")
@@ -319,6 +410,8 @@ class Trainer:
                 ema_state.update({n: p.detach() for n, p in zip(names, self.ema.shadow_params)})
                 save_control_branch(_state_dict_model(self.branch_config, ema_state), tmp / EMA_FILE,
                                     provenance=self._provenance(ema=True))
+                (tmp / EMA_STATE_FILE).write_text(json.dumps(
+                    {k: v for k, v in self.ema.state_dict().items() if k != "shadow_params"}, indent=2))
             (tmp / UNET_CONFIG_FILE).write_text(json.dumps(
                 {k: v for k, v in dict(self.backbone.unet.config).items()}, indent=2,
                 default=lambda v: list(v) if isinstance(v, (tuple, set)) else str(v)))  # e.g. _name_or_path: Path
@@ -344,7 +437,8 @@ class Trainer:
             if self.config.resume:
                 self.log(f"--resume {self.config.resume}: no checkpoint in {self.output_dir} yet, starting fresh")
             return
-        self.accelerator.load_state(str(path))
+        load_checkpoint(self.accelerator, path, self.state, self.ema,
+                        [n for n, _ in self.accelerator.unwrap_model(self.branch).named_parameters()])
         self.last_checkpoint = path
         self.log(f"resumed from {path} at step {self.state.step} (epoch {self.state.epoch}, "
                  f"batch {self.state.batch_in_epoch})")
@@ -446,9 +540,16 @@ class Trainer:
         self._start_time = time.time()
         config, acc, state = self.config, self.accelerator, self.state
         if self.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            mark_folder(self.output_dir)
+            for stale in self.output_dir.glob(f".tmp-{CHECKPOINT_PREFIX}*"):  # left by a run killed while saving
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                    self.log(f"removed the unfinished checkpoint {stale.name} of an interrupted run")
             (self.output_dir / "config.yaml").write_text(config.to_yaml())
+        self.accelerator.wait_for_everyone()
         self.resume()
+        if self.is_main:
+            truncate_loss_log(self.output_dir / "loss.csv", state.step)
         if acc.trackers == [] and config.report_to not in ("none", "", None):
             hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.to_dict().items()}
             acc.init_trackers(config.tracker_project, config=hparams)
@@ -524,12 +625,19 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m training.train") -> int:
-    config = parse_args(argv, prog=prog)
+    try:
+        config = parse_args(argv, prog=prog)
+    except (ValueError, FileNotFoundError) as err:  # a bad --key value or config file: one line, no traceback
+        print(f"[interdyn-train] error: {err}", file=sys.stderr)
+        return 2
     try:
         result = train(config)
     except NonFiniteLossError as err:
         print(f"[interdyn-train] stopped: {err}", file=sys.stderr)
         return 1
+    except (CheckpointError, OutputError, FileNotFoundError) as err:
+        print(f"[interdyn-train] error: {err}", file=sys.stderr)
+        return 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"[interdyn-train] done: step {result['step']}, loss {result['loss']:.5f}, checkpoint {result['checkpoint']}")
     return 0

@@ -24,8 +24,9 @@ from .motion import (
     tracklet_correlation,
 )
 from .tracking import CoTrackerTracker, LucasKanadeTracker, Tracker
-from .video import fvd, i3d_features, kvd, load_i3d
-from .weights import ALEXNET_WEIGHTS, I3D_WEIGHTS, INCEPTION_WEIGHTS, find_weights, hub_checkpoint_dir
+from .video import UntrustedWeightsError, fvd, i3d_features, kvd, load_i3d
+from .weights import (ALEXNET_WEIGHTS, I3D_SHA256, I3D_WEIGHTS, INCEPTION_WEIGHTS, find_weights, hub_checkpoint_dir,
+                      sha256_of)
 
 __all__ = [
     "ALEXNET_WEIGHTS",
@@ -42,6 +43,9 @@ __all__ = [
     "feature_statistics",
     "fid",
     "find_weights",
+    "I3D_SHA256",
+    "sha256_of",
+    "UntrustedWeightsError",
     "frechet_distance",
     "fvd",
     "hub_checkpoint_dir",

@@ -112,7 +112,10 @@ class CoTrackerTracker(Tracker):
                     "CoTrackerTracker needs the CoTracker code importable as `cotracker` (it is not on PyPI: "
                     "pip install a local clone of facebookresearch/co-tracker), or an injected predictor="
                 ) from exc
-            predictor = CoTrackerPredictor(checkpoint=str(path), **predictor_kwargs)
+            from ..safe_load import weights_only_torch_load
+
+            with weights_only_torch_load():  # CoTracker's own torch.load: tensors only, whatever it asks for
+                predictor = CoTrackerPredictor(checkpoint=str(path), **predictor_kwargs)
         self.device = torch.device(device)
         self.predictor = predictor.eval().to(self.device) if isinstance(predictor, torch.nn.Module) else predictor
 

@@ -31,17 +31,34 @@ import torch
 
 from ._video import check_videos, to_uint8
 from .distribution import DistanceResult, feature_statistics, frechet_distance, kernel_distance
-from .weights import I3D_WEIGHTS, find_weights
+from .weights import I3D_SHA256, I3D_WEIGHTS, find_weights, sha256_of
 
 #: detector(clips [B, 3, F, H, W], rescale=..., resize=..., return_features=...) -> [B, D]
 VideoDetector = Callable[..., torch.Tensor]
 InputRange = Literal["uint8", "signed"]
 
 
-def load_i3d(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> torch.jit.ScriptModule:
+class UntrustedWeightsError(ValueError):
+    """A TorchScript file is not the published one and the caller did not say they trust it."""
+
+
+def load_i3d(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu", *,
+             trust: bool = False) -> torch.jit.ScriptModule:
     """The FVD I3D TorchScript detector from ``weights`` (file or folder) or
-    ``$TORCH_HOME/hub/checkpoints/i3d_torchscript.pt``. Never downloads."""
+    ``$TORCH_HOME/hub/checkpoints/i3d_torchscript.pt``. Never downloads.
+
+    A TorchScript file is a program: loading one runs what it says. The file is loaded only when its
+    SHA-256 is :data:`~interdyn.metrics.weights.I3D_SHA256` (StyleGAN-V's published
+    ``i3d_torchscript.pt``), or when ``trust=True`` says the caller trusts this file
+    (``--trust-i3d`` on the command line); otherwise :class:`UntrustedWeightsError`, before loading."""
     path = find_weights(I3D_WEIGHTS, weights, what="FVD I3D (TorchScript)")
+    if not trust:
+        digest = sha256_of(path)
+        if digest != I3D_SHA256:
+            raise UntrustedWeightsError(
+                f"{path} is not the published FVD I3D file (SHA-256 {digest}, expected {I3D_SHA256}); it was not "
+                "loaded, because loading a TorchScript file runs its code. If you made it or trust its source, pass "
+                "trust=True (--trust-i3d)")
     return torch.jit.load(str(path), map_location=device).eval()
 
 

@@ -24,6 +24,20 @@ ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 INCEPTION_WEIGHTS = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
 #: The Kinetics-400 I3D TorchScript port used by StyleGAN-V for FVD.
 I3D_WEIGHTS = "i3d_torchscript.pt"
+#: SHA-256 of StyleGAN-V's ``i3d_torchscript.pt`` (the file its FVD code downloads), as other FVD tools pin it.
+#: :func:`interdyn.metrics.load_i3d` loads a TorchScript file only if it has this digest (or with ``trust=True``).
+I3D_SHA256 = "bec6519f66ea534e953026b4ae2c65553c17bf105611c746d904657e5860a5e2"
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def hub_checkpoint_dir() -> Path:

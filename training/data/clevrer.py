@@ -28,7 +28,7 @@ import torch
 from interdyn.control import CONTROL_PALETTE, fit_to_size, masks_to_control, resample_frame_indices
 from interdyn.video_io import VideoReadError, read_video
 
-from .clip_writer import Summary, safe_name, unique_names, write_clip_folder
+from .clip_writer import Summary, claim_prepared_folder, safe_name, unique_names, write_clip_folder
 from .samples import item_rng
 
 __all__ = ["rle_decode", "rle_encode", "object_masks", "entering_objects", "candidate_starts", "prepare_clevrer",
@@ -170,6 +170,7 @@ def prepare_clevrer(videos_dir, annotations_dir, proposals_dir, out_dir, *, fps:
     annots = _find(Path(annotations_dir), "annotation_*.json")
     props = _find(Path(proposals_dir), "sim_*.json", "proposal_*.json")
     out_dir = Path(out_dir)
+    claim_prepared_folder(out_dir)  # before any work: never write into someone else's folder
     summary = Summary("clevrer")
     ids = sorted(videos, key=int)[: limit if limit else None]
     for n, vid in enumerate(ids):

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import torch
 
+from interdyn.safe_output import claim_output_folder, write_text_atomic
 from interdyn.video_io import write_video
+
+#: files only a preparer of ours writes at the top of its output folder (older outputs have no marker)
+PREPARED_LEGACY = ("summary.json",)
+
+
+def claim_prepared_folder(out_dir) -> Path:
+    """The preparers' ``--out``: new, empty, or a prepared-data folder of ours; checked before any work."""
+    return claim_output_folder(out_dir, what="--out", legacy=PREPARED_LEGACY)
 
 __all__ = ["Summary", "safe_name", "unique_names", "write_clip_folder"]
 
@@ -38,9 +47,8 @@ class Summary:
 
     def report(self, out_dir) -> dict:
         d = self.as_dict()
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(d, indent=2) + "\n")
+        out = claim_output_folder(out_dir, what="--out", legacy=PREPARED_LEGACY)
+        write_text_atomic(out / "summary.json", json.dumps(d, indent=2) + "\n")
         print(f"[{self.dataset}] kept {d['kept']}, dropped {d['dropped']}")
         for reason, n in d["dropped_by_reason"].items():
             print(f"  dropped {n:6d}  {reason}")

@@ -30,7 +30,7 @@ import torch
 
 from interdyn.control import fit_to_size, resample_frame_indices
 
-from .clip_writer import Summary, write_clip_folder
+from .clip_writer import Summary, claim_prepared_folder, write_clip_folder
 
 __all__ = ["YCB_CLASSES", "HAND_LABEL", "hand_mask", "convex_hull_mask", "find_clips", "prepare_dexycb",
            "prepare_dexycb_from_args"]
@@ -132,6 +132,7 @@ def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.
     from PIL import Image
 
     root, out_dir = Path(root), Path(out_dir)
+    claim_prepared_folder(out_dir)  # before any work: never write into someone else's folder
     summary = Summary("dexycb")
     clips = find_clips(root)
     if cameras:

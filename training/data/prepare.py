@@ -17,9 +17,10 @@ import argparse
 import sys
 
 from . import clevrer, dexycb, ssv2
-from .clip_writer import Summary, safe_name, unique_names, write_clip_folder
+from .clip_writer import Summary, claim_prepared_folder, safe_name, unique_names, write_clip_folder
 
-__all__ = ["Summary", "safe_name", "unique_names", "write_clip_folder", "build_parser", "main"]
+__all__ = ["Summary", "claim_prepared_folder", "safe_name", "unique_names", "write_clip_folder", "build_parser",
+           "main"]
 
 
 def _common(p: argparse.ArgumentParser, *, fps: float | None, frames: int, height: int, width: int) -> None:
@@ -82,7 +83,11 @@ def main(argv=None, prog: str = "python -m training.data.prepare") -> int:
     args = build_parser(prog).parse_args(argv)
     run = {"ssv2": ssv2.prepare_ssv2_from_args, "clevrer": clevrer.prepare_clevrer_from_args,
            "dexycb": dexycb.prepare_dexycb_from_args}[args.dataset]
-    run(args)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:  # OutputError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -31,7 +31,7 @@ import torch
 from interdyn.control import fit_to_size, resample_frame_indices
 from interdyn.video_io import VideoReadError, read_video
 
-from .clip_writer import Summary, safe_name, unique_names, write_clip_folder
+from .clip_writer import Summary, claim_prepared_folder, safe_name, unique_names, write_clip_folder
 
 __all__ = ["load_labels", "load_boxes", "frame_boxes", "template_reason", "size_reason", "length_reason",
            "visibility_reason", "first_visible_start", "prepare_ssv2", "prepare_ssv2_from_args"]
@@ -160,6 +160,7 @@ def prepare_ssv2(videos_dir, labels: dict, boxes: dict, out_dir, predictor, *, f
                  overwrite: bool = False) -> dict:
     """Prepare the videos of ``ids`` (default: every id with boxes); returns the summary dict."""
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
+    claim_prepared_folder(out_dir)  # before any work: never write into someone else's folder
     min_height = height if min_height is None else min_height
     min_width = width if min_width is None else min_width
     summary = Summary("ssv2")
@@ -234,6 +235,7 @@ def prepare_ssv2(videos_dir, labels: dict, boxes: dict, out_dir, predictor, *, f
 def prepare_ssv2_from_args(args) -> dict:
     from interdyn.segmentation import build_sam2_video_predictor_random, load_sam2_video_predictor
 
+    claim_prepared_folder(args.out)  # before loading SAM2
     if args.sam2_random:
         predictor = build_sam2_video_predictor_random(device=args.device, image_size=args.sam2_image_size or 256)
     elif args.sam2_checkpoint:

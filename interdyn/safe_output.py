@@ -1,0 +1,135 @@
+"""Writing outputs without destroying what the user did not ask to replace.
+
+Every writer of the project (videos and frame folders, exports, evaluation outputs, probes,
+data preparation, training runs) goes through these few rules:
+
+* a **folder** we create gets a marker file (:data:`MARKER`) inside; an existing folder is
+  written into (or replaced) only when it is empty or carries our marker (or, for folders made
+  by older versions, holds one of the files only we write there). Anything else is an
+  :class:`OutputError` naming the folder: a mistyped ``--out`` must never delete someone's folder;
+* **replacing our own output stays atomic**: the new content is written under a temporary name in
+  the same folder and moved into place with :func:`os.replace` (a folder: the old one is moved
+  aside first, then removed); on any error the temporary is removed and the old output is intact;
+* a single existing **file** is replaced (atomically) only at the path the user gave; derived
+  files live inside folders we own.
+
+This module imports nothing heavy and nothing from ComfyUI.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterable
+
+__all__ = ["MARKER", "OutputError", "is_ours", "check_output_folder", "claim_output_folder", "mark_folder",
+           "replace_folder", "write_text_atomic", "write_bytes_atomic", "check_not_inside"]
+
+#: The file that says "interdyn made this folder"; its content is informative only.
+MARKER = ".interdyn-output"
+
+
+class OutputError(ValueError):
+    """An output path is not safe to write: it would destroy something we did not make."""
+
+
+def is_ours(folder: str | os.PathLike, legacy: Iterable[str] = ()) -> bool:
+    """True when ``folder`` carries our marker (or, for older outputs, one of the ``legacy`` names)."""
+    folder = Path(folder)
+    return (folder / MARKER).is_file() or any((folder / name).exists() for name in legacy)
+
+
+def _is_empty(folder: Path) -> bool:
+    return next(iter(folder.iterdir()), None) is None
+
+
+def check_output_folder(path: str | os.PathLike, *, what: str = "output folder", legacy: Iterable[str] = ()) -> Path:
+    """Raise :class:`OutputError` unless ``path`` is missing, an empty folder or a folder we made.
+
+    ``what`` is the caller's name for the path (``--out``, ``out_dir``, ...), used in the message.
+    Nothing is created or changed.
+    """
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{what} {path} is a broken symbolic link; give another path")
+    if not path.exists():
+        return path
+    if not path.is_dir():
+        raise OutputError(f"{what} {path} is an existing file, not a folder; give a folder name (nothing was "
+                          "written)")
+    if _is_empty(path) or is_ours(path, legacy):
+        return path
+    raise OutputError(
+        f"{what} {path} is an existing folder that interdyn did not make (no {MARKER} file in it) and it is not "
+        f"empty: refusing to write into or replace it, nothing was changed. Give a new folder name; if the folder "
+        f"really is an interdyn output from an older version, create an empty {path / MARKER} file to allow it")
+
+
+def mark_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and parents) if needed and put our marker in it; returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / MARKER
+    if not marker.exists():
+        marker.write_text("written by interdyn; outputs in this folder may be replaced by interdyn\n")
+    return folder
+
+
+def claim_output_folder(path: str | os.PathLike, *, what: str = "output folder", legacy: Iterable[str] = ()) -> Path:
+    """:func:`check_output_folder`, then create the folder with our marker. Call before any compute."""
+    return mark_folder(check_output_folder(path, what=what, legacy=legacy))
+
+
+def check_not_inside(path: str | os.PathLike, protected: str | os.PathLike, *, what: str, protected_what: str) -> None:
+    """Raise :class:`OutputError` if ``path`` is ``protected`` or lies inside it (symlinks resolved)."""
+    p, q = Path(path).resolve(), Path(protected).resolve()
+    if p == q or q in p.parents:
+        raise OutputError(f"{what} {path} is {'the' if p == q else 'inside the'} {protected_what} {protected}: "
+                          "writing there could destroy it; give a path outside it (nothing was written)")
+
+
+def replace_folder(tmp: str | os.PathLike, path: str | os.PathLike, *, what: str = "output folder",
+                   legacy: Iterable[str] = ()) -> Path:
+    """Move the finished folder ``tmp`` to ``path`` (marking it ours), replacing our own old output there.
+
+    An existing ``path`` that is neither empty nor ours raises :class:`OutputError` and ``tmp`` is
+    left for the caller to remove. The old folder is moved aside first and only removed after the
+    new one is in place.
+    """
+    tmp, path = Path(tmp), Path(path)
+    check_output_folder(path, what=what, legacy=legacy)
+    mark_folder(tmp)
+    if not path.exists():
+        os.replace(tmp, path)
+        return path
+    old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` under a temporary name in the same folder, then rename it into place."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write the file {path}: a folder of that name is in the way (nothing was changed)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """:func:`write_bytes_atomic` of UTF-8 text."""
+    return write_bytes_atomic(path, text.encode("utf-8"))

@@ -1,0 +1,94 @@
+"""Argument checks that run before any model is loaded or any step runs.
+
+Each check takes the caller's own name for the value (``--frames`` on the command line,
+``num_frames`` in Python, a widget name in a node) and raises :class:`InputError` with a message
+that uses it. Pure Python and torch; no ComfyUI.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+__all__ = ["InputError", "check_count", "check_finite", "check_range", "check_guidance", "check_image_tensor",
+           "check_seed"]
+
+
+class InputError(ValueError):
+    """An argument is outside what the function accepts; the message names the argument."""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """An integer ``>= minimum`` (frames, steps, scenes, chunk sizes)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if _is_number(value) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise InputError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise InputError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_finite(value, name: str) -> float:
+    """A finite real number (not NaN, not infinite)."""
+    if not _is_number(value):
+        raise InputError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise InputError(f"{name} must be a finite number, got {value}")
+    return float(value)
+
+
+def check_range(value, name: str, low: float | None = None, high: float | None = None) -> float:
+    """A finite number within ``[low, high]`` (either bound may be None)."""
+    value = check_finite(value, name)
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if low is not None and high is not None else \
+            (f">= {low}" if low is not None else f"<= {high}")
+        raise InputError(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def check_guidance(value, name: str) -> float:
+    """A classifier-free guidance scale: finite and >= 1 (1 is "off": one conditional pass)."""
+    value = check_finite(value, name)
+    if value < 1:
+        raise InputError(f"{name} must be >= 1 (1 turns classifier-free guidance off), got {value}")
+    return value
+
+
+def check_seed(value, name: str) -> int:
+    """A seed in ``[0, 2**64)`` (numpy and torch both accept it; ComfyUI seed widgets go up to 2**64 - 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name} must be a whole number, got {value!r}")
+    if not 0 <= value < 2**64:
+        raise InputError(f"{name} must be between 0 and 2**64 - 1, got {value}")
+    return int(value)
+
+
+def check_image_tensor(x, name: str, *, what: str = "frames in [0, 1]") -> None:
+    """A floating-point tensor of finite values in [0, 1] (the project's image convention).
+
+    Refuses integer tensors (``uint8`` 0..255 images) and float tensors whose values look like
+    0..255, with a message that says how to convert them.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{name} must be a torch.Tensor of {what}, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise InputError(f"{name} has dtype {x.dtype}: it must be floating point {what} (divide 0..255 images by 255, "
+                         f"e.g. {name}.float() / 255)")
+    if x.numel() == 0:
+        raise InputError(f"{name} is empty (shape {tuple(x.shape)})")
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise InputError(f"{name} holds {bad} NaN or infinite values; it must be finite {what}")
+    lo, hi = float(x.min()), float(x.max())
+    if hi > 1.0 + 1e-3 or lo < -1e-3:
+        hint = " (it looks like 0..255: divide by 255)" if hi > 2 else ""
+        raise InputError(f"{name} values range from {lo:.4g} to {hi:.4g}; expected {what}{hint}")
