@@ -37,6 +37,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -251,9 +252,16 @@ def load_checkpoint(accelerator, path: Path, state: TrainingState, ema, param_na
     if bad:
         raise CheckpointError(f"{path / STATE_FILE}: {bad} must be non-negative integers")
     refused: list = []
-    with weights_only_torch_load(refused):
+    pickled = {p.name for p in path.glob("custom_checkpoint_*.pkl")}  # older checkpoints: never opened
+    with tempfile.TemporaryDirectory(prefix="interdyn-resume-") as view, weights_only_torch_load(refused):
+        source = path
+        if pickled:  # accelerate refuses a folder with more custom checkpoints than registered objects (none)
+            source = Path(view)
+            for item in path.iterdir():
+                if item.name not in pickled:
+                    os.symlink(item.resolve(), source / item.name, target_is_directory=item.is_dir())
         try:
-            accelerator.load_state(str(path))
+            accelerator.load_state(str(source))
         except UnsafeFileError:
             pass  # reported below with every refused file (accelerate swallows some, e.g. the RNG states)
     if refused:
