@@ -60,7 +60,7 @@ def test_objects_get_given_colours_and_later_object_wins_on_overlap():
 
 
 def test_default_palette_for_two_objects_is_white_then_red():
-    m = torch.zeros(2, 1, 1, 2, dtype=torch.bool)
+    m = torch.zeros(2, 2, 1, 2, dtype=torch.bool)  # 2 objects of 2 frames ([O, 1, H, W] reads as a channel axis)
     m[0, 0, 0, 0] = True
     m[1, 0, 0, 1] = True
     c = masks_to_control(m)
@@ -83,7 +83,7 @@ def test_masks_to_control_rejects_bad_input_with_guidance():
     with pytest.raises(ValueError, match="255"):
         masks_to_control(torch.full((1, 2, 2), 255, dtype=torch.uint8))
     with pytest.raises(ValueError, match="colors"):
-        masks_to_control(torch.zeros(len(CONTROL_PALETTE) + 1, 1, 2, 2))
+        masks_to_control(torch.zeros(len(CONTROL_PALETTE) + 1, 2, 2, 2))
 
 
 def test_renders_pass_through_in_either_layout():

@@ -123,8 +123,10 @@ def test_training_step_reads_device_values_once_per_optimizer_step(tmp_path):
             counts.append(reads["n"])
     finally:
         torch.Tensor.tolist = original_tolist
-    # per-clip CPU draws (the noise augmentation strength) are read on the CPU on every device: not syncs
+    # CPU reads on every device, not syncs: the per-clip draws (the noise augmentation strength) and the
+    # control batch's range check (normalize_control runs before the batch moves to the device)
     per_clip_cpu_reads = counts[0]
-    assert counts[0] == counts[1] == len(batch["meta"]), "accumulating micro-batches read back no device value"
+    assert counts[0] == counts[1] == len(batch["meta"]) + 1, \
+        f"accumulating micro-batches read back no device value (counts {counts})"
     assert counts[2] == per_clip_cpu_reads + 1, f"the optimizer step reads the device once (counts {counts})"
     assert trainer.last_loss == trainer.last_loss, "the step's mean loss comes with that one read"

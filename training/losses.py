@@ -205,7 +205,9 @@ def prepare_inputs(backbone: SVDBackbone, batch: dict, generators: list[torch.Ge
                             .to(dtype)], dim=2)
     return ModelInputs(
         unet_input=unet_input, timestep=(0.25 * draws.log_sigma).to(device), image_embeddings=embeddings.to(dtype),
-        added_time_ids=time_ids.to(dtype), control=normalize_control(control.to(device=device, dtype=torch.float32)),
+        added_time_ids=time_ids.to(dtype),
+        # the range check reads the batch where the loader made it (the CPU), not the device: no host sync
+        control=normalize_control(control.to(dtype=torch.float32)).to(device),
         target=v_target(x0, noise, sigma).float(), draws=draws)
 
 
