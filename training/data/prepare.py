@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from . import clevrer, dexycb, ssv2
 from .clip_writer import Summary, safe_name, unique_names, write_clip_folder
 
