@@ -8,8 +8,8 @@ Three scenes, never trained on (validation seeds, disjoint from the probe seeds)
 * **chain**: the driver hits disc A, which hits disc B; B is never touched by the driver.
 
 For each scene the model sees the first frame and the driver's masks only. The demo writes one mp4
-per scene (driving masks | InterDyn | simulated ground truth | the same model with control strength 0),
-a labelled PNG contact sheet of all of them, and prints the probe numbers of these scenes
+per scene (driving masks | InterDyn | simulated ground truth; for the hit scene also the same model at
+control strength 0, the prior alone), a labelled PNG contact sheet of all of them, and prints the probe numbers of these scenes
 (:mod:`interdyn.probes`; the averages over many held-out scenes come from `interdyn probes`).
 """
 from __future__ import annotations
@@ -63,13 +63,18 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
          f"{sampling['num_steps']} steps).\nScenes from seed {seed} (never trained on). The model sees the first "
          "frame and the driver's masks only; the rest of the scene must react by itself.")
     scenes = demo_scenes(seed, TOY_SIZE, sampling["num_frames"])
-    generate = probes.model_generator(*load_toy_physics(), sampling)
-    videos = {name: probes.method_videos(generate, s.frames, s.control, seed) for name, s in scenes.items()}
-
     hit, miss, chain = scenes["hit"], scenes["miss"], scenes["chain"]
+    generate = probes.model_generator(*load_toy_physics(), sampling)
+    # four generations: InterDyn on each scene, and the prior alone (strength 0) on the hit scene's first frame
+    videos = {}
+    for name, s in scenes.items():
+        videos[name] = {"interdyn": generate(s.frames[0], s.control, 1.0, seed),
+                        "copy_first_frame": s.frames[:1].expand_as(s.frames).clone(), "simulation": s.frames}
+    videos["hit"]["no_control"] = generate(hit.frames[0], hit.control, 0.0, seed)
+
     free = [k for k, d in enumerate(hit.driven.tolist()) if not d]
     force = probes.probe_force_scene(hit, free, videos["hit"])
-    counter = probes.probe_counterfactual(hit, miss, videos["hit"], videos["miss"])
+    counter = probes.probe_counterfactual(hit, miss, {k: videos["hit"][k] for k in videos["miss"]}, videos["miss"])
     chained = probes.probe_chain_scene(chain, videos["chain"])
 
     out = Path(out)
@@ -77,15 +82,16 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
     paths = []
     for name, scene in scenes.items():
         v = videos[name]
-        paths.append(write_video(out / f"{name}.mp4", _upscale(_side_by_side(scene.control, v["interdyn"],
-                                                                             scene.frames, v["no_control"]), zoom),
-                                 fps=fps))
+        parts = [scene.control, v["interdyn"], scene.frames] + ([v["no_control"]] if "no_control" in v else [])
+        paths.append(write_video(out / f"{name}.mp4", _upscale(_side_by_side(*parts), zoom), fps=fps))
     rows = []
     for name, what in (("hit", "driver hits the disc"), ("miss", "same frame 0, driver misses"),
                        ("chain", "driver -> A -> B")):
         scene, v = scenes[name], videos[name]
         rows += [(f"{name}: driving masks\n({what})", scene.control), (f"{name}: InterDyn (toy)", v["interdyn"]),
-                 (f"{name}: simulation", scene.frames), (f"{name}: control strength 0", v["no_control"])]
+                 (f"{name}: simulation", scene.frames)]
+        if "no_control" in v:
+            rows.append((f"{name}: control strength 0\n(the prior alone)", v["no_control"]))
     paths.append(write_contact_sheet(out / "contact_sheet.png", rows, zoom=2,
                                      title=f"interdyn demo, built-in toy-physics model, scenes of seed {seed}"))
 
@@ -100,17 +106,17 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
         echo(f"  {method:20s} {fmt(m['motion_fidelity']):>16s} {fmt(m['endpoint_error_px'], 1):>17s} "
              f"{fmt(m['driven_iou']):>11s} {fmt(m['first_frame_psnr_db'], 1):>13s} {str(m['same_objects']):>13s}")
     echo("\nhit vs miss (same first frame): how far the free disc moves, in pixels")
-    for method in ("interdyn", "no_control", "simulation"):
+    for method in ("interdyn", "simulation"):
         c = counter[method]
         hit_px, miss_px = torch.tensor(c["displacement_hit"]).norm(), torch.tensor(c["displacement_miss"]).norm()
         echo(f"  {method:20s} hit {hit_px:5.1f}  miss {miss_px:5.1f}  direction agrees with the simulation: "
              f"{c['direction_agrees']}  responds to the drive: {c['responds_to_drive']}")
     echo("\nchain: disc B, which only disc A touches")
-    for method in ("interdyn", "no_control", "copy_first_frame"):
+    for method in ("interdyn", "copy_first_frame"):
         c = chained[method]
         echo(f"  {method:20s} motion fidelity of B {fmt(c['motion_fidelity_b'])}  end-point error of B "
              f"{fmt(c['endpoint_error_b_px'], 1)} px")
     seconds = time.time() - t0
     echo(f"\ndone in {seconds:.1f}s; wrote " + ", ".join(str(p) for p in paths))
-    echo("each mp4, left to right: driving masks | InterDyn | simulated ground truth | control strength 0")
+    echo("each mp4, left to right: driving masks | InterDyn | simulated ground truth (hit.mp4 also: control strength 0)")
     return {"force": force, "counterfactual": counter, "chain": chained, "paths": paths, "seconds": seconds}
