@@ -137,12 +137,6 @@ def _stack_masks(masks, name: str = "masks") -> tuple[torch.Tensor, bool]:
     if m.dim() == 3:
         return m.unsqueeze(0), True
     if m.dim() == 4:
-        if m.shape[1] == 1 and m.shape[0] > 1:
-            raise ValueError(
-                f"{name} has shape {tuple(m.shape)}: that reads as {m.shape[0]} objects of 1 frame each. For one "
-                f"mask sequence with a channel axis [F, 1, H, W] squeeze dim 1 ({name}[:, 0]); several objects are "
-                "[O, F, H, W] with F > 1."
-            )
         return m, False
     raise ValueError(
         f"{name} has shape {tuple(m.shape)} (rank {m.dim()}); expected one mask sequence "

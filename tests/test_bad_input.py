@@ -218,13 +218,6 @@ def test_generate_video_checks_decode_chunk_first():
         generate_video(NO_MODEL, IMAGE, decode_chunk_size=0, num_frames=2, num_steps=1)
 
 
-def test_masks_with_a_channel_axis_are_not_read_as_objects():
-    from interdyn.control import masks_to_control
-
-    with pytest.raises(ValueError, match=r"4 objects of 1 frame each.*squeeze dim 1"):
-        masks_to_control(torch.ones(4, 1, 8, 8, dtype=torch.bool))
-
-
 def test_run_probes_and_write_report_refuse_what_would_lose_data(tmp_path, precious):
     from interdyn import probes
 
