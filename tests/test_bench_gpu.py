@@ -37,6 +37,7 @@ def test_known_device_peaks_match_by_name_and_unknown_devices_say_so():
     assert bench.device_peak("Some Future GPU") is None, "unknown devices have no peak (reported as unknown)"
 
 
+@pytest.mark.slow  # about 3 minutes on 2 idle cores: every section of the benchmark once, on tiny models
 def test_cpu_smoke_run_writes_sane_json(tmp_path):
     bench = load_bench()
     out = tmp_path / "smoke.json"
