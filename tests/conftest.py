@@ -20,3 +20,15 @@ def fixture_dir(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"reference fixture {name!r} not found at {path} (set INTERDYN_SHARED to the shared/ folder)")
     return path
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """A new accelerate state around the test: it is a process-wide singleton, and training runs in-process."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()

@@ -15,15 +15,7 @@ CONFIG_24GB = REPO / "training" / "configs" / "24gb.yaml"
 TINY_YAML = REPO / "training" / "configs" / "cpu_tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
 
 
 def test_stochastic_rounding_to_bf16_is_unbiased():

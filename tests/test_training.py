@@ -30,16 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_YAML = REPO / "training" / "configs" / "cpu_tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Each in-process run gets a new accelerate state (it is a process-wide singleton)."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
 
 
 def tiny_config(out: Path, **overrides) -> TrainConfig:
