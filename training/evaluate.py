@@ -36,7 +36,6 @@ import math
 import os
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -50,7 +49,7 @@ from interdyn.metrics._video import frames_after_first, to_uint8
 from interdyn.metrics.distribution import extract_features, feature_statistics, frechet_distance, kernel_distance
 from interdyn.metrics.video import i3d_features
 from interdyn.sampling import DEFAULTS, check_sampling_args, generate_video
-from interdyn.safe_output import claim_output_folder
+from interdyn.safe_output import claim_output_folder, write_bytes_atomic
 from interdyn.validation import check_count
 from interdyn.video_io import VIDEO_EXTENSIONS, read_video, write_video
 
@@ -123,14 +122,7 @@ class GenerationSettings:
 
 # ---------------------------------------------------------------------------- small utilities
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
