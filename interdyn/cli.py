@@ -157,7 +157,18 @@ def validate_generate_args(args) -> None:
             raise InputError("--control needs --interdyn (the control branch weights)")
     out = Path(args.out)
     _check_video_out(out)
-    _check_video_out(out.with_name(out.stem + "_comparison" + out.suffix), what="--out (its _comparison file)")
+    comparison = comparison_path(out)
+    _check_video_out(comparison, what="--out (its _comparison file)")
+    if comparison.exists() and not out.exists():
+        # with --out there too, this is a rerun replacing both files of an earlier run; alone, the file is not ours
+        raise OutputError(f"--out {out}: its comparison file {comparison} already exists and {out} does not, so it "
+                          "is not from an earlier run of this command; move it away or choose another --out "
+                          "(nothing was changed)")
+
+
+def comparison_path(out: Path) -> Path:
+    """Where ``interdyn generate`` writes ``input | control | output`` beside ``--out``."""
+    return out.with_name(out.stem + "_comparison" + out.suffix)
 
 
 def cmd_generate(args) -> int:
@@ -179,7 +190,7 @@ def cmd_generate(args) -> int:
     out = Path(args.out)
     write_video(out, video, fps=args.fps)
     parts = [image[:1]] + ([control] if control is not None else []) + [video]
-    comparison = write_video(out.with_name(out.stem + "_comparison" + out.suffix), side_by_side(*parts), fps=args.fps)
+    comparison = write_video(comparison_path(out), side_by_side(*parts), fps=args.fps)
     print(f"wrote {out} and {comparison} (input | control | output)")
     return 0
 
@@ -194,8 +205,16 @@ def _builtin_sampling(args) -> dict:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .demo import DEMO_LEGACY_FILES, run_demo
+    from .safe_output import check_output_folder
+    from .validation import check_count, check_seed
 
+    check_count(args.zoom, "--zoom")
+    check_seed(args.seed, "--seed")
+    if args.steps is not None:
+        check_count(args.steps, "--steps")
+    check_output_folder(args.out, what="--out", legacy=DEMO_LEGACY_FILES)
+    _check_writable_parent(Path(args.out) / "contact_sheet.png", "--out")
     run_demo(args.out, seed=args.seed, num_steps=args.steps, zoom=args.zoom)
     return 0
 

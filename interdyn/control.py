@@ -137,6 +137,12 @@ def _stack_masks(masks, name: str = "masks") -> tuple[torch.Tensor, bool]:
     if m.dim() == 3:
         return m.unsqueeze(0), True
     if m.dim() == 4:
+        if m.shape[1] == 1 and m.shape[0] > 1:
+            raise ValueError(
+                f"{name} has shape {tuple(m.shape)}: that reads as {m.shape[0]} objects of 1 frame each, but it is "
+                f"most likely one object's {m.shape[0]} frames as [F, 1, H, W]; squeeze dim 1 to give [F, H, W]. "
+                "(For several objects of a single frame, pass a list of [1, H, W] masks.)"
+            )
         return m, False
     raise ValueError(
         f"{name} has shape {tuple(m.shape)} (rank {m.dim()}); expected one mask sequence "

@@ -33,6 +33,10 @@ def _side_by_side(*videos: torch.Tensor) -> torch.Tensor:
     return torch.cat(videos, dim=-1)
 
 
+# what a demo folder written before output folders carried our marker holds (so a rerun may replace it)
+DEMO_LEGACY_FILES = ("contact_sheet.png", "chain.mp4")
+
+
 def demo_scenes(seed: int, size, num_frames: int) -> dict:
     """``{"hit": scene, "miss": scene, "chain": scene}`` for ``seed`` (hit and miss share frame 0)."""
     from .synthetic import counterfactual_pair, force_propagation_scene
@@ -50,13 +54,15 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
     from .contact_sheet import write_contact_sheet
     from .video_io import write_video
 
-    if zoom < 1:
-        raise ValueError(f"zoom must be >= 1, got {zoom}")
+    from .safe_output import claim_output_folder
+    from .validation import check_count, check_seed
+
+    check_count(zoom, "zoom")
+    check_seed(seed, "seed")
     sampling = dict(TOY_SAMPLING)
     if num_steps is not None:
-        if num_steps < 1:
-            raise ValueError(f"steps must be >= 1, got {num_steps}")
-        sampling["num_steps"] = int(num_steps)
+        sampling["num_steps"] = check_count(num_steps, "num_steps")
+    out = claim_output_folder(out, what="out", legacy=DEMO_LEGACY_FILES)  # a folder of ours (or new/empty): never someone else's
     t0 = time.time()
     echo(f"interdyn demo: the built-in toy-physics model ({TOY_PHYSICS}, trained by this project on its synthetic "
          f"collision world; {TOY_SIZE[1]}x{TOY_SIZE[0]}, {sampling['num_frames']} frames, "
@@ -77,7 +83,6 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
     counter = probes.probe_counterfactual(hit, miss, {k: videos["hit"][k] for k in videos["miss"]}, videos["miss"])
     chained = probes.probe_chain_scene(chain, videos["chain"])
 
-    out = Path(out)
     fps = scenes["hit"].meta["fps"]
     paths = []
     for name, scene in scenes.items():

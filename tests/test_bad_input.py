@@ -26,21 +26,7 @@ from interdyn.safe_output import MARKER, OutputError
 from interdyn.sampling import generate_video, sample_latents
 from interdyn.validation import InputError
 from interdyn.video_io import read_video, write_video
-
-
-def snapshot(folder: Path) -> dict:
-    """Every file under ``folder`` with its bytes (to prove nothing was lost or changed)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def precious(tmp_path) -> Path:
-    """A user's folder that is not ours: two files and a sub-folder."""
-    folder = tmp_path / "holiday_photos"
-    (folder / "2024").mkdir(parents=True)
-    (folder / "beach.jpg").write_bytes(b"not really a jpeg, but precious")
-    (folder / "2024" / "notes.txt").write_text("do not delete")
-    return folder
+from test_findings_1_3 import Evil, precious, snapshot  # noqa: F401 (precious is a fixture)
 
 
 @pytest.fixture
@@ -136,6 +122,60 @@ def test_cli_generate_image_and_control_problems_are_named(gen_files, no_models,
         assert flag in err and words in err, f"{extra}: {err!r}"
 
 
+def test_cli_generate_keeps_a_comparison_file_it_did_not_write(gen_files, no_models, capsys):
+    """``--out clip.mp4`` also writes ``clip_comparison.mp4``: a file of that name without ``clip.mp4`` beside it
+    is not from an earlier run, so it is not replaced."""
+    theirs = gen_files / "out_comparison.mp4"
+    theirs.write_bytes(b"someone else's video")
+    assert main(generate(gen_files)) == 2
+    err = capsys.readouterr().err
+    assert str(theirs) in err and "not from an earlier run" in err, err
+    assert theirs.read_bytes() == b"someone else's video"
+
+
+@pytest.fixture
+def no_toy_model(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the built-in model was loaded before the arguments were validated")
+
+    monkeypatch.setattr(loading, "load_toy_physics", forbidden)
+
+
+@pytest.mark.parametrize("extra,words", [(["--zoom", "0"], ["--zoom", "at least 1"]),
+                                         (["--steps", "0"], ["--steps", "at least 1"]),
+                                         (["--seed", "-1"], ["--seed", "between 0"])])
+def test_cli_demo_checks_numbers_with_flag_names_before_loading(tmp_path, no_toy_model, capsys, extra, words):
+    assert main(["demo", "--out", str(tmp_path / "demo"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words) and "Traceback" not in err, f"{words} in {err!r}"
+    assert not (tmp_path / "demo").exists(), "nothing is written"
+
+
+def test_cli_demo_out_under_a_file_is_refused_before_loading(tmp_path, no_toy_model, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path / "notes.txt" / "demo")]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "not a writable folder" in err, err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_cli_demo_refuses_a_foreign_folder_before_loading(precious, no_toy_model, capsys):
+    before = snapshot(precious)
+    assert main(["demo", "--out", str(precious)]) == 2
+    assert str(precious) in capsys.readouterr().err
+    assert snapshot(precious) == before, "the demo must not write its videos into someone else's folder"
+
+
+def test_run_demo_refuses_a_foreign_folder_with_python_names(precious, no_toy_model):
+    from interdyn.demo import run_demo
+
+    with pytest.raises(OutputError, match="^out "):
+        run_demo(precious)
+    with pytest.raises(InputError, match="zoom"):
+        run_demo(precious.parent / "new", zoom=0)
+    assert not (precious.parent / "new").exists()
+
+
 def test_cli_debug_flag_shows_the_traceback(gen_files, no_models):
     with pytest.raises(InputError, match="--frames"):
         main(generate(gen_files, "--frames", "0", "--debug"))
@@ -159,14 +199,6 @@ def test_cli_probes_refuses_a_foreign_folder_before_sampling(precious, no_models
 
 
 # ================================================================================= Python API
-def test_write_video_refuses_a_foreign_folder(precious):
-    before = snapshot(precious)
-    with pytest.raises(OutputError, match="did not make"):
-        write_video(precious, np.zeros((2, 8, 8, 3), np.uint8), fps=7)
-    assert snapshot(precious) == before, "finding 1: write_video(<existing folder>) must not delete it"
-    assert [p.name for p in precious.parent.iterdir() if p.name.startswith(".")] == [], "no temporary left"
-
-
 def test_write_video_replaces_its_own_frame_folder_atomically(tmp_path):
     out = tmp_path / "frames"
     write_video(out, np.zeros((3, 8, 8, 3), np.uint8), fps=7)
@@ -228,6 +260,16 @@ def test_run_probes_and_write_report_refuse_what_would_lose_data(tmp_path, preci
     with pytest.raises(OutputError, match="did not make"):
         probes.write_report(report, precious)
     assert snapshot(precious) == before
+
+
+def test_masks_f1hw_are_not_read_as_objects_of_one_frame():
+    """A mask video as [F, 1, H, W] (a channel dim) used to become F objects of 1 frame, silently."""
+    from interdyn.control import masks_to_control
+
+    with pytest.raises(ValueError, match=r"\[F, 1, H, W\]; squeeze dim 1"):
+        masks_to_control(torch.zeros(5, 1, 16, 16))
+    assert masks_to_control([torch.zeros(1, 16, 16), torch.ones(1, 16, 16)]).shape == (1, 3, 16, 16), \
+        "several objects of one frame stay possible, as a list"
 
 
 # ================================================================================= loaders
@@ -309,10 +351,20 @@ def test_untrusted_torchscript_is_not_loaded(tmp_path, monkeypatch):
 
     (tmp_path / "i3d_torchscript.pt").write_bytes(b"anything at all")
     calls = []
-    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: calls.append(a) or torch.nn.Identity())
     with pytest.raises(UntrustedWeightsError, match="--trust-i3d"):
         load_i3d(tmp_path)
     assert calls == [], "a TorchScript file with an unknown SHA-256 is never opened"
+    from interdyn.metrics.weights import I3D_SIZE, sha256_of
+
+    same_size = tmp_path / "i3d_torchscript.pt"
+    with open(same_size, "wb") as f:
+        f.truncate(I3D_SIZE)  # the published size, other bytes: the digest decides
+    with pytest.raises(UntrustedWeightsError) as err:
+        load_i3d(tmp_path)
+    assert sha256_of(same_size) in str(err.value) and calls == [], err.value
+    load_i3d(tmp_path, trust=True)
+    assert len(calls) == 1, "trust=True (--trust-i3d) loads the file the user vouches for"
 
 
 def test_sam2_garbage_checkpoint_message_does_not_advise_weights_only_false(tmp_path):
@@ -328,16 +380,6 @@ def test_sam2_garbage_checkpoint_message_does_not_advise_weights_only_false(tmp_
 
 
 # ================================================================================= training and export
-class Evil:
-    """Unpickling this creates a file: proof that code ran."""
-
-    def __init__(self, target: Path):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.target),))
-
-
 def tiny_checkpoint(tiny_models, root: Path, step: int = 3) -> Path:
     """A training run folder with one checkpoint, as training.train writes it (the parts export reads)."""
     import shutil
@@ -453,6 +495,36 @@ def test_training_existing_run_needs_resume(tmp_path, tiny_models):
     with pytest.raises(CheckpointError, match="--resume latest"):
         check_run_folder(tmp_path / "run", None)
     check_run_folder(tmp_path / "run", "latest")
+
+
+def test_training_cli_names_the_key_of_a_bad_number(capsys):
+    from training.train import main as train_main
+
+    assert train_main(["--config", "cpu_tiny", "--max_steps", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert "max_steps" in err and "'abc'" in err and "Traceback" not in err, err
+
+
+def test_a_run_killed_while_saving_is_cleaned_up_on_resume(tmp_path, fresh_accelerate_state):
+    """Finding 7: the dead run's ``.tmp-checkpoint-*`` is removed and ``loss.csv`` holds each step once."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    from training.train import main as train_main
+
+    run = tmp_path / "run"
+    args = ["--config", "cpu_tiny", "--output_dir", str(run), "--synthetic_num_scenes", "2",
+            "--checkpoint_every", "1", "--validation_every", "0", "--report_to", "none", "--log_every", "1"]
+    assert train_main([*args, "--max_steps", "1"]) == 0
+    (run / ".tmp-checkpoint-2").mkdir()  # the kill came while step 2 was being saved ...
+    (run / ".tmp-checkpoint-2" / "model.safetensors").write_bytes(b"half written")
+    with open(run / "loss.csv", "a") as f:  # ... after step 2 was logged
+        f.write("2,0.123\n")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    assert train_main([*args, "--max_steps", "2", "--resume", "latest"]) == 0
+    assert not (run / ".tmp-checkpoint-2").exists(), "the unfinished checkpoint is removed"
+    steps = [line.split(",")[0] for line in (run / "loss.csv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2"], f"each step once, the dead run's row replaced: {steps}"
 
 
 def test_loss_log_is_cut_back_to_the_resumed_step(tmp_path):

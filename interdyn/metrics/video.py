@@ -31,7 +31,7 @@ import torch
 
 from ._video import check_videos, to_uint8
 from .distribution import DistanceResult, feature_statistics, frechet_distance, kernel_distance
-from .weights import I3D_SHA256, I3D_WEIGHTS, find_weights, sha256_of
+from .weights import I3D_SHA256, I3D_SIZE, I3D_WEIGHTS, find_weights, sha256_of
 
 #: detector(clips [B, 3, F, H, W], rescale=..., resize=..., return_features=...) -> [B, D]
 VideoDetector = Callable[..., torch.Tensor]
@@ -53,7 +53,8 @@ def load_i3d(weights: str | os.PathLike | None = None, device: str | torch.devic
     (``--trust-i3d`` on the command line); otherwise :class:`UntrustedWeightsError`, before loading."""
     path = find_weights(I3D_WEIGHTS, weights, what="FVD I3D (TorchScript)")
     if not trust:
-        digest = sha256_of(path)
+        size = os.path.getsize(path)
+        digest = sha256_of(path) if size == I3D_SIZE else f"not computed: {size:,} bytes, expected {I3D_SIZE:,}"
         if digest != I3D_SHA256:
             raise UntrustedWeightsError(
                 f"{path} is not the published FVD I3D file (SHA-256 {digest}, expected {I3D_SHA256}); it was not "

@@ -24,9 +24,13 @@ ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 INCEPTION_WEIGHTS = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
 #: The Kinetics-400 I3D TorchScript port used by StyleGAN-V for FVD.
 I3D_WEIGHTS = "i3d_torchscript.pt"
-#: SHA-256 of StyleGAN-V's ``i3d_torchscript.pt`` (the file its FVD code downloads), as other FVD tools pin it.
+#: SHA-256 of StyleGAN-V's ``i3d_torchscript.pt`` (the file its FVD code downloads from Dropbox, 51,235,320 bytes).
+#: Not computed here (no network): it is the digest that independent public FVD tools pin for that file, the same
+#: value in at least eight of them, one a hash-verified Hugging Face mirror at a fixed commit (README, security).
 #: :func:`interdyn.metrics.load_i3d` loads a TorchScript file only if it has this digest (or with ``trust=True``).
 I3D_SHA256 = "bec6519f66ea534e953026b4ae2c65553c17bf105611c746d904657e5860a5e2"
+#: Size in bytes of that file (pinned alongside the digest by the same tools); a quick first check.
+I3D_SIZE = 51_235_320
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
