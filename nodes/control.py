@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..interdyn.control import CONTROL_PALETTE, fit_to_size, masks_to_control, renders_to_control, resample_frames
+from ..interdyn.validation import InputError, check_count, check_finite, check_image_tensor
 from . import convert
 
 INTERDYN_CONTROL = "INTERDYN_CONTROL"
@@ -16,6 +17,18 @@ def check_size(width: int, height: int) -> None:
         up = lambda v: max(64, -(-v // 64) * 64)  # noqa: E731
         raise ValueError(f"width and height must be multiples of 64 (SVD's VAE downsamples by 8 and its UNet by 8 "
                          f"more), got {width}x{height}; use e.g. {up(width)}x{up(height)} (the paper uses 384x256)")
+
+
+def check_timing(frames: int, source_fps: float, target_fps: float, start_frame: int, source_frames: int,
+                 source: str) -> None:
+    """The timing widgets, named as on the node, before any resampling."""
+    check_count(frames, "frames")
+    for name, fps in (("source_fps", source_fps), ("target_fps", target_fps)):
+        if check_finite(fps, name) <= 0:
+            raise InputError(f"{name} must be > 0 (a frame rate), got {fps}")
+    if not 0 <= start_frame < source_frames:
+        raise InputError(f"start_frame must be a frame of {source}, which has {source_frames} frames (0 to "
+                         f"{source_frames - 1}), got {start_frame}")
 
 
 def _size_inputs() -> dict:
@@ -101,9 +114,15 @@ class InterDynControlFromMasks:
     def build(self, mask_1, width, height, frames, source_fps, target_fps, crop, start_frame, objects_in_mask_1=1,
               mask_2=None, mask_3=None, mask_4=None, image=None):
         check_size(width, height)
-        objects = convert.split_objects(convert.mask_frames(mask_1, "mask_1"), objects_in_mask_1, "mask_1")
-        objects += [convert.mask_frames(m, f"mask_{n}") for n, m in ((2, mask_2), (3, mask_3), (4, mask_4))
-                    if m is not None]
+        masks = {f"mask_{n}": convert.mask_frames(m, f"mask_{n}")
+                 for n, m in ((1, mask_1), (2, mask_2), (3, mask_3), (4, mask_4)) if m is not None}
+        for name, m in masks.items():
+            check_image_tensor(m, name, what="mask values in [0, 1]")
+        check_count(objects_in_mask_1, "objects_in_mask_1")
+        objects = convert.split_objects(masks.pop("mask_1"), objects_in_mask_1, "mask_1")
+        check_timing(frames, source_fps, target_fps, start_frame, objects[0].shape[0],
+                     "mask_1" + (f" (per object: {objects_in_mask_1} objects)" if objects_in_mask_1 > 1 else ""))
+        objects += list(masks.values())
         objects = [resample_frames(m, source_fps, target_fps, frames, start_frame) for m in objects]
         return _fit_and_output(image, height, width, crop, frames, masks=objects)
 
@@ -131,6 +150,9 @@ class InterDynControlFromRenders:
 
     def build(self, renders, width, height, frames, source_fps, target_fps, crop, start_frame, image=None):
         check_size(width, height)
-        r = renders_to_control(convert.image_to_frames(renders, "renders"))
+        r = convert.image_to_frames(renders, "renders")
+        check_image_tensor(r, "renders", what="IMAGE values in [0, 1]")
+        check_timing(frames, source_fps, target_fps, start_frame, r.shape[0], "renders")
+        r = renders_to_control(r)
         r = resample_frames(r, source_fps, target_fps, frames, start_frame)
         return _fit_and_output(image, height, width, crop, frames, renders=r)

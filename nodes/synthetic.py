@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..interdyn.synthetic import SCENE_PRESETS, scene_for_preset
+from ..interdyn.validation import InputError, check_count, check_seed
 from . import convert
 
 
@@ -40,6 +41,11 @@ class InterDynSyntheticScene:
         }}
 
     def make(self, preset, seed, width, height, frames):
+        check_count(frames, "frames", minimum=2)
+        check_seed(seed, "seed")
+        for name, v in (("width", width), ("height", height)):
+            if check_count(v, name) < 32:
+                raise InputError(f"{name} must be at least 32 pixels for a scene with room for collisions, got {v}")
         scene = scene_for_preset(preset, seed, size=(height, width), num_frames=frames)
         return (convert.frames_to_image(scene.frames[:1]), scene.hand_mask.float(),
                 convert.frames_to_image(scene.frames), float(scene.meta["fps"]))

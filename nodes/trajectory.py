@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..interdyn.trajectory import EASINGS, animate_mask
+from ..interdyn.validation import check_count
 from . import convert
 
 DEFAULT_KEYFRAMES = ('[{"frame": 0, "x": 0, "y": 0, "scale": 1.0, "rotation": 0, "easing": "ease_in_out"},\n'
@@ -36,5 +37,6 @@ class InterDynMaskTrajectory:
         }}
 
     def animate(self, mask, keyframes, frames, interpolation):
+        check_count(frames, "frames")
         first = convert.mask_frames(mask)[0]
         return (animate_mask(first, keyframes, frames, interpolation=interpolation),)

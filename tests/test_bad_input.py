@@ -557,18 +557,24 @@ def test_evaluate_refuses_a_foreign_out_folder(tmp_path, precious):
 
 
 # ================================================================================= nodes
-def test_sampler_node_names_the_widget():
+@pytest.fixture(scope="module")
+def nodes():
+    """The pack imported as ComfyUI imports a custom node folder; its NODE_CLASS_MAPPINGS."""
     import importlib.util
     import sys
     import uuid
 
     repo = Path(__file__).resolve().parents[1]
-    name = f"pack_{uuid.uuid4().hex[:8]}"  # imported as ComfyUI imports a custom node folder
+    name = f"pack_{uuid.uuid4().hex[:8]}"
     spec = importlib.util.spec_from_file_location(name, repo / "__init__.py", submodule_search_locations=[str(repo)])
     pack = importlib.util.module_from_spec(spec)
     sys.modules[name] = pack
     spec.loader.exec_module(pack)
-    InterDynSampler = pack.NODE_CLASS_MAPPINGS["InterDynSampler"]
+    return pack.NODE_CLASS_MAPPINGS
+
+
+def test_sampler_node_names_the_widget(nodes):
+    InterDynSampler = nodes["InterDynSampler"]
     model = SimpleNamespace(control_branch=None)  # no model: the widgets are checked first
     with pytest.raises(ValueError, match="max_cfg"):
         InterDynSampler().sample(model, torch.rand(1, 64, 64, 3), 64, 64, 2, 1, 1.0, float("nan"), 7, 40, 0.02, 0,
@@ -576,3 +582,43 @@ def test_sampler_node_names_the_widget():
     with pytest.raises(ValueError, match="frames must be at least 1"):
         InterDynSampler().sample(model, torch.rand(1, 64, 64, 3), 64, 64, 0, 1, 1.0, 2.0, 7, 40, 0.02, 0,
                                  1.0, 0.0, 1.0)
+
+
+MASKS = torch.ones(4, 64, 64)
+MASK_NODE_CASES = [  # (widget values changed, words the message must hold: the widget's name first)
+    (dict(frames=0), ["frames must be at least 1"]),
+    (dict(start_frame=10), ["start_frame", "mask_1", "4 frames"]),
+    (dict(source_fps=0.0), ["source_fps must be > 0"]),
+    (dict(target_fps=float("nan")), ["target_fps", "finite"]),
+    (dict(objects_in_mask_1=0), ["objects_in_mask_1 must be at least 1"]),
+    (dict(objects_in_mask_1=3), ["mask_1 has 4 frames", "objects_in_mask_1"]),
+    (dict(mask_1=torch.full((4, 64, 64), float("nan"))), ["mask_1", "NaN"]),
+    (dict(mask_2=MASKS * 255), ["mask_2", "divide by 255"]),
+]
+
+
+@pytest.mark.parametrize("change,words", MASK_NODE_CASES, ids=[next(iter(c[0])) + str(i) for i, c in
+                                                               enumerate(MASK_NODE_CASES)])
+def test_control_from_masks_node_names_the_widget(nodes, change, words):
+    args = dict(mask_1=MASKS, width=64, height=64, frames=4, source_fps=7.0, target_fps=7.0, crop="center",
+                start_frame=0, objects_in_mask_1=1)
+    args.update(change)
+    with pytest.raises(ValueError) as err:
+        nodes["InterDynControlFromMasks"]().build(**args)
+    assert all(w in str(err.value) for w in words), f"{words} in {err.value}"
+
+
+def test_other_nodes_name_their_widgets(nodes):
+    renders = nodes["InterDynControlFromRenders"]()
+    with pytest.raises(ValueError, match="renders values range from 255"):
+        renders.build(torch.full((4, 64, 64, 3), 255.0), 64, 64, 4, 7.0, 7.0, "center", 0)
+    with pytest.raises(ValueError, match="start_frame must be a frame of renders"):
+        renders.build(torch.rand(4, 64, 64, 3), 64, 64, 4, 7.0, 7.0, "center", 4)
+    with pytest.raises(ValueError, match="frames must be at least 1"):
+        nodes["InterDynMaskTrajectory"]().animate(torch.ones(1, 64, 64), "[]", 0, "linear")
+    scene = nodes["InterDynSyntheticScene"]()
+    preset = scene.INPUT_TYPES()["required"]["preset"][0][0]
+    with pytest.raises(ValueError, match="frames must be at least 2"):
+        scene.make(preset, 0, 64, 64, 1)
+    with pytest.raises(ValueError, match="width must be at least 32"):
+        scene.make(preset, 0, 10, 64, 4)
