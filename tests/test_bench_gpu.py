@@ -57,3 +57,25 @@ def test_cpu_smoke_run_writes_sane_json(tmp_path):
     assert saved["training"][1]["flops_per_step"] > saved["training"][0]["flops_per_step"], \
         "gradient checkpointing recomputes the forward: more FLOPs"
     assert result["training"][0]["setup"] == saved["training"][0]["setup"], "the returned dict is what was written"
+
+
+def test_live_bytes_counts_allocations_not_views():
+    """bench/activation_peak.py's tracker: new storages count until freed; views and in-place ops add nothing."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location("bench_activation_peak", REPO / "bench" / "activation_peak.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    weights = torch.ones(256)  # exists before: using it allocates nothing
+    with module.LiveBytes() as tracker:
+        a = torch.empty(1000)  # 4000 bytes
+        view = a.view(10, 100).t()
+        a.add_(1.0)
+        b = weights.detach() * 2  # the product is new (1024 bytes), the detach is a view
+        assert tracker.live == 4000 + 1024, tracker.live
+        del a, view
+        assert tracker.live == 1024, "a storage is uncounted when its last tensor is freed"
+        c = torch.cat([b, b])  # 2048 bytes
+        assert tracker.live == 1024 + 2048 and tracker.peak == 4000 + 1024, (tracker.live, tracker.peak)
+        del b, c
+    assert tracker.live == 0
