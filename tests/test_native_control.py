@@ -79,3 +79,35 @@ def test_prepare_control_frames_fits_the_latent_size_and_keeps_a_fitting_one():
     assert tuple(prepare_control_frames(frames, 64, 64).shape) == (2, 3, 64, 64)
     with pytest.raises(ValueError, match="control frames must be"):
         prepare_control_frames(torch.rand(2, 32, 48), 32, 48)
+
+
+# ---------------------------------------------------------------------------- the nodes, without ComfyUI
+@pytest.fixture(scope="module")
+def pack():
+    from test_nodes import import_pack
+
+    return import_pack("native_nodes_check_pack")
+
+
+def test_branch_loader_lists_interdyn_and_controlnet_folders_and_the_builtin(pack, tmp_path, monkeypatch):
+    for kind, name in (("interdyn", "mine.safetensors"), ("controlnet", "theirs.safetensors")):
+        (tmp_path / kind).mkdir()
+        (tmp_path / kind / name).write_bytes(b"")
+    monkeypatch.setattr(pack.nodes.host, "model_folders", lambda kind: [str(tmp_path / kind)])
+    names = pack.NODE_CLASS_MAPPINGS["InterDynControlBranchLoader"].INPUT_TYPES()["required"]["control_branch"][0]
+    assert names == ["builtin:toy-physics", "mine.safetensors", "theirs.safetensors"], \
+        f"models/interdyn and models/controlnet entries after the built-in model, no 'none': {names}"
+
+
+def test_branch_loader_outside_comfyui_says_it_needs_comfyui(pack):
+    loader = pack.NODE_CLASS_MAPPINGS["InterDynControlBranchLoader"]()
+    with pytest.raises(RuntimeError, match="inside ComfyUI only"):
+        loader.load("builtin:toy-physics", "fp32")
+    with pytest.raises(ValueError, match="weight_dtype"):
+        loader.load("builtin:toy-physics", "fp8")
+
+
+def test_apply_refuses_a_control_net_that_is_not_interdyn(pack):
+    apply = pack.NODE_CLASS_MAPPINGS["InterDynApply"]()
+    with pytest.raises(ValueError, match="control_net must come from Load InterDyn Control Branch"):
+        apply.apply([], [], object(), torch.rand(3, 64, 64, 3), 1.0, 0.0, 1.0)
