@@ -65,24 +65,24 @@ def tile_features(features: torch.Tensor, rows: int, batched_number: int) -> tor
 @torch.no_grad()
 def control_residuals(branch, features: torch.Tensor, x_in: torch.Tensor, timesteps: torch.Tensor,
                       context: torch.Tensor, time_embeds: torch.Tensor, num_frames: int,
-                      strength: float = 1.0) -> dict[str, list[torch.Tensor]]:
+                      strength: float = 1.0, out_dtype: torch.dtype | None = None) -> dict[str, list[torch.Tensor]]:
     """The residual dict for one host UNet call, scaled by ``strength`` and the residual multiplicities.
 
     ``x_in`` ``[N, C, h, w]``: the scaled noisy latent with the image latent concatenated on
     channels (what the UNet itself receives); ``timesteps`` ``[N]`` c_noise; ``context``
     ``[N, 1, D]`` CLIP image embeddings; ``time_embeds`` ``[N, 3 * d]`` the embedded added time ids;
     ``features`` ``[N, C0, h, w]`` from :func:`embed_control_frames` and :func:`tile_features`.
-    Results are in ``x_in``'s dtype.
+    Results are in ``out_dtype`` (the host UNet's compute dtype; default ``x_in``'s).
     """
-    dtype = branch.dtype
+    dtype, out_dtype = branch.dtype, out_dtype or x_in.dtype
     down, mid = branch.forward_frames(
         x_in.to(dtype), timesteps.to(device=x_in.device, dtype=torch.float32), context.to(dtype),
         time_embeds.to(dtype), features.to(dtype), num_frames, conditioning_scale=strength)
     counts = branch.residual_multiplicities()
     if len(counts) != len(down):
         raise ValueError(f"the branch gives {len(down)} skip residuals but its residual mode counts {len(counts)}")
-    output = [(r * m if m != 1 else r).to(x_in.dtype) for r, m in zip(down, counts)]
-    return {"input": [], "middle": [mid.to(x_in.dtype)], "output": output}
+    output = [(r * m if m != 1 else r).to(out_dtype) for r, m in zip(down, counts)]
+    return {"input": [], "middle": [mid.to(out_dtype)], "output": output}
 
 
 def sum_controls(control: dict, previous: dict | None) -> dict[str, list]:

@@ -62,6 +62,7 @@ def _define():
             self.patcher = patcher
             self.name = name
             self.model_sampling_current = None
+            self.unet_dtype = None  # the dtype ComfyUI's UNet computes in: residuals are handed over in it
             self._features = None  # (key, CNN features of the control frames), computed once per run
 
         @property
@@ -80,9 +81,11 @@ def _define():
             super().pre_run(model, percent_to_timestep_function)
             check_model(model, self.branch)
             self.model_sampling_current = model.model_sampling
+            self.unet_dtype = model.manual_cast_dtype or model.get_dtype()
 
         def cleanup(self):
             self.model_sampling_current = None
+            self.unet_dtype = None
             self._features = None
             super().cleanup()
 
@@ -113,7 +116,8 @@ def _define():
             ms = self.model_sampling_current
             x_in = torch.cat([ms.calculate_input(t, x_noisy), cond["c_concat"].to(x_noisy)], dim=1)
             residuals = control_residuals(branch, features, x_in, ms.timestep(t).float(), cond["c_crossattn"],
-                                          cond["y"], int(cond["num_video_frames"]), self.strength)
+                                          cond["y"], int(cond["num_video_frames"]), self.strength,
+                                          out_dtype=self.unet_dtype)
             return sum_controls(residuals, previous)
 
     def check_model(model, branch) -> None:
