@@ -122,7 +122,7 @@ def _write_models(root: Path):
     from interdyn.segmentation import build_sam2_video_predictor_random
     from interdyn.testing import write_tiny_models
 
-    for kind in ("diffusers", "interdyn", "sam2"):
+    for kind in ("diffusers", "interdyn", "sam2", "checkpoints"):
         (root / kind).mkdir(parents=True, exist_ok=True)
     paths = write_tiny_models(root / "build")
     shutil.move(str(paths["svd"]), root / "diffusers" / "svd_tiny")
@@ -135,7 +135,8 @@ def _write_models(root: Path):
                     f"    base_path: {root}\n"
                     "    diffusers: diffusers\n"
                     "    interdyn: interdyn\n"
-                    "    sam2: sam2\n")
+                    "    sam2: sam2\n"
+                    "    checkpoints: checkpoints\n")
     return yaml
 
 
