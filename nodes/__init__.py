@@ -6,6 +6,7 @@ behaviour outside ComfyUI, so these classes import and run without it.
 from . import host
 from .control import InterDynControlFromMasks, InterDynControlFromRenders
 from .loader import InterDynModelLoader
+from .native import InterDynApply, InterDynControlBranchLoader
 from .sampler import InterDynDecode, InterDynSampler
 from .segmentation import SAM2VideoMasks
 from .synthetic import InterDynSyntheticScene
@@ -22,6 +23,8 @@ NODE_CLASS_MAPPINGS = {
     "InterDynSAM2VideoMasks": SAM2VideoMasks,
     "InterDynMaskTrajectory": InterDynMaskTrajectory,
     "InterDynSyntheticScene": InterDynSyntheticScene,
+    "InterDynControlBranchLoader": InterDynControlBranchLoader,
+    "InterDynApply": InterDynApply,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -33,6 +36,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "InterDynSAM2VideoMasks": "SAM2 Video Masks",
     "InterDynMaskTrajectory": "InterDyn Mask Trajectory",
     "InterDynSyntheticScene": "InterDyn Synthetic Scene",
+    "InterDynControlBranchLoader": "Load InterDyn Control Branch",
+    "InterDynApply": "Apply InterDyn",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -2,7 +2,9 @@
 
 Every helper imports ComfyUI lazily and falls back to a plain behaviour when ComfyUI is not
 there, so the node classes import and run without it (tests call them directly, and may
-monkeypatch these functions). Nothing else in ``nodes/`` imports ``comfy`` or ``folder_paths``.
+monkeypatch these functions). Nothing else in ``nodes/`` imports ``comfy`` or ``folder_paths``, except
+:mod:`.native_control`, which defines InterDyn's ComfyUI control object (a ``ControlBase`` subclass)
+on first use, inside ComfyUI only.
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import torch
 log = logging.getLogger("InterDyn")
 
 #: model folder kinds the pack reads; ``interdyn`` and ``sam2`` are registered by the pack,
-#: ``diffusers`` and ``checkpoints`` are ComfyUI's own.
-MODEL_KINDS = ("diffusers", "checkpoints", "interdyn", "sam2")
+#: ``diffusers``, ``checkpoints`` and ``controlnet`` are ComfyUI's own.
+MODEL_KINDS = ("diffusers", "checkpoints", "interdyn", "sam2", "controlnet")
 
 #: outside ComfyUI, model folders are ``$INTERDYN_MODELS_DIR/<kind>`` (default ``./models/<kind>``)
 FALLBACK_MODELS_ENV = "INTERDYN_MODELS_DIR"
@@ -81,6 +83,14 @@ def offload_device() -> torch.device:
     """Where models wait between runs: ComfyUI's UNet offload device inside ComfyUI, else the CPU."""
     mm = _model_management()
     return mm.unet_offload_device() if mm is not None else torch.device("cpu")
+
+
+def default_weight_dtype() -> torch.dtype:
+    """The dtype ComfyUI would give a diffusion model's weights on its compute device (fp32 outside ComfyUI)."""
+    mm = _model_management()
+    if mm is None:
+        return torch.float32
+    return mm.unet_dtype(supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
 
 
 def free_memory(num_bytes: int, device: torch.device) -> None:

@@ -71,18 +71,26 @@ def _is_control_folder(folder: str) -> bool:
         os.path.join(folder, "controlnet", "config.json"))
 
 
-def list_control_branches() -> list[str]:
-    """``none`` + control branch folders (``config.json``, or ``controlnet/config.json`` as in the
-    official release) and ``.safetensors`` files under ``models/interdyn``."""
+def _control_branch_names(kind: str) -> set[str]:
     names: set[str] = set()
-    for root in host.model_folders("interdyn"):
+    for root in host.model_folders(kind):
         for dirpath, dirnames, filenames in _walk(root):
             if dirpath != os.path.abspath(root) and _is_control_folder(dirpath):
                 names.add(_rel(root, dirpath))
                 dirnames[:] = []
                 continue
             names.update(_rel(root, os.path.join(dirpath, f)) for f in filenames if f.lower().endswith(".safetensors"))
-    return [NONE] + builtin_names() + sorted(names)
+    return names
+
+
+def list_control_branches(kinds: tuple[str, ...] = ("interdyn",), none: bool = True) -> list[str]:
+    """``none`` + control branch folders (``config.json``, or ``controlnet/config.json`` as in the
+    official release) and ``.safetensors`` files under ``models/interdyn`` (and the other folder
+    ``kinds`` given, e.g. ``controlnet``)."""
+    names: set[str] = set()
+    for kind in kinds:
+        names |= _control_branch_names(kind)
+    return ([NONE] if none else []) + builtin_names() + sorted(names)
 
 
 def list_sam2_checkpoints() -> list[str]:
@@ -125,17 +133,19 @@ def resolve_svd(name: str) -> Path:
     return path
 
 
-def resolve_control_branch(name: str) -> Path | None:
-    """The control branch folder or file called ``name``; ``None`` for ``"none"``."""
+def resolve_control_branch(name: str, kinds: tuple[str, ...] = ("interdyn",)) -> Path | None:
+    """The control branch folder or file called ``name`` in the model folders ``kinds``; ``None`` for ``"none"``."""
     if name in (None, "", NONE):
         return None
     if is_builtin(name):
         return builtin_path(name, "control")
-    path = _find("interdyn", name, lambda p: p.is_file() or (p.is_dir() and _is_control_folder(str(p))))
-    if path is None:
-        raise _missing("InterDyn control branch", name, [("a folder or .safetensors file", host.model_folders("interdyn"))],
-                       "Put the official InterDyn `controlnet` folder or an exported .safetensors file in models/interdyn.")
-    return path
+    for kind in kinds:
+        path = _find(kind, name, lambda p: p.is_file() or (p.is_dir() and _is_control_folder(str(p))))
+        if path is not None:
+            return path
+    raise _missing("InterDyn control branch", name,
+                   [("a folder or .safetensors file", [f for kind in kinds for f in host.model_folders(kind)])],
+                   "Put the official InterDyn `controlnet` folder or an exported .safetensors file in models/interdyn.")
 
 
 def resolve_sam2(name: str) -> Path:

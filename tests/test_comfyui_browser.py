@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from test_comfyui_integration import COMFYUI, REPO, Server, _write_inputs, _write_models
+from test_comfyui_integration import COMFYUI, REPO, SVD_TINY, Server, _write_inputs, _write_models
 
 CHROMIUM = os.environ.get("INTERDYN_CHROMIUM", "/usr/bin/chromium")
 NODE = shutil.which("node")
@@ -75,6 +75,8 @@ def _place_models_under_workflow_names(root: Path):
 
     shutil.copytree(root / "diffusers" / "svd_tiny", root / "diffusers" / "stable-video-diffusion-img2vid")
     build_tiny_control_branch(build_tiny_backbone(0), 0).save_pretrained(root / "interdyn" / "InterDyn")
+    if (SVD_TINY / "tiny_svd.safetensors").is_file():  # the native workflow's checkpoint combo (loaded, not run)
+        os.symlink(SVD_TINY / "tiny_svd.safetensors", root / "checkpoints" / "svd.safetensors")
 
 
 @pytest.fixture(scope="module")

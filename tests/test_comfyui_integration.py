@@ -8,6 +8,12 @@ extra_model_paths.yaml; converts each workflow from the UI to the API format, po
 and file widgets at tiny models and inputs it wrote, queues it with POST /prompt, waits for it,
 checks that the video was written, and stops the server by its PID.
 
+The native SVD workflow (``interdyn_native_svd.json``) starts from ComfyUI's Image Only Checkpoint
+Loader, whose model detection refuses the tiny SVD checkpoint (it recognises SVD by its real widths);
+the test swaps that one node for a test-only loader (a second custom node folder it writes) that
+builds ComfyUI's own MODEL / CLIP_VISION / VAE objects from ``../shared/fixtures/svd_single_file_tiny``
+(``tests/comfy_tiny_svd.py``). Everything after it is ComfyUI's and the pack's real nodes.
+
 Example::
 
     COMFYUI_PATH=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/venv/bin/python \
@@ -35,6 +41,9 @@ PYTHON = os.environ.get("COMFYUI_PYTHON", sys.executable)
 PACK_FOLDER = "interdyn pack-under.test"  # spaces, dashes and dots: relative imports must cope
 START_TIMEOUT = int(os.environ.get("COMFYUI_START_TIMEOUT", "180"))  # seconds; raise it on a busy machine
 RUN_TIMEOUT = 600
+SVD_TINY = Path(os.environ.get("SVD_TINY_FIXTURE", REPO.parent / "shared" / "fixtures" / "svd_single_file_tiny"))
+NATIVE = "interdyn_native_svd.json"
+TINY_SVD_NODE = "InterDynTestTinySVDLoader"
 
 pytestmark = pytest.mark.skipif(
     not COMFYUI or not (Path(COMFYUI) / "main.py").is_file(),
@@ -53,6 +62,9 @@ FAST = {
     "InterDynDecode": {"decode_chunk_size": 0},
     "InterDynMaskTrajectory": {"frames": 3},
     "InterDynSAM2VideoMasks": {"sam2_model": "sam2.1_hiera_tiny.pt", "device": "cpu", "resolution": 256},
+    "InterDynControlBranchLoader": {"control_branch": "interdyn_native_tiny.safetensors", "weight_dtype": "default"},
+    "SVD_img2vid_Conditioning": {"width": 64, "height": 64, "video_frames": 3},
+    "KSampler": {"steps": 2},
 }
 # workflows that run exactly as shipped (the built-in model: already small, no files needed)
 AS_SHIPPED = {"interdyn_toy_physics.json"}
@@ -110,11 +122,12 @@ def _write_models(root: Path):
     from interdyn.segmentation import build_sam2_video_predictor_random
     from interdyn.testing import write_tiny_models
 
-    for kind in ("diffusers", "interdyn", "sam2"):
+    for kind in ("diffusers", "interdyn", "sam2", "checkpoints"):
         (root / kind).mkdir(parents=True, exist_ok=True)
     paths = write_tiny_models(root / "build")
     shutil.move(str(paths["svd"]), root / "diffusers" / "svd_tiny")
     shutil.move(str(paths["interdyn"]), root / "interdyn" / "interdyn_tiny.safetensors")
+    _write_native_branch(root / "interdyn" / "interdyn_native_tiny.safetensors")
     predictor = build_sam2_video_predictor_random(device="cpu", image_size=256)
     torch.save({"model": predictor.state_dict()}, root / "sam2" / "sam2.1_hiera_tiny.pt")
     yaml = root / "extra_model_paths.yaml"
@@ -122,8 +135,44 @@ def _write_models(root: Path):
                     f"    base_path: {root}\n"
                     "    diffusers: diffusers\n"
                     "    interdyn: interdyn\n"
-                    "    sam2: sam2\n")
+                    "    sam2: sam2\n"
+                    "    checkpoints: checkpoints\n")
     return yaml
+
+
+def _write_native_branch(path: Path):
+    """A control branch for the tiny single-file SVD (the native workflow's model), zero convs perturbed."""
+    from interdyn.loading import save_control_branch
+    from interdyn.models.controlnet import InterDynControlNet
+    from interdyn.single_file import load_svd_single_file
+    from interdyn.testing import TINY_CONTROL_CNN, perturb_zero_convs
+
+    if not (SVD_TINY / "tiny_svd.safetensors").is_file():
+        return
+    unet = load_svd_single_file(SVD_TINY / "tiny_svd.safetensors", unet_head_dim=16, clip_head_dim=16)["unet"]
+    branch = InterDynControlNet.from_unet(unet.float(), conditioning_embedding_out_channels=TINY_CONTROL_CNN,
+                                          residual_mode="official")
+    save_control_branch(perturb_zero_convs(branch, 0), path)
+
+
+def _write_tiny_svd_node(custom_nodes: Path):
+    """A test-only node that returns ComfyUI's own SVD objects built from the tiny checkpoint."""
+    folder = custom_nodes / "interdyn_test_tiny_svd"
+    folder.mkdir()
+    (folder / "__init__.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO / 'tests')!r})\n"
+        "from comfy_tiny_svd import load_tiny_svd\n\n\n"
+        f"class {TINY_SVD_NODE}:\n"
+        "    CATEGORY = 'testing'\n"
+        "    FUNCTION = 'load'\n"
+        "    RETURN_TYPES = ('MODEL', 'CLIP_VISION', 'VAE')\n\n"
+        "    @classmethod\n"
+        "    def INPUT_TYPES(cls):\n"
+        "        return {'required': {}}\n\n"
+        "    def load(self):\n"
+        f"        return load_tiny_svd({str(SVD_TINY / 'tiny_svd.safetensors')!r})\n\n\n"
+        f"NODE_CLASS_MAPPINGS = {{{TINY_SVD_NODE!r}: {TINY_SVD_NODE}}}\n")
 
 
 # ---------------------------------------------------------------------------- server
@@ -187,6 +236,7 @@ def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy_base")
     (base / "custom_nodes").mkdir()
     os.symlink(REPO, base / "custom_nodes" / PACK_FOLDER, target_is_directory=True)
+    _write_tiny_svd_node(base / "custom_nodes")
     _write_inputs(base / "input")
     yaml = _write_models(tmp_path_factory.mktemp("models"))
     srv = Server(base, yaml, base / "comfyui.log")
@@ -241,7 +291,8 @@ def test_pack_imports_in_comfyui(server):
     assert "IMPORT FAILED" not in log, log[-4000:]
     info = server.request("/object_info")
     ours = {"InterDynModelLoader", "InterDynControlFromMasks", "InterDynControlFromRenders", "InterDynSampler",
-            "InterDynDecode", "InterDynSAM2VideoMasks", "InterDynMaskTrajectory"}
+            "InterDynDecode", "InterDynSAM2VideoMasks", "InterDynMaskTrajectory", "InterDynControlBranchLoader",
+            "InterDynApply"}
     assert ours <= set(info), f"missing nodes: {ours - set(info)}"
     loader = info["InterDynModelLoader"]["input"]["required"]
     assert "svd_tiny" in loader["svd"][0], "models/diffusers from extra_model_paths.yaml must be listed"
@@ -260,6 +311,8 @@ def fast_prompt(server, name: str, **sampler) -> dict:
     if name in AS_SHIPPED:
         return prompt
     for node in prompt.values():
+        if node["class_type"] == "ImageOnlyCheckpointLoader":  # refuses tiny sizes: ComfyUI's objects, built directly
+            node["class_type"], node["inputs"] = TINY_SVD_NODE, {}
         for key, value in {**FAST.get(node["class_type"], {}),
                            **(sampler if node["class_type"] == "InterDynSampler" else {})}.items():
             if not isinstance(node["inputs"].get(key), list):
@@ -290,12 +343,16 @@ def wait(server, name: str, prompt_id: str) -> dict:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "workflows").glob("*.json")))
 def test_workflow_runs(server, name):
+    if name == NATIVE and not (SVD_TINY / "tiny_svd.safetensors").is_file():
+        pytest.skip(f"the native workflow runs on the tiny single-file SVD fixture, missing here ({SVD_TINY}; "
+                    "set SVD_TINY_FIXTURE)")
     entry = wait(server, name, queue(server, name, fast_prompt(server, name)))
     status = entry["status"]
     assert status.get("status_str") == "success", \
         f"{name} failed: {json.dumps(status.get('messages'))[:4000]}\n{server.log_text()[-3000:]}"
     prefix = {"interdyn_hand_object.json": "hand_object", "interdyn_mask_trajectory.json": "mask_trajectory",
-              "interdyn_multi_object.json": "multi_object", "interdyn_toy_physics.json": "toy_physics_0"}[name]
+              "interdyn_multi_object.json": "multi_object", "interdyn_toy_physics.json": "toy_physics_0",
+              NATIVE: "native_svd"}[name]
     written = [p for p in (server.output / "interdyn").glob(f"{prefix}*") if p.stat().st_size > 0]
     assert written, f"{name} wrote no video into {server.output / 'interdyn'}"
 

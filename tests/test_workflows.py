@@ -16,7 +16,7 @@ CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 # combos listing the files in a model folder: the saved value depends on the user's files (the integration and
 # browser tests place tiny models under these names); only a built-in entry is checked here
 MODEL_COMBOS = {("InterDynModelLoader", "svd"), ("InterDynModelLoader", "interdyn"),
-                ("InterDynSAM2VideoMasks", "sam2_model")}
+                ("InterDynSAM2VideoMasks", "sam2_model"), ("InterDynControlBranchLoader", "control_branch")}
 
 # Core ComfyUI nodes the workflows may use (checked against ComfyUI v0.3.64):
 # link inputs {name: type}, widget values as the frontend stores them (upload buttons store one too), outputs.
@@ -32,6 +32,16 @@ CORE = {
     "PreviewImage": ({"images": "IMAGE"}, [], []),
     "ImageScaleBy": ({"image": "IMAGE"}, ["upscale_method", "scale_by"], ["IMAGE"]),
     "Note": ({}, ["text"], []),
+    # the native SVD path (interdyn_native_svd.json)
+    "ImageOnlyCheckpointLoader": ({}, ["ckpt_name"], ["MODEL", "CLIP_VISION", "VAE"]),
+    "SVD_img2vid_Conditioning": ({"clip_vision": "CLIP_VISION", "init_image": "IMAGE", "vae": "VAE"},
+                                 ["width", "height", "video_frames", "motion_bucket_id", "fps", "augmentation_level"],
+                                 ["CONDITIONING", "CONDITIONING", "LATENT"]),
+    "VideoLinearCFGGuidance": ({"model": "MODEL"}, ["min_cfg"], ["MODEL"]),
+    "KSampler": ({"model": "MODEL", "positive": "CONDITIONING", "negative": "CONDITIONING", "latent_image": "LATENT"},
+                 ["seed", "seed:control_after_generate", "steps", "cfg", "sampler_name", "scheduler", "denoise"],
+                 ["LATENT"]),
+    "VAEDecode": ({"samples": "LATENT", "vae": "VAE"}, [], ["IMAGE"]),
     "MarkdownNote": ({}, ["text"], []),
 }
 CORE_WIDGET_TYPES = {("CreateVideo", "fps"): "FLOAT", ("ImageScaleBy", "scale_by"): "FLOAT", ("ImageFromBatch", "batch_index"): "INT",
@@ -212,7 +222,9 @@ def test_a_note_says_where_the_model_files_go(path):
     if loaders and all(str(n["widgets_values"][0]).startswith("builtin:") for n in loaders):
         assert "nothing to download" in notes.lower(), f"{path.name}: say that the built-in model needs no files"
         return
-    for folder in ("models/diffusers", "models/checkpoints", "models/interdyn"):
+    native = any(n["type"] == "ImageOnlyCheckpointLoader" for n in load(path)["nodes"])  # no diffusers folder there
+    for folder in ("models/checkpoints", "models/interdyn") if native else ("models/diffusers", "models/checkpoints",
+                                                                             "models/interdyn"):
         assert folder in notes, f"{path.name}: the notes must say what goes in {folder}"
     if any(n["type"] == "InterDynSAM2VideoMasks" for n in load(path)["nodes"]):
         assert "models/sam2" in notes

@@ -281,6 +281,48 @@ class InterDynControlNet(ModelMixin, ConfigMixin):
         return InterDynControlNetOutput(down_block_res_samples=down, mid_block_res_sample=mid)
 
 
+    def forward_frames(
+        self,
+        sample: torch.Tensor,
+        timesteps: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        time_embeds: torch.Tensor,
+        control_embedding: torch.Tensor,
+        num_frames: int,
+        conditioning_scale: float = 1.0,
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """Residuals for one UNet call in the frames-first layout of hosts such as ComfyUI.
+
+        Every argument has one row per frame (``N = videos x num_frames`` rows, frames of a video
+        adjacent): ``sample`` ``[N, in_channels, h, w]`` (scaled noisy latent + image latent),
+        ``timesteps`` ``[N]`` (c_noise), ``encoder_hidden_states`` ``[N, 1, D]``, ``time_embeds``
+        ``[N, projection_class_embeddings_input_dim]`` (the sinusoidal embeddings of the added time
+        ids, cos|sin per id, concatenated: what :meth:`forward` computes from ``added_time_ids``),
+        ``control_embedding`` ``[N, C0, h, w]`` from :meth:`embed_control`. Same maths as
+        :meth:`forward`, with the time embedding computed per row instead of per video.
+        """
+        rows = sample.shape[0]
+        if rows % num_frames:
+            raise ValueError(f"{rows} rows are not a whole number of {num_frames}-frame videos")
+        for name, t in (("timesteps", timesteps), ("encoder_hidden_states", encoder_hidden_states),
+                        ("time_embeds", time_embeds), ("control_embedding", control_embedding)):
+            if t.shape[0] != rows:
+                raise ValueError(f"{name} has {t.shape[0]} rows, the sample {rows}")
+        emb = self.time_embedding(self.time_proj(timesteps).to(dtype=sample.dtype))
+        emb = emb + self.add_embedding(time_embeds.to(emb.dtype))
+        sample = self.conv_in(sample) + control_embedding
+        image_only_indicator = torch.zeros(rows // num_frames, num_frames, dtype=sample.dtype, device=sample.device)
+        skips: tuple[torch.Tensor, ...] = (sample,)
+        for block in self.down_blocks:
+            kwargs = {"encoder_hidden_states": encoder_hidden_states} if getattr(block, "has_cross_attention", False) else {}
+            sample, block_skips = block(hidden_states=sample, temb=emb, image_only_indicator=image_only_indicator, **kwargs)
+            skips += block_skips
+        sample = self.mid_block(hidden_states=sample, temb=emb, encoder_hidden_states=encoder_hidden_states,
+                                image_only_indicator=image_only_indicator)
+        down = tuple(conv(s) * conditioning_scale for s, conv in zip(skips, self.controlnet_down_blocks))
+        return down, self.controlnet_mid_block(sample) * conditioning_scale
+
+
 def mark_official_config(config: dict) -> dict:
     """Give a config written by the official code (no ``residual_mode``) the official mode."""
     if config.get("_class_name") == OFFICIAL_CLASS_NAME:
