@@ -193,6 +193,7 @@ def test_the_notes_come_first_in_reading_order(report, name):
     assert not before, f"{name}: the Notes must be read first (left column, top): {before}"
 
 
+@pytest.mark.parametrize("name", [p.stem for p in WORKFLOWS])
 def test_the_template_browser_lists_the_workflow_with_its_card_image(report, name):
     server = report["server"]
     assert name in server.request("/workflow_templates").get(PACK_FOLDER, []), f"{name} is not served as a template"
