@@ -107,10 +107,19 @@ def traced_step(backbone, cnn, frames: int, height: int, width: int, optimizer: 
         trainer = Trainer(config, dataset=[clip], backbone=backbone)
         modules = [trainer.branch, backbone.unet, backbone.vae, backbone.image_encoder]
         weights = storage_bytes(t for m in modules for t in [*m.parameters(), *m.buffers()])
+        micro = config.gradient_accumulation_steps
+        assert micro >= 3, "needs micro-batches between the first (gradients appear) and the last (optimizer step)"
+        forward_backward = 0
         with LiveBytes() as tracker:
-            for _ in range(config.gradient_accumulation_steps):
+            for k in range(micro):
+                start, tracker.peak = tracker.live, tracker.live
                 trainer.train_micro_batch(batch)
-        result = {"weights": float(weights), "step_peak": float(tracker.peak), "after_step": float(tracker.live)}
+                if 0 < k < micro - 1:  # gradients already there, no optimizer step: forward + backward alone
+                    forward_backward = max(forward_backward, tracker.peak - start)
+                if k == micro - 1:
+                    last = tracker.peak - start
+        result = {"weights": float(weights), "forward_backward": float(forward_backward),
+                  "state": float(tracker.live), "grads": float(start), "optimizer_extra": float(last) - tracker.live}
         del trainer, tracker
     _reset_accelerate()
     gc.collect()
@@ -138,27 +147,29 @@ def main(argv: list[str] | None = None) -> int:
     backbone, _ = build("cpu", torch.bfloat16, tiny=args.tiny, branch=False)
     print(f"24gb.yaml training step ({args.optimizer}), {'TINY' if args.tiny else 'real-size'} models, traced on "
           "the CPU (peak over one optimizer step = 4 micro-batches)")
-    print(f"   {'frames x H x W':>16s}{'weights':>11s}{'step peak':>11s}{'total':>11s}{'after step':>11s}")
+    print(f"   {'frames x H x W':>16s}{'weights':>11s}{'gradients':>11s}{'opt state':>11s}{'fwd+bwd':>11s}"
+          f"{'last+step':>11s}")
     rows = []
     for f, h, w in sizes:
         r = traced_step(backbone, c["cnn"], f, h, w, args.optimizer)
-        rows.append((f * h * w, r["weights"], r["step_peak"]))
-        print(f"   {f'{f} x {h} x {w}':>16s}{r['weights'] / GB:8.3f} GB{r['step_peak'] / GB:8.3f} GB"
-              f"{(r['weights'] + r['step_peak']) / GB:8.3f} GB{r['after_step'] / GB:8.3f} GB"
-              f"   ({time.perf_counter() - start:.0f} s)", flush=True)
-    n = torch.tensor([r[0] for r in rows], dtype=torch.float64)
-    y = torch.tensor([r[2] for r in rows], dtype=torch.float64)
-    design = torch.stack([torch.ones_like(n), n], 1)
-    a, b = torch.linalg.lstsq(design, y[:, None]).solution[:, 0].tolist()
+        rows.append((f * h * w, r))
+        print(f"   {f'{f} x {h} x {w}':>16s}" + "".join(f"{r[k] / GB:8.3f} GB" for k in (
+            "weights", "grads", "state", "forward_backward", "optimizer_extra"))
+            + f"   ({time.perf_counter() - start:.0f} s)", flush=True)
+    n = torch.tensor([float(x) for x, _ in rows], dtype=torch.float64)
+    y = torch.tensor([r["forward_backward"] for _, r in rows], dtype=torch.float64)
+    a, b = torch.linalg.lstsq(torch.stack([torch.ones_like(n), n], 1), y[:, None]).solution[:, 0].tolist()
     residual = max(abs(a + b * float(ni) - float(yi)) / float(yi) for ni, yi in zip(n, y))
     full = FULL[0] * FULL[1] * FULL[2]
-    weights = max(r[1] for r in rows)
-    predicted = a + b * full
-    print(f"   fit: step peak = {a / GB:.3f} GB + {b * 1e6 / GB:.4f} GB per million frame-pixels "
-          f"(largest residual at the measured sizes {100 * residual:.1f} %)")
-    print(f"   extrapolated to {FULL[0]} x {FULL[1]} x {FULL[2]}: weights {weights / GB:.2f} GB + step peak "
-          f"{predicted / GB:.2f} GB = {(weights + predicted) / GB:.2f} GB "
-          f"(a GPU must stay below {TARGET_GB:.0f} GB with its allocator's overhead)")
+    last = rows[-1][1]
+    static = last["weights"] + last["grads"] + last["state"]
+    fb = a + b * full
+    print(f"   fit: forward + backward = {a / GB:.3f} GB + {b * 1e6 / GB:.3f} GB per million frame-pixels (largest "
+          f"residual at the measured sizes {100 * residual:.1f} %)")
+    print(f"   at {FULL[0]} x {FULL[1]} x {FULL[2]}, from the second optimizer step on: weights + gradients + "
+          f"optimizer state {static / GB:.2f} GB + max(forward + backward {fb / GB:.2f} GB, last micro-batch with the optimizer step "
+          f"{last['optimizer_extra'] / GB:.2f} GB) = {(static + max(fb, last['optimizer_extra'])) / GB:.2f} GB "
+          f"of tensors (a GPU must stay below {TARGET_GB:.0f} GB with its allocator's overhead)")
     print(f"   ({time.perf_counter() - start:.0f} s)")
     return 0
 

@@ -27,6 +27,7 @@ from interdyn.sampling import generate_video, sample_latents
 from interdyn.validation import InputError
 from interdyn.video_io import read_video, write_video
 from test_findings_1_3 import Evil, precious, snapshot  # noqa: F401 (precious is a fixture)
+from test_findings_1_3 import tiny_run as tiny_checkpoint
 
 
 @pytest.fixture
@@ -380,19 +381,6 @@ def test_sam2_garbage_checkpoint_message_does_not_advise_weights_only_false(tmp_
 
 
 # ================================================================================= training and export
-def tiny_checkpoint(tiny_models, root: Path, step: int = 3) -> Path:
-    """A training run folder with one checkpoint, as training.train writes it (the parts export reads)."""
-    import shutil
-
-    ckpt = root / f"checkpoint-{step}"
-    ckpt.mkdir(parents=True)
-    (root / "loss.csv").write_text("step,loss\n1,0.5\n")
-    shutil.copy(tiny_models["interdyn"], ckpt / "control_branch.safetensors")
-    shutil.copy(Path(tiny_models["svd"]) / "unet" / "config.json", ckpt / "unet_config.json")
-    (ckpt / "trainer_state.json").write_text(json.dumps({"step": step}))
-    return ckpt
-
-
 def test_export_official_refuses_a_foreign_folder(tiny_models, tmp_path, precious, capsys):
     from training.export import main as export_main
 

@@ -263,23 +263,11 @@ class InterDynControlNet(ModelMixin, ConfigMixin):
         if control_embedding.shape[0] != sample.shape[0]:
             raise ValueError(f"control embedding covers {control_embedding.shape[0]} frames, the sample "
                              f"{sample.shape[0]} (batch {batch_size} x {num_frames} frames)")
-        sample = self.conv_in(sample) + control_embedding
-        image_only_indicator = torch.zeros(batch_size, num_frames, dtype=sample.dtype, device=sample.device)
-
-        skips: tuple[torch.Tensor, ...] = (sample,)
-        for block in self.down_blocks:
-            kwargs = {"encoder_hidden_states": encoder_hidden_states} if getattr(block, "has_cross_attention", False) else {}
-            sample, block_skips = block(hidden_states=sample, temb=emb, image_only_indicator=image_only_indicator, **kwargs)
-            skips += block_skips
-        sample = self.mid_block(hidden_states=sample, temb=emb, encoder_hidden_states=encoder_hidden_states,
-                                image_only_indicator=image_only_indicator)
-
-        down = tuple(conv(s) * conditioning_scale for s, conv in zip(skips, self.controlnet_down_blocks))
-        mid = self.controlnet_mid_block(sample) * conditioning_scale
+        down, mid = self._residuals(sample, emb, encoder_hidden_states, control_embedding, batch_size, num_frames,
+                                    conditioning_scale)
         if not return_dict:
             return down, mid
         return InterDynControlNetOutput(down_block_res_samples=down, mid_block_res_sample=mid)
-
 
     def forward_frames(
         self,
@@ -310,8 +298,15 @@ class InterDynControlNet(ModelMixin, ConfigMixin):
                 raise ValueError(f"{name} has {t.shape[0]} rows, the sample {rows}")
         emb = self.time_embedding(self.time_proj(timesteps).to(dtype=sample.dtype))
         emb = emb + self.add_embedding(time_embeds.to(emb.dtype))
+        return self._residuals(sample, emb, encoder_hidden_states, control_embedding, rows // num_frames, num_frames,
+                               conditioning_scale)
+
+    def _residuals(self, sample, emb, encoder_hidden_states, control_embedding, videos: int, num_frames: int,
+                   conditioning_scale: float) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """The encoder and mid block on frames-first rows (``videos x num_frames``), with the control features
+        added after ``conv_in``; the zero convolutions' outputs scaled by ``conditioning_scale``."""
         sample = self.conv_in(sample) + control_embedding
-        image_only_indicator = torch.zeros(rows // num_frames, num_frames, dtype=sample.dtype, device=sample.device)
+        image_only_indicator = torch.zeros(videos, num_frames, dtype=sample.dtype, device=sample.device)
         skips: tuple[torch.Tensor, ...] = (sample,)
         for block in self.down_blocks:
             kwargs = {"encoder_hidden_states": encoder_hidden_states} if getattr(block, "has_cross_attention", False) else {}
