@@ -192,3 +192,49 @@ def test_evaluation_on_two_processes_equals_one_process_and_a_killed_run_resumes
 
 def E_value(entry):
     return entry["value"] if isinstance(entry, dict) else entry
+
+
+# ---------------------------------------------------------------------------- data preparation
+def _same_folder_tree(a: Path, b: Path) -> None:
+    from interdyn.video_io import read_video
+
+    files_a = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file())
+    assert files_a == files_b, f"{b} holds other files than {a}: {sorted(set(files_a) ^ set(files_b))}"
+    for rel in files_a:
+        if rel.endswith(".mp4"):
+            fa, fb = read_video(a / rel)[0], read_video(b / rel)[0]
+            assert np.array_equal(fa, fb), f"{rel}: frames differ between one and two processes"
+        else:
+            assert (a / rel).read_bytes() == (b / rel).read_bytes(), f"{rel} differs between one and two processes"
+
+
+@pytest.mark.slow  # about 30-60 s on 2 loaded cores: torchrun starts two Python processes
+def test_prepare_on_two_processes_writes_the_same_clips_and_summary_as_one(tmp_path):
+    from test_prepare_datasets import _clevrer_scene, _dex_camera
+    from training.data.prepare import main as prepare
+
+    for idx, (enter, collision) in enumerate([(5, 10), (0, 10), (5, 0), (4, 9), (6, 11)], start=1):
+        _clevrer_scene(tmp_path, idx, enter_at=enter, collision=collision)   # kept, dropped, dropped, kept, kept
+    seq = tmp_path / "dex" / "20200709-subject-01" / "20200709_141754"
+    for k, (cam, frames) in enumerate([("836212060125", 10), ("839512060362", 3), ("840412060917", 9)]):
+        _dex_camera(seq / cam, frames)
+    (seq / "meta.yml").write_text("ycb_ids: [3]\nycb_grasp_ind: 0\n")
+
+    def argv(name: str, out: Path) -> list[str]:
+        if name == "clevrer":
+            return ["clevrer", "--videos", str(tmp_path / "videos"), "--annotations", str(tmp_path / "ann"),
+                    "--proposals", str(tmp_path / "prop"), "--out", str(out), "--num-frames", "4", "--height", "48",
+                    "--width", "64"]
+        return ["dexycb", "--root", str(tmp_path / "dex"), "--out", str(out), "--fps", "15", "--num-frames", "4",
+                "--height", "48", "--width", "64"]
+
+    with single_thread():
+        for name in ("clevrer", "dexycb"):
+            assert prepare(argv(name, tmp_path / f"{name}-one")) == 0, f"{name} in one process failed"
+    torchrun({"prepare": [argv(name, tmp_path / f"{name}-two") for name in ("clevrer", "dexycb")]}, tmp_path)
+    for name, kept in (("clevrer", 3), ("dexycb", 2)):
+        one, two = tmp_path / f"{name}-one", tmp_path / f"{name}-two"
+        summary = json.loads((two / "summary.json").read_text())
+        assert summary["kept"] == kept, f"{name}: the two ranks' clips are all counted: {summary}"
+        _same_folder_tree(one, two)
