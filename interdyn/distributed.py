@@ -38,7 +38,7 @@ from typing import Callable, Sequence, TypeVar
 
 from .safe_output import OutputError, write_text_atomic
 
-__all__ = ["Context", "context", "init", "barrier", "shard", "broadcast_text", "rank_device", "OutputLock",
+__all__ = ["Context", "context", "init", "barrier", "shard", "broadcast_text", "gather_texts", "rank_device", "OutputLock",
            "OutputBusyError", "LOCK_NAME", "ProgressFiles"]
 
 T = TypeVar("T")
@@ -146,6 +146,28 @@ def broadcast_text(text: str, src: int = 0) -> str:
         buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
     dist.broadcast(buf, src)
     return bytes(buf.cpu().tolist()).decode("utf-8")
+
+
+def gather_texts(text: str) -> list[str]:
+    """Every rank's ``text``, in rank order, on every rank (UTF-8 bytes in tensors; no pickling)."""
+    dist = _dist()
+    if dist is None or not dist.is_initialized() or dist.get_world_size() == 1:
+        return [text]
+    import torch
+
+    device = _backend_device(dist)
+    data = text.encode("utf-8")
+    world = dist.get_world_size()
+    size = torch.tensor([len(data)], dtype=torch.int64, device=device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    longest = max(int(s.item()) for s in sizes)
+    buf = torch.zeros(longest, dtype=torch.uint8, device=device)
+    if data:
+        buf[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
+    bufs = [torch.zeros_like(buf) for _ in range(world)]
+    dist.all_gather(bufs, buf)
+    return [bytes(b[: int(n.item())].cpu().tolist()).decode("utf-8") for b, n in zip(bufs, sizes)]
 
 
 def shard(items: Sequence[T], ctx: Context | None = None) -> list[T]:

@@ -3,7 +3,7 @@ same calls (evaluation or data preparation) on the test's tiny inputs; the libra
 
     python -m torch.distributed.run --nproc_per_node 2 --standalone tests/scale_worker.py JOB.json
 
-``JOB.json``: ``{"evaluate": [{kwargs...}], "prepare": [[argv...]]}``. Not a test module (no ``test_`` prefix).
+``JOB.json``: ``{"evaluate": [{kwargs...}], "prepare": [[argv...]], "generate": [[interdyn argv...]]}``. Not a test module (no ``test_`` prefix).
 """
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ def main(job_path: str) -> int:
         from training.data.prepare import main as prepare
 
         if prepare(argv) != 0:
+            return 1
+    for argv in job.get("generate", []):
+        from interdyn.cli import main as interdyn_main
+
+        if interdyn_main(argv) != 0:
             return 1
     return 0
 

@@ -209,32 +209,161 @@ def _same_folder_tree(a: Path, b: Path) -> None:
             assert (a / rel).read_bytes() == (b / rel).read_bytes(), f"{rel} differs between one and two processes"
 
 
-@pytest.mark.slow  # about 30-60 s on 2 loaded cores: torchrun starts two Python processes
-def test_prepare_on_two_processes_writes_the_same_clips_and_summary_as_one(tmp_path):
+def _prepare_argv(src: Path, name: str, out: Path) -> list[str]:
+    if name == "clevrer":
+        return ["clevrer", "--videos", str(src / "videos"), "--annotations", str(src / "ann"), "--proposals",
+                str(src / "prop"), "--out", str(out), "--num-frames", "4", "--height", "48", "--width", "64"]
+    return ["dexycb", "--root", str(src / "dex"), "--out", str(out), "--fps", "15", "--num-frames", "4", "--height",
+            "48", "--width", "64"]
+
+
+def _manifest_world(root: Path) -> dict:
+    """Tiny models, a first frame, a control video, a corrupt 'video' and a manifest writer."""
+    from PIL import Image
+
+    from interdyn.testing import write_tiny_models
+    from interdyn.video_io import write_video
+
+    root.mkdir(parents=True, exist_ok=True)
+    models = write_tiny_models(root / "models", seed=0)
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(root / "image.png")
+    control = np.zeros((4, 64, 64, 3), np.uint8)
+    control[:, 10:30, 10:30] = 255
+    write_video(root / "control.mp4", control, 7)
+    (root / "corrupt.mp4").write_bytes(b"not a video")
+    base = ["generate", "--svd", str(models["svd"]), "--interdyn", str(models["interdyn"]), "--frames", "4",
+            "--height", "64", "--width", "64", "--steps", "1"]
+    return {"root": root, "base": base}
+
+
+def _write_manifest(path: Path, rows: list[dict]) -> Path:
+    columns = sorted({k for r in rows for k in r})
+    lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+MANIFEST_ROWS = [dict(image="image.png", control="control.mp4", out=f"out/clip{k}.mp4", seed=k) for k in range(3)] + \
+    [dict(image="image.png", out="out/plain.mp4", seed=7, strength=0)]
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """Inputs for prepare (clevrer, dexycb) and generate --manifest, each run once in this process and once
+    under one torchrun with 2 processes."""
     from test_prepare_datasets import _clevrer_scene, _dex_camera
     from training.data.prepare import main as prepare
 
+    from interdyn.cli import main as interdyn_main
+
+    src = tmp_path_factory.mktemp("two")
     for idx, (enter, collision) in enumerate([(5, 10), (0, 10), (5, 0), (4, 9), (6, 11)], start=1):
-        _clevrer_scene(tmp_path, idx, enter_at=enter, collision=collision)   # kept, dropped, dropped, kept, kept
-    seq = tmp_path / "dex" / "20200709-subject-01" / "20200709_141754"
-    for k, (cam, frames) in enumerate([("836212060125", 10), ("839512060362", 3), ("840412060917", 9)]):
+        _clevrer_scene(src, idx, enter_at=enter, collision=collision)   # kept, dropped, dropped, kept, kept
+    seq = src / "dex" / "20200709-subject-01" / "20200709_141754"
+    for cam, frames in (("836212060125", 10), ("839512060362", 3), ("840412060917", 9)):
         _dex_camera(seq / cam, frames)
     (seq / "meta.yml").write_text("ycb_ids: [3]\nycb_grasp_ind: 0\n")
-
-    def argv(name: str, out: Path) -> list[str]:
-        if name == "clevrer":
-            return ["clevrer", "--videos", str(tmp_path / "videos"), "--annotations", str(tmp_path / "ann"),
-                    "--proposals", str(tmp_path / "prop"), "--out", str(out), "--num-frames", "4", "--height", "48",
-                    "--width", "64"]
-        return ["dexycb", "--root", str(tmp_path / "dex"), "--out", str(out), "--fps", "15", "--num-frames", "4",
-                "--height", "48", "--width", "64"]
+    gen = _manifest_world(src / "gen")
+    for name in ("one", "two"):
+        _write_manifest(gen["root"] / f"{name}.csv", [dict(r, out=r["out"].replace("out/", f"{name}/"))
+                                                       for r in MANIFEST_ROWS])
+    (gen["root"] / "two").mkdir()
+    (gen["root"] / "two" / "clip1.mp4").write_bytes(b"made earlier")  # exists: must be skipped, not replaced
 
     with single_thread():
         for name in ("clevrer", "dexycb"):
-            assert prepare(argv(name, tmp_path / f"{name}-one")) == 0, f"{name} in one process failed"
-    torchrun({"prepare": [argv(name, tmp_path / f"{name}-two") for name in ("clevrer", "dexycb")]}, tmp_path)
+            assert prepare(_prepare_argv(src, name, src / f"{name}-one")) == 0, f"{name} in one process failed"
+        assert interdyn_main(gen["base"] + ["--manifest", str(gen["root"] / "one.csv")]) == 0, "manifest failed"
+    torchrun({"prepare": [_prepare_argv(src, name, src / f"{name}-two") for name in ("clevrer", "dexycb")],
+              "generate": [gen["base"] + ["--manifest", str(gen["root"] / "two.csv"), "--report",
+                                          str(gen["root"] / "two.json")]]}, src)
+    return {"src": src, "gen": gen["root"]}
+
+
+@pytest.mark.slow  # with the next test: one torchrun of 2 processes, about a minute on 2 loaded cores
+def test_prepare_on_two_processes_writes_the_same_clips_and_summary_as_one(two_processes):
+    src = two_processes["src"]
     for name, kept in (("clevrer", 3), ("dexycb", 2)):
-        one, two = tmp_path / f"{name}-one", tmp_path / f"{name}-two"
+        one, two = src / f"{name}-one", src / f"{name}-two"
         summary = json.loads((two / "summary.json").read_text())
         assert summary["kept"] == kept, f"{name}: the two ranks' clips are all counted: {summary}"
         _same_folder_tree(one, two)
+
+
+@pytest.mark.slow
+def test_generate_manifest_on_two_processes_writes_what_one_process_writes_and_skips_existing(two_processes):
+    from interdyn.video_io import read_video
+
+    gen = two_processes["gen"]
+    report = json.loads((gen / "two.json").read_text())
+    assert report["processes"] == 2 and report["counts"] == {"written": 3, "skipped": 1, "failed": 0}, \
+        f"the rows were shared by 2 processes and the existing output skipped: {report}"
+    assert (gen / "two" / "clip1.mp4").read_bytes() == b"made earlier", "an existing output is never replaced"
+    for name in ("clip0.mp4", "clip2.mp4", "plain.mp4"):
+        a, b = read_video(gen / "one" / name)[0], read_video(gen / "two" / name)[0]
+        assert np.array_equal(a, b), f"{name}: the row's seed, not the rank, decides the video"
+
+
+# ---------------------------------------------------------------------------- generate --manifest (one process)
+@pytest.fixture(scope="module")
+def manifest_world(tmp_path_factory):
+    return _manifest_world(tmp_path_factory.mktemp("manifest"))
+
+
+def test_a_bad_manifest_row_is_an_error_naming_row_and_column_before_any_model_loads(manifest_world, capsys):
+    from interdyn.cli import main
+
+    root = manifest_world["root"]
+    base = ["generate", "--svd", str(root / "no-such-model"), "--frames", "4", "--height", "64", "--width", "64"]
+    cases = [([dict(image="image.png", out="a.mp4"), dict(image="missing.png", out="b.mp4")], "row 2, column image"),
+             ([dict(image="image.png", out="a.mp4", steps=0)], "row 1, column steps must be at least 1"),
+             ([dict(image="image.png", out="a.mp4", seed="x")], "row 1, column seed must be a whole number"),
+             ([dict(image="image.png", out="a.mp4"), dict(image="image.png", out="a.mp4")],
+              "row 2, column out"),
+             ([dict(image="image.png", out="a.mp4", colour=1)], "row 1: unknown column 'colour'"),
+             ([dict(image="image.png", out="")], "row 1, column out is empty")]
+    for k, (rows, expected) in enumerate(cases):
+        manifest = _write_manifest(root / f"bad{k}.csv", rows)
+        assert main(base + ["--manifest", str(manifest)]) == 2, f"case {k}: a bad manifest exits 2"
+        err = capsys.readouterr().err
+        assert expected in err and "no-such-model" not in err, \
+            f"case {k}: the error names the row and column, before the (missing) model is looked at: {err}"
+    assert not list(root.glob("*.mp4")) or sorted(p.name for p in root.glob("*.mp4")) == ["control.mp4",
+                                                                                          "corrupt.mp4"], \
+        "nothing is written when the manifest is refused"
+
+
+def test_a_failing_row_is_reported_and_the_other_rows_are_written(manifest_world, capsys):
+    from interdyn.cli import main
+
+    root = manifest_world["root"]
+    rows = [dict(image="image.png", control="control.mp4", out="run/a.mp4", seed=1),
+            dict(image="image.png", control="corrupt.mp4", out="run/b.mp4", seed=2),
+            dict(image="image.png", out="run/c.mp4", seed=3, strength=0)]
+    manifest = _write_manifest(root / "rows.csv", rows)
+    with single_thread():
+        status = main(manifest_world["base"] + ["--manifest", str(manifest), "--report", str(root / "report.json")])
+    out = capsys.readouterr()
+    assert status == 1, "a failed row makes the exit status non-zero"
+    assert (root / "run" / "a.mp4").is_file() and (root / "run" / "c.mp4").is_file(), "the other rows are written"
+    assert not (root / "run" / "b.mp4").exists(), "the failed row leaves no output"
+    report = json.loads((root / "report.json").read_text())
+    assert report["counts"] == {"written": 2, "skipped": 0, "failed": 1}, f"per-row outcome: {report}"
+    assert "VideoReadError" in report["rows"]["2"]["error"] and "row 2 failed" in out.out, \
+        f"the failure is reported with its row: {report['rows']['2']} / {out.out}"
+    assert not list((root / "run").glob(".*")), "no temporary files are left"
+
+
+def test_a_jsonl_manifest_reads_like_a_csv_one(manifest_world):
+    from interdyn.batch import manifest_rows
+    from interdyn.cli import build_parser
+
+    root = manifest_world["root"]
+    (root / "rows.jsonl").write_text('{"image": "image.png", "out": "j/a.mp4", "seed": 5, "steps": 2}\n\n'
+                                     '{"image": "image.png", "control": "control.mp4", "out": "j/b.mp4"}\n')
+    args = build_parser().parse_args(manifest_world["base"] + ["--manifest", str(root / "rows.jsonl")])
+    rows = manifest_rows(args.manifest, args)
+    assert [r.number for r in rows] == [1, 2], "blank lines are not rows"
+    assert rows[0].args.seed == 5 and rows[0].args.steps == 2 and rows[1].args.seed == 42, \
+        "a row's own values win; the others come from the command line"
+    assert rows[1].args.control == str(root / "control.mp4"), "relative paths are relative to the manifest"
