@@ -21,12 +21,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import distributed
 from .safe_output import write_text_atomic
 from .validation import InputError
 
-__all__ = ["ROW_PARAMETERS", "Row", "read_manifest", "manifest_rows", "run_manifest"]
+__all__ = ["ROW_PARAMETERS", "Row", "GenerateSteps", "read_manifest", "manifest_rows", "run_manifest"]
 
 #: per-row column -> (attribute of the generate command's arguments, type, the sampler's name for messages)
 ROW_PARAMETERS = {
@@ -92,12 +93,23 @@ def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
-def manifest_rows(path, base: argparse.Namespace) -> list[Row]:
+@dataclass(frozen=True)
+class GenerateSteps:
+    """What ``interdyn generate`` does for one clip, handed over by :mod:`interdyn.cli` (which imports this
+    module; this module never imports it): its argument check and names, its input loaders."""
+
+    validate: Callable  # validate_generate_args(args, names=..., comparison=...)
+    names: dict  # the sampler's argument -> the command line's name
+    load_image: Callable  # (path, height, width) -> [1, 3, H, W]
+    load_control: Callable  # (path, args) -> [F, 3, H, W]
+    sampling_kwargs: Callable  # args -> the sampler's keyword arguments
+    check_writable_parent: Callable  # (path, what)
+
+
+def manifest_rows(path, base: argparse.Namespace, steps: GenerateSteps) -> list[Row]:
     """Every row of the manifest checked (paths, values, outputs) and turned into generate arguments.
 
     Raises :class:`InputError` for the first bad row, naming the manifest, the row and the column."""
-    from .cli import CLI_NAMES, validate_generate_args
-
     path = Path(path)
     raw = read_manifest(path)
     if not raw:
@@ -111,7 +123,7 @@ def manifest_rows(path, base: argparse.Namespace) -> list[Row]:
             raise InputError(f"{where}: unknown column {unknown[0]!r}; columns are {', '.join(COLUMNS)}")
         args = argparse.Namespace(**vars(base))
         args.manifest = args.report = None
-        names = dict(CLI_NAMES)
+        names = dict(steps.names)
         for column in ("image", "out"):
             if _blank(entry.get(column)):
                 raise InputError(f"{where}, column {column} is empty; every row needs an image and an out")
@@ -142,7 +154,7 @@ def manifest_rows(path, base: argparse.Namespace) -> list[Row]:
                              "its own output")
         outs[out.resolve()] = n
         if not out.exists():  # an existing output is skipped, never replaced: nothing to check
-            validate_generate_args(args, names=names, comparison=False)
+            steps.validate(args, names=names, comparison=False)
         elif not Path(args.image).is_file():
             raise InputError(f"{where}, column image {args.image} does not exist")
         rows.append(Row(n, args))
@@ -167,28 +179,25 @@ class _Models:
         return self.backbone, self.branch if need_branch else None
 
 
-def _generate_row(row: Row, models: _Models) -> None:
-    from .cli import _load_control, _load_image, _sampling_kwargs
+def _generate_row(row: Row, models: _Models, steps: GenerateSteps) -> None:
     from .sampling import generate_video
     from .video_io import write_video
 
     a = row.args
-    image = _load_image(Path(a.image), a.height, a.width)
-    control = _load_control(Path(a.control), a) if a.control else None
+    image = steps.load_image(Path(a.image), a.height, a.width)
+    control = steps.load_control(Path(a.control), a) if a.control else None
     backbone, branch = models.get(need_branch=control is not None)
     video = generate_video(backbone, image, None if control is None else control[None], branch, generator=a.seed,
-                           decode_chunk_size=a.decode_chunk, **_sampling_kwargs(a))[0]
+                           decode_chunk_size=a.decode_chunk, **steps.sampling_kwargs(a))[0]
     write_video(Path(a.out), video, fps=a.fps)  # atomic: a temporary name, then renamed into place
 
 
-def run_manifest(args) -> int:
+def run_manifest(args, steps: GenerateSteps) -> int:
     """``interdyn generate --manifest``: see the module's docstring. Returns the exit status."""
     t0 = time.time()
-    rows = manifest_rows(args.manifest, args)  # every row, before any model loads
+    rows = manifest_rows(args.manifest, args, steps)  # every row, before any model loads
     if args.report:
-        from .cli import _check_writable_parent
-
-        _check_writable_parent(Path(args.report), "--report")
+        steps.check_writable_parent(Path(args.report), "--report")
     ctx = distributed.init(device=args.device)
     args.device = distributed.rank_device(args.device)
     for row in rows:
@@ -205,7 +214,7 @@ def run_manifest(args) -> int:
             continue
         start = time.time()
         try:
-            _generate_row(row, models)
+            _generate_row(row, models, steps)
         except KeyboardInterrupt:
             raise
         except Exception as err:  # noqa: BLE001 - one bad row must not stop the others; reported below

@@ -167,6 +167,15 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
         _check_video_out(out.with_name(out.stem + "_comparison" + out.suffix), what=f"{out_name} (its _comparison file)")
 
 
+def generate_steps():
+    """This command's checks and loaders, for the manifest mode (:mod:`interdyn.batch`)."""
+    from .batch import GenerateSteps
+
+    return GenerateSteps(validate=validate_generate_args, names=CLI_NAMES, load_image=_load_image,
+                         load_control=_load_control, sampling_kwargs=_sampling_kwargs,
+                         check_writable_parent=_check_writable_parent)
+
+
 def cmd_generate(args) -> int:
     from .loading import load_control_branch, load_svd_backbone
     from .sampling import generate_video
@@ -175,7 +184,7 @@ def cmd_generate(args) -> int:
     if args.manifest is not None:
         from .batch import run_manifest
 
-        return run_manifest(args)
+        return run_manifest(args, generate_steps())
     for name in ("image", "out"):
         if getattr(args, name) is None:
             raise InputError(f"interdyn generate needs --{name} (or --manifest FILE for many clips)")
