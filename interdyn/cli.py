@@ -134,36 +134,43 @@ def _check_video_out(out: Path, what: str = "--out") -> None:
     _check_writable_parent(out, what)
 
 
-def validate_generate_args(args) -> None:
-    """Everything ``interdyn generate`` can check before loading a model, with the command line's names."""
+def validate_generate_args(args, names: dict | None = None, comparison: bool = True) -> None:
+    """Everything ``interdyn generate`` can check before loading a model, with the command line's names.
+
+    ``names`` overrides the names used in messages (``image``, ``control``, ``out`` and the sampler's arguments,
+    e.g. ``"row 3, column image"`` for a manifest row); ``comparison`` checks the ``_comparison`` file's path too.
+    """
     from .sampling import check_sampling_args
     from .video_io import IMAGE_EXTENSIONS
 
-    check_sampling_args(names=CLI_NAMES, height=args.height, width=args.width, decode_chunk_size=args.decode_chunk,
-                        generator=args.seed, **_sampling_kwargs(args))
+    names = names or {}
+    image_name, control_name, out_name = (names.get(k, f"--{k}") for k in ("image", "control", "out"))
+    check_sampling_args(names={**CLI_NAMES, **names}, height=args.height, width=args.width,
+                        decode_chunk_size=args.decode_chunk, generator=args.seed, **_sampling_kwargs(args))
     image = Path(args.image)
     if image.is_dir():
-        raise InputError(f"--image {image} is a folder; give the first frame as one image file (PNG/JPEG)")
+        raise InputError(f"{image_name} {image} is a folder; give the first frame as one image file (PNG/JPEG)")
     if not image.is_file():
-        raise InputError(f"--image {image} does not exist")
+        raise InputError(f"{image_name} {image} does not exist")
     if args.control:
         control = Path(args.control)
         if not control.exists():
-            raise InputError(f"--control {control} does not exist")
+            raise InputError(f"{control_name} {control} does not exist")
         if control.is_file() and control.suffix.lower() in IMAGE_EXTENSIONS:
-            raise InputError(f"--control {control} is a single image; a control is a video of the driving motion "
-                             "(a mask or render video, or a folder of numbered frames with fps.txt)")
+            raise InputError(f"{control_name} {control} is a single image; a control is a video of the driving "
+                             "motion (a mask or render video, or a folder of numbered frames with fps.txt)")
         if not args.interdyn:
-            raise InputError("--control needs --interdyn (the control branch weights)")
+            raise InputError(f"{control_name} needs --interdyn (the control branch weights)")
     out = Path(args.out)
-    _check_video_out(out)
-    comparison = comparison_path(out)
-    _check_video_out(comparison, what="--out (its _comparison file)")
-    if comparison.exists() and not out.exists():
-        # with --out there too, this is a rerun replacing both files of an earlier run; alone, the file is not ours
-        raise OutputError(f"--out {out}: its comparison file {comparison} already exists and {out} does not, so it "
-                          "is not from an earlier run of this command; move it away or choose another --out "
-                          "(nothing was changed)")
+    _check_video_out(out, what=out_name)
+    if comparison:
+        comparison_file = comparison_path(out)
+        _check_video_out(comparison_file, what=f"{out_name} (its _comparison file)")
+        if comparison_file.exists() and not out.exists():
+            # with the output there too, this is a rerun replacing both files of an earlier run; alone, it is not ours
+            raise OutputError(f"{out_name} {out}: its comparison file {comparison_file} already exists and {out} does "
+                              "not, so it is not from an earlier run of this command; move it away or choose another "
+                              f"{out_name} (nothing was changed)")
 
 
 def comparison_path(out: Path) -> Path:
@@ -171,11 +178,27 @@ def comparison_path(out: Path) -> Path:
     return out.with_name(out.stem + "_comparison" + out.suffix)
 
 
+def generate_steps():
+    """This command's checks and loaders, for the manifest mode (:mod:`interdyn.batch`)."""
+    from .batch import GenerateSteps
+
+    return GenerateSteps(validate=validate_generate_args, names=CLI_NAMES, load_image=_load_image,
+                         load_control=_load_control, sampling_kwargs=_sampling_kwargs,
+                         check_writable_parent=_check_writable_parent)
+
+
 def cmd_generate(args) -> int:
     from .loading import load_control_branch, load_svd_backbone
     from .sampling import generate_video
     from .video_io import write_video
 
+    if args.manifest is not None:
+        from .batch import run_manifest
+
+        return run_manifest(args, generate_steps())
+    for name in ("image", "out"):
+        if getattr(args, name) is None:
+            raise InputError(f"interdyn generate needs --{name} (or --manifest FILE for many clips)")
     validate_generate_args(args)
     image = _load_image(Path(args.image), args.height, args.width)
     control = _load_control(Path(args.control), args) if args.control else None
@@ -289,9 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "builtin:toy-physics (the small model in the package: 64x64, 8 frames)")
     p.add_argument("--interdyn", help="InterDyn control branch: official `controlnet` folder, our .safetensors, or "
                                       "builtin:toy-physics")
-    p.add_argument("--image", required=True, help="first frame (PNG/JPEG)")
+    p.add_argument("--image", help="first frame (PNG/JPEG); required unless --manifest")
     p.add_argument("--control", help="control video (mask or render video, or a folder with mask_hand.*)")
-    p.add_argument("--out", required=True, help="output video (.mp4, .webm or .gif)")
+    p.add_argument("--out", help="output video (.mp4, .webm or .gif); required unless --manifest")
+    p.add_argument("--manifest", help="many clips: a .csv or .jsonl with columns image, out and optional control, "
+                                      "seed and per-row sampling values (height, width, frames, steps, min_guidance, "
+                                      "max_guidance, fps, motion_bucket, noise_aug, strength, control_start, "
+                                      "control_end); relative paths are relative to the manifest. Every row is "
+                                      "checked first; rows are shared out over torchrun/accelerate processes; "
+                                      "existing outputs are skipped; a failed row does not stop the others")
+    p.add_argument("--report", help="with --manifest: also write the per-row outcome to this JSON file")
     _add_sampling_args(p)
     p.set_defaults(func=cmd_generate)
 

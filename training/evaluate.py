@@ -15,6 +15,13 @@ keyed by a hash of the pixels they were computed from and of the network that co
 Results: ``OUT/results.json``, ``OUT/table1.md`` (methods x SSIM, PSNR, LPIPS, FID, KID, FVD, KVD, MF)
 and ``OUT/table_s3.md`` (motion fidelity per action class). Every file is written atomically.
 
+Several processes: launch the same command with ``torchrun --nproc_per_node N`` (or ``accelerate launch``,
+``--nnodes`` for several machines; see docs/scale.md). Each rank generates and scores every N-th clip into the
+same per-clip files, then rank 0 pools the whole set and writes the tables once; the results do not depend on N
+(the sampling seed is the same for every clip, the motion-fidelity seed comes from the clip's place in the
+sorted list). A killed run loses at most the clips in flight; rerun with any N to finish. A second run on the
+same ``OUT`` at the same time is refused (:class:`interdyn.distributed.OutputLock`).
+
 Metric protocol (see :mod:`interdyn.metrics`): frame metrics and FID/KID on frames 1..F-1, FVD/KVD
 on whole clips (StyleGAN-V), all pooled over the whole set exactly as
 :func:`interdyn.metrics.evaluate_videos` would on the stacked clips; motion fidelity on 100 points of
@@ -49,7 +56,8 @@ from interdyn.metrics._video import frames_after_first, to_uint8
 from interdyn.metrics.distribution import extract_features, feature_statistics, frechet_distance, kernel_distance
 from interdyn.metrics.video import i3d_features
 from interdyn.sampling import DEFAULTS, check_sampling_args, generate_video
-from interdyn.safe_output import claim_output_folder, write_bytes_atomic
+from interdyn import distributed
+from interdyn.safe_output import check_output_folder, claim_output_folder, write_bytes_atomic
 from interdyn.validation import check_count
 from interdyn.video_io import VIDEO_EXTENSIONS, read_video, write_video
 
@@ -299,14 +307,17 @@ class ClipCache:
         self.path = path
         self.arrays: dict[str, np.ndarray] = {}
         self.tags: dict[str, str] = {}
+        self.record: dict | None = None  # the clip's entry for pooling (see _clip_record), method caches only
         self.dirty = False
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as data:
                     self.tags = json.loads(str(data["__tags__"]))
-                    self.arrays = {k: data[k] for k in data.files if k != "__tags__"}
+                    if "__record__" in data.files:
+                        self.record = json.loads(str(data["__record__"]))
+                    self.arrays = {k: data[k] for k in data.files if k not in ("__tags__", "__record__")}
             except (OSError, ValueError, KeyError, json.JSONDecodeError):
-                self.arrays, self.tags = {}, {}  # unreadable (e.g. an older format): recompute
+                self.arrays, self.tags, self.record = {}, {}, None  # unreadable (e.g. an older format): recompute
 
     def get(self, key: str, tag: str):
         if self.tags.get(key) == tag and key in self.arrays:
@@ -319,11 +330,17 @@ class ClipCache:
         self.dirty = True
         return self.arrays[key]
 
+    def set_record(self, record: dict) -> None:
+        if record != self.record:
+            self.record = record
+            self.dirty = True
+
     def save(self) -> None:
         if not self.dirty:
             return
         buf = io.BytesIO()
-        np.savez(buf, __tags__=np.asarray(json.dumps(self.tags)), **self.arrays)
+        extra = {} if self.record is None else {"__record__": np.asarray(json.dumps(self.record))}
+        np.savez(buf, __tags__=np.asarray(json.dumps(self.tags)), **extra, **self.arrays)
         _atomic_write_bytes(self.path, buf.getvalue())
         self.dirty = False
 
@@ -344,47 +361,73 @@ def _inception_features(net, video: torch.Tensor, device=None) -> np.ndarray:
 
 
 def clip_scores(cache: ClipCache, generated: torch.Tensor, reference: torch.Tensor, ref_cache: ClipCache,
-                nets: MetricNetworks, *, object_mask: torch.Tensor | None, mf_seed: int, mf_points: int) -> dict:
-    """Scores and features of one clip, from the cache where the fingerprints match."""
+                nets: MetricNetworks, *, object_mask: torch.Tensor | None, mf_seed: int, mf_points: int,
+                sources: dict | None = None) -> dict:
+    """Scores and features of one clip, from the cache where the fingerprints match.
+
+    ``sources`` (optional, filled in): for each returned key, ``(cache, key, tag)`` with cache ``"clip"`` or
+    ``"ref"``: where the value lives, so that pooling can read it back (:func:`load_clip_record`)."""
     g_hash, r_hash = _pixel_hash(generated), _pixel_hash(reference)
     pair = (g_hash, r_hash)
     out = {}
+    sources = {} if sources is None else sources
     g, r = generated[None], reference[None]
+
+    def lookup(c: ClipCache, key: str, tag: str, name: str, compute):
+        value = c.get(key, tag)
+        sources[name] = ("clip" if c is cache else "ref", key, tag)
+        return value if value is not None else c.put(key, tag, compute())
+
     for key, fn in (("ssim", ssim), ("psnr", psnr)):
-        tag = _tag(key, pair)
-        value = cache.get(key, tag)
-        out[key] = value if value is not None else cache.put(key, tag, fn(g, r, reduction="none")[0].numpy())
+        out[key] = lookup(cache, key, _tag(key, pair), key, lambda fn=fn: fn(g, r, reduction="none")[0].numpy())
     if nets.lpips is not None:
-        tag = _tag("lpips", pair, nets.ids["lpips"])
-        value = cache.get("lpips", tag)
-        if value is None:
-            value = cache.put("lpips", tag, lpips_metric(g, r, net=nets.lpips, reduction="none",
-                                                         device=None)[0].numpy())
-        out["lpips"] = value
+        out["lpips"] = lookup(cache, "lpips", _tag("lpips", pair, nets.ids["lpips"]), "lpips",
+                              lambda: lpips_metric(g, r, net=nets.lpips, reduction="none", device=None)[0].numpy())
     if nets.inception is not None:
         for c, video, h, name in ((cache, generated, g_hash, "gen"), (ref_cache, reference, r_hash, "ref")):
-            tag = _tag("inception", h, nets.ids["inception"])
-            value = c.get("inception", tag)
-            out[f"inception_{name}"] = value if value is not None else c.put(
-                "inception", tag, _inception_features(nets.inception, video, nets.devices.get("inception")))
+            out[f"inception_{name}"] = lookup(
+                c, "inception", _tag("inception", h, nets.ids["inception"]), f"inception_{name}",
+                lambda video=video: _inception_features(nets.inception, video, nets.devices.get("inception")))
     if nets.i3d is not None:
         for c, video, h, name in ((cache, generated, g_hash, "gen"), (ref_cache, reference, r_hash, "ref")):
-            tag = _tag("i3d", h, nets.ids["i3d"])
-            value = c.get("i3d", tag)
-            out[f"i3d_{name}"] = value if value is not None else c.put(
-                "i3d", tag, _compact(i3d_features(video[None], nets.i3d, device=nets.devices.get("i3d"))[0].numpy()))
+            out[f"i3d_{name}"] = lookup(
+                c, "i3d", _tag("i3d", h, nets.ids["i3d"]), f"i3d_{name}",
+                lambda video=video: _compact(i3d_features(video[None], nets.i3d,
+                                                          device=nets.devices.get("i3d"))[0].numpy()))
     if nets.tracker is not None:
         mask_hash = None if object_mask is None else hashlib.blake2b(
             object_mask.numpy().tobytes() + str(tuple(object_mask.shape)).encode(), digest_size=16).hexdigest()
-        tag = _tag("mf", pair, nets.ids["tracker"], mask_hash, mf_seed, mf_points)
-        value = cache.get("mf", tag)
-        if value is None:
+
+        def compute_mf():
             mf = math.nan
             if object_mask is not None:
                 res = motion_fidelity(g, r, object_mask[None], tracker=nets.tracker, num_points=mf_points, seed=mf_seed)
                 mf = res.value
-            value = cache.put("mf", tag, np.float64(mf))
-        out["mf"] = float(value)
+            return np.float64(mf)
+
+        out["mf"] = float(lookup(cache, "mf", _tag("mf", pair, nets.ids["tracker"], mask_hash, mf_seed, mf_points),
+                                 "mf", compute_mf))
+    return out
+
+
+def load_clip_record(out_dir: Path, method: str, clip_id: str) -> dict:
+    """A clip's pooling record (id, label, frames, video, scores and features) read back from its cache files.
+
+    Written by whichever rank scored the clip in this run; every value is checked against the fingerprint
+    the record names, so a stale or half-written cache is an error, never a silent mix."""
+    cache = ClipCache(out_dir / "features" / method / f"{_safe_id(clip_id)}.npz")
+    record = cache.record
+    if record is None or record.get("id") != clip_id:
+        raise RuntimeError(f"{cache.path}: no scores for clip {clip_id!r} of {method}; a process did not finish its "
+                           "clips (rerun the same command to complete them)")
+    ref_cache = ClipCache(out_dir / "features" / "_reference" / f"{_safe_id(clip_id)}.npz")
+    out = {k: record[k] for k in ("id", "label", "num_frames", "video")}
+    for name, (where, key, tag) in record["sources"].items():
+        value = (cache if where == "clip" else ref_cache).get(key, tag)
+        if value is None:
+            raise RuntimeError(f"the cached {key} of clip {clip_id!r} ({method}) does not match its record; rerun the "
+                               "same command to recompute it")
+        out[name] = float(value) if name == "mf" else value
     return out
 
 
@@ -663,7 +706,10 @@ def evaluate(
         check_count(limit, "limit")
     check_sampling_args(**settings.sampler_kwargs(), generator=settings.seed, decode_chunk_size=decode_chunk_size,
                         height=settings.height, width=settings.width)
-    out_dir = claim_output_folder(out_dir, what="out_dir", legacy=("results.json", "generated", "features"))
+    ctx = distributed.init(device=device)
+    device = distributed.rank_device(device)
+    out_dir = Path(out_dir)
+    check_output_folder(out_dir, what="out_dir", legacy=("results.json", "generated", "features"))  # before the data
     dataset = dataset if dataset is not None else open_dataset(data_root, settings)
     ids = _clip_ids(dataset)
     if limit is not None:
@@ -675,9 +721,8 @@ def evaluate(
     video_dirs = {m: out_dir / "generated" / m for m in methods}
     video_dirs.update(generated)
     coshand_name = getattr(coshand, "__qualname__", type(coshand).__name__) if coshand is not None else None
-    for m in methods:
-        extra = {"coshand": f"{getattr(coshand, '__module__', '')}:{coshand_name}"} if m.startswith("coshand") else None
-        _check_method_settings(video_dirs[m], settings.for_method(m, extra))
+    method_settings = {m: settings.for_method(m, {"coshand": f"{getattr(coshand, '__module__', '')}:{coshand_name}"}
+                                              if m.startswith("coshand") else None) for m in methods}
     missing = {m: [i for i in ids if find_generated_video(generated[m], i) is None] for m in generated}
     missing = {m: v for m, v in missing.items() if v}
     if missing:
@@ -685,23 +730,50 @@ def evaluate(
         raise FileNotFoundError(f"--generated folders lack videos for some clips ({detail}); expected "
                                 f"<folder>/<id>/{GENERATED_NAME}.mp4")
 
-    nets = resolve_networks(lpips_net=lpips_net, lpips_alexnet=lpips_alexnet, inception=inception,
-                            inception_weights=inception_weights, i3d=i3d, i3d_weights=i3d_weights, tracker=tracker,
-                            cotracker_checkpoint=cotracker_checkpoint, cotracker_code=cotracker_code, device=device,
-                            trust_i3d=trust_i3d)
-    for key, reason in (nets.unavailable or {}).items():
-        print(f"[evaluate] {key} unavailable: {reason}", file=sys.stderr)
+    def claim(folder: Path) -> None:  # rank 0, before any compute: our folder, same settings as its videos
+        claim_output_folder(folder, what="out_dir", legacy=("results.json", "generated", "features"))
+        for m in methods:
+            _check_method_settings(video_dirs[m], method_settings[m])
+
+    with distributed.OutputLock(out_dir, what="out_dir", claim=claim, ctx=ctx) as lock:
+        if not ctx.is_main:
+            check_output_folder(out_dir, what="out_dir", legacy=("results.json", "generated", "features"))
+            for m in methods:
+                _check_method_settings(video_dirs[m], method_settings[m])
+        results = _evaluate_clips(
+            ctx, lock, dataset, ids, methods, all_methods, video_dirs, out_dir=out_dir, data_root=data_root,
+            svd=svd, interdyn=interdyn, coshand=coshand, generated=generated, settings=settings, device=device,
+            precision=precision, decode_chunk_size=decode_chunk_size, nets_kwargs=dict(
+                lpips_net=lpips_net, lpips_alexnet=lpips_alexnet, inception=inception,
+                inception_weights=inception_weights, i3d=i3d, i3d_weights=i3d_weights, tracker=tracker,
+                cotracker_checkpoint=cotracker_checkpoint, cotracker_code=cotracker_code, trust_i3d=trust_i3d),
+            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, mf_points=mf_points, mf_seed=mf_seed,
+            progress=progress, t0=t0)
+    if not ctx.is_main:  # rank 0 wrote results.json before the last barrier
+        results = json.loads((out_dir / "results.json").read_text())
+    return results
+
+
+def _evaluate_clips(ctx, lock, dataset, ids, methods, all_methods, video_dirs, *, out_dir, data_root, svd, interdyn,
+                    coshand, generated, settings, device, precision, decode_chunk_size, nets_kwargs, kid_subsets,
+                    kid_subset_size, mf_points, mf_seed, progress, t0) -> dict | None:
+    """This rank's shard of the clips (generated, scored, written per clip), a barrier, then rank 0 pools
+    every clip's record and writes the results; returns them on rank 0 (None elsewhere)."""
+    nets = resolve_networks(device=device, **nets_kwargs)
+    if ctx.is_main:
+        for key, reason in (nets.unavailable or {}).items():
+            print(f"[evaluate] {key} unavailable: {reason}", file=sys.stderr)
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(ids) * len(all_methods), desc="evaluate", unit="video", disable=not progress)
+    counter = distributed.ProgressFiles(out_dir, lock.run_id, ctx)
+    bar = tqdm(total=len(ids) * len(all_methods), desc="evaluate" if ctx.world_size == 1 else
+               f"evaluate ({ctx.world_size} processes)", unit="video", disable=not (progress and ctx.is_main))
     current = ["", ""]  # method and clip shown in the progress bar
     generator = _Generators(svd, interdyn, coshand, settings, device, precision, decode_chunk_size,
                             on_step=lambda i, n: bar.set_postfix_str(f"{current[0]} {current[1]} step {i}/{n}"))
-    records = {m: [] for m in all_methods}
-    counts = {"generated": 0, "cached": 0}
     by_index = {i: k for k, i in enumerate(_clip_ids(dataset))}
-    for clip_id in ids:
+    for clip_id in distributed.shard(ids, ctx):
         index = by_index[clip_id]
         sample = dataset[index]
         meta = sample["meta"]
@@ -714,27 +786,38 @@ def evaluate(
             current[:] = [method, clip_id]
             bar.set_postfix_str(f"{method} {clip_id}")
             path = find_generated_video(video_dirs[method], clip_id)
-            if path is None:  # only our own methods get here (missing --generated videos were refused above)
+            made = path is None
+            if made:  # only our own methods get here (missing --generated videos were refused above)
                 video = generator(method, sample)
                 path = write_video(video_dirs[method] / clip_id / f"{GENERATED_NAME}.mp4", video, fps=meta["fps"],
                                    lossless=True)
-                counts["generated"] += 1
-            else:
-                counts["cached"] += 1
             video = _read_clip(path)
             if video.shape != reference.shape:
                 raise ValueError(f"{path} has frames {tuple(video.shape)} but the reference clip {clip_id!r} is "
                                  f"{tuple(reference.shape)} ([F, 3, H, W]); generate at the evaluation size "
                                  f"({settings.num_frames} frames, {settings.height}x{settings.width}) or change it")
             cache = ClipCache(out_dir / "features" / method / f"{_safe_id(clip_id)}.npz")
-            scores = clip_scores(cache, video, reference, ref_cache, nets, object_mask=object_mask,
-                                 mf_seed=mf_seed + index, mf_points=mf_points)
+            sources: dict = {}
+            # the motion-fidelity seed comes from the clip's place in the sorted clip list: never from the rank
+            clip_scores(cache, video, reference, ref_cache, nets, object_mask=object_mask, mf_seed=mf_seed + index,
+                        mf_points=mf_points, sources=sources)
+            cache.set_record({"id": clip_id, "label": str(meta.get("label", "")), "num_frames": int(video.shape[0]),
+                              "video": str(path), "sources": {k: list(v) for k, v in sources.items()}})
+            ref_cache.save()  # before the record that points into it
             cache.save()
-            ref_cache.save()
-            records[method].append({"id": clip_id, "label": str(meta.get("label", "")), "num_frames": video.shape[0],
-                                    "video": str(path), **scores})
-            bar.update(1)
+            counter.add(done=1, generated=int(made), cached=int(not made))
+            if ctx.is_main:
+                bar.n = min(bar.total, counter.total().get("done", 0))
+                bar.refresh()
+    distributed.barrier()  # every clip of every rank is on disk
+    if not ctx.is_main:
+        bar.close()
+        distributed.barrier()  # rank 0 writes the results
+        return None
+    counts = counter.total()
+    bar.n = bar.total
     bar.close()
+    records = {m: [load_clip_record(out_dir, m, clip_id) for clip_id in ids] for m in all_methods}
 
     results = {
         "settings": {**asdict(settings), "data_root": str(data_root), "num_clips": len(ids),
@@ -744,7 +827,8 @@ def evaluate(
         "unavailable": dict(nets.unavailable or {}),
         "methods": {},
         "per_clip": {},
-        "run": {"seconds": round(time.time() - t0, 2), **counts},
+        "run": {"seconds": round(time.time() - t0, 2), "processes": ctx.world_size,
+                "generated": counts.get("generated", 0), "cached": counts.get("cached", 0)},
     }
     for method in all_methods:
         values, missing = pool_scores(records[method], nets, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
@@ -760,6 +844,8 @@ def evaluate(
     _atomic_write_text(out_dir / "results.json", json.dumps(results, indent=1, default=_json_default) + "\n")
     _atomic_write_text(out_dir / "table1.md", table1_markdown(results))
     _atomic_write_text(out_dir / "table_s3.md", table_s3_markdown(results))
+    counter.cleanup()
+    distributed.barrier()  # the other ranks read results.json after this
     return results
 
 
@@ -848,6 +934,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.evaluate
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if not distributed.context().is_main:
+        return 0
     print(table1_markdown(results))
     print(table_s3_markdown(results))
     out = Path(args.out)

@@ -28,7 +28,7 @@ import torch
 from interdyn.control import CONTROL_PALETTE, fit_to_size, masks_to_control, resample_frame_indices
 from interdyn.video_io import VideoReadError, read_video
 
-from .clip_writer import Summary, claim_prepared_folder, safe_name, unique_names, write_clip_folder
+from .clip_writer import PreparedRun, safe_name, unique_names, write_clip_folder
 from .samples import item_rng
 
 __all__ = ["rle_decode", "rle_encode", "object_masks", "entering_objects", "candidate_starts", "prepare_clevrer",
@@ -170,10 +170,18 @@ def prepare_clevrer(videos_dir, annotations_dir, proposals_dir, out_dir, *, fps:
     annots = _find(Path(annotations_dir), "annotation_*.json")
     props = _find(Path(proposals_dir), "sim_*.json", "proposal_*.json")
     out_dir = Path(out_dir)
-    claim_prepared_folder(out_dir)  # before any work: never write into someone else's folder
-    summary = Summary("clevrer")
     ids = sorted(videos, key=int)[: limit if limit else None]
-    for n, vid in enumerate(ids):
+    # before any work: never write into someone else's folder; one run at a time; each rank every N-th video
+    with PreparedRun(out_dir, "clevrer", order=[f"video_{int(v):05d}" for v in ids]) as run:
+        _prepare_clevrer_videos(run.summary, run.shard(ids), videos, annots, props, out_dir, fps=fps,
+                                num_frames=num_frames, height=height, width=width, crop=crop, seed=seed,
+                                overwrite=overwrite)
+        return run.report()
+
+
+def _prepare_clevrer_videos(summary, ids, videos, annots, props, out_dir, *, fps, num_frames, height, width, crop,
+                            seed, overwrite) -> None:
+    for vid in ids:
         name = f"video_{int(vid):05d}"
         if (out_dir / name / "meta.json").is_file() and not overwrite:
             summary.keep()
@@ -228,7 +236,6 @@ def prepare_clevrer(videos_dir, annotations_dir, proposals_dir, out_dir, *, fps:
                                                                                CONTROL_PALETTE[:len(entering)]]}
         write_clip_folder(out_dir / name, video, target, m[entering].any(0), others, meta, control=control)
         summary.keep()
-    return summary.report(out_dir)
 
 
 def prepare_clevrer_from_args(args) -> dict:

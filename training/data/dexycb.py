@@ -30,7 +30,7 @@ import torch
 
 from interdyn.control import fit_to_size, resample_frame_indices
 
-from .clip_writer import Summary, claim_prepared_folder, write_clip_folder
+from .clip_writer import PreparedRun, write_clip_folder
 
 __all__ = ["YCB_CLASSES", "HAND_LABEL", "hand_mask", "convex_hull_mask", "find_clips", "prepare_dexycb",
            "prepare_dexycb_from_args"]
@@ -129,15 +129,24 @@ def _load_meta(seq_dir: Path) -> dict:
 def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.0, source_fps: float = 30.0,
                    num_frames: int = 14, height: int = 256, width: int = 384, crop: str = "mask", cameras=None,
                    limit: int | None = None, overwrite: bool = False) -> dict:
-    from PIL import Image
-
     root, out_dir = Path(root), Path(out_dir)
-    claim_prepared_folder(out_dir)  # before any work: never write into someone else's folder
-    summary = Summary("dexycb")
     clips = find_clips(root)
     if cameras:
         clips = [c for c in clips if c.name in set(cameras)]
-    for cam in clips[: limit if limit else None]:
+    clips = clips[: limit if limit else None]
+    # before any work: never write into someone else's folder; one run at a time; each rank every N-th camera
+    with PreparedRun(out_dir, "dexycb", order=["__".join(c.relative_to(root).parts) for c in clips]) as run:
+        _prepare_dexycb_clips(run.summary, run.shard(clips), root, out_dir, occlusion=occlusion, fps=fps,
+                              source_fps=source_fps, num_frames=num_frames, height=height, width=width, crop=crop,
+                              overwrite=overwrite)
+        return run.report()
+
+
+def _prepare_dexycb_clips(summary, clips, root, out_dir, *, occlusion, fps, source_fps, num_frames, height, width,
+                          crop, overwrite) -> None:
+    from PIL import Image
+
+    for cam in clips:
         rel = cam.relative_to(root)
         clip_id = "__".join(rel.parts)
         if (out_dir / clip_id / "meta.json").is_file() and not overwrite:
@@ -186,7 +195,6 @@ def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.
                 "occlusion": occlusion, "grasped": grasped, "ycb_ids": ids}
         write_clip_folder(out_dir / clip_id, video, fps, all_masks[0], dict(zip(names, all_masks[1:])), meta)
         summary.keep()
-    return summary.report(out_dir)
 
 
 def prepare_dexycb_from_args(args) -> dict:

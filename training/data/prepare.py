@@ -10,6 +10,10 @@ Every preparer writes ``OUT/<id>/video.mp4`` (lossy), ``mask_hand.mp4`` and ``ma
 (lossless), ``meta.json`` and ``label.txt``; CLEVRER also ``control.mp4``. Clips are filtered by
 small pure functions that return a reason string (or ``None`` to keep); the counts per reason are
 printed and written to ``OUT/summary.json``. See docs/datasets.md.
+
+Under ``torchrun --nproc_per_node N`` / ``accelerate launch`` each process prepares every N-th source video
+(SAM2 on its own GPU), every clip folder is written atomically and skipped when already there, and rank 0
+writes the one merged ``summary.json`` (:class:`training.data.clip_writer.PreparedRun`; docs/scale.md).
 """
 from __future__ import annotations
 

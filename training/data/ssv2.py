@@ -31,7 +31,7 @@ import torch
 from interdyn.control import fit_to_size, resample_frame_indices
 from interdyn.video_io import VideoReadError, read_video
 
-from .clip_writer import Summary, claim_prepared_folder, safe_name, unique_names, write_clip_folder
+from .clip_writer import PreparedRun, claim_prepared_folder, safe_name, unique_names, write_clip_folder
 
 __all__ = ["load_labels", "load_boxes", "frame_boxes", "template_reason", "size_reason", "length_reason",
            "visibility_reason", "first_visible_start", "prepare_ssv2", "prepare_ssv2_from_args"]
@@ -160,15 +160,25 @@ def prepare_ssv2(videos_dir, labels: dict, boxes: dict, out_dir, predictor, *, f
                  overwrite: bool = False) -> dict:
     """Prepare the videos of ``ids`` (default: every id with boxes); returns the summary dict."""
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
-    claim_prepared_folder(out_dir)  # before any work: never write into someone else's folder
     min_height = height if min_height is None else min_height
     min_width = width if min_width is None else min_width
-    summary = Summary("ssv2")
     ids = sorted(boxes) if ids is None else [str(i) for i in ids]
     if limit is not None:
         ids = ids[:limit]
+    # before any work: never write into someone else's folder; one run at a time; each rank every N-th video
+    with PreparedRun(out_dir, "ssv2", order=ids) as run:
+        _prepare_ssv2_videos(run, run.shard(ids), videos_dir, labels, boxes, out_dir, predictor, fps=fps,
+                             num_frames=num_frames, height=height, width=width, min_height=min_height,
+                             min_width=min_width, box_frame_offset=box_frame_offset, search_start=search_start,
+                             overwrite=overwrite)
+        return run.report()
+
+
+def _prepare_ssv2_videos(run, ids, videos_dir, labels, boxes, out_dir, predictor, *, fps, num_frames, height, width,
+                         min_height, min_width, box_frame_offset, search_start, overwrite) -> None:
     from interdyn.segmentation import segment_video
 
+    summary = run.summary
     for vid in ids:
         entry = labels.get(vid)
         if entry is None:
@@ -229,13 +239,15 @@ def prepare_ssv2(videos_dir, labels: dict, boxes: dict, out_dir, predictor, *, f
                 "object_keys": dict(zip(obj_names, keys))}
         write_clip_folder(out_dir / vid, video, fps, hand3[:, 0] > 0.5, dict(zip(obj_names, objs_fit)), meta)
         summary.keep()
-    return summary.report(out_dir)
 
 
 def prepare_ssv2_from_args(args) -> dict:
     from interdyn.segmentation import build_sam2_video_predictor_random, load_sam2_video_predictor
 
+    from interdyn.distributed import rank_device
+
     claim_prepared_folder(args.out)  # before loading SAM2
+    args.device = rank_device(args.device)  # one GPU per process under torchrun / accelerate launch
     if args.sam2_random:
         predictor = build_sam2_video_predictor_random(device=args.device, image_size=args.sam2_image_size or 256)
     elif args.sam2_checkpoint:

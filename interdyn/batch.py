@@ -1,0 +1,242 @@
+"""``interdyn generate --manifest rows.csv|rows.jsonl``: many clips, one row each, over one or many processes.
+
+Columns: ``image`` and ``out`` (required), ``control``, ``seed`` and any of the per-row sampling values
+:data:`ROW_PARAMETERS` (a row without them uses the command line's). Relative paths are relative to the
+manifest's folder. The run:
+
+1. reads and checks **every** row before any model loads; a bad row is one error naming the row and the
+   column (``rows.csv row 3, column image: ... does not exist``);
+2. takes this process's rows (:func:`interdyn.distributed.shard`: every N-th row under torchrun /
+   ``accelerate launch``); the seed of a row is the row's (or ``--seed``), never the rank's;
+3. skips rows whose ``out`` exists, generates the others, writes each output atomically
+   (:func:`interdyn.video_io.write_video`); a row that fails is reported and the next row goes on;
+4. prints one summary (rank 0, over all ranks) and exits 1 if any row failed (2 if the manifest was bad).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import distributed
+from .safe_output import write_text_atomic
+from .validation import InputError
+
+__all__ = ["ROW_PARAMETERS", "Row", "GenerateSteps", "read_manifest", "manifest_rows", "run_manifest"]
+
+#: per-row column -> (attribute of the generate command's arguments, type, the sampler's name for messages)
+ROW_PARAMETERS = {
+    "seed": ("seed", int, "generator"),
+    "height": ("height", int, "height"),
+    "width": ("width", int, "width"),
+    "frames": ("frames", int, "num_frames"),
+    "steps": ("steps", int, "num_steps"),
+    "min_guidance": ("min_guidance", float, "min_guidance"),
+    "max_guidance": ("max_guidance", float, "max_guidance"),
+    "fps": ("fps", float, "fps"),
+    "motion_bucket": ("motion_bucket", float, "motion_bucket_id"),
+    "noise_aug": ("noise_aug", float, "noise_aug_strength"),
+    "strength": ("strength", float, "control_strength"),
+    "control_start": ("control_start", float, "control_start"),
+    "control_end": ("control_end", float, "control_end"),
+}
+PATH_COLUMNS = ("image", "control", "out")
+COLUMNS = PATH_COLUMNS + tuple(ROW_PARAMETERS)
+
+
+@dataclass
+class Row:
+    """One manifest row: its number (1 = the first data row) and the generate arguments it stands for."""
+
+    number: int
+    args: argparse.Namespace
+
+    @property
+    def label(self) -> str:
+        return f"row {self.number}"
+
+
+def read_manifest(path) -> list[dict]:
+    """The rows of a ``.csv`` (header line first) or ``.jsonl`` (one JSON object per line) file, as dicts."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--manifest {path} does not exist")
+    text = path.read_text(encoding="utf-8-sig")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        rows = []
+        for n, row in enumerate(csv.DictReader(text.splitlines()), start=1):
+            if row.get(None):  # csv files the cells beyond the header's columns under None
+                raise InputError(f"--manifest {path} row {n}: more cells than columns in the header line")
+            rows.append({k.strip(): v for k, v in row.items()})
+        return rows
+    if suffix in (".jsonl", ".ndjson"):
+        rows = []
+        for n, line in enumerate((line for line in text.splitlines() if line.strip()), start=1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(f"--manifest {path} row {n}: not JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"--manifest {path} row {n}: a JSON object {{\"image\": ..., \"out\": ...}} per line")
+            rows.append(row)
+        return rows
+    raise InputError(f"--manifest {path}: unsupported extension {suffix!r}; use .csv or .jsonl")
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+@dataclass(frozen=True)
+class GenerateSteps:
+    """What ``interdyn generate`` does for one clip, handed over by :mod:`interdyn.cli` (which imports this
+    module; this module never imports it): its argument check and names, its input loaders."""
+
+    validate: Callable  # validate_generate_args(args, names=..., comparison=...)
+    names: dict  # the sampler's argument -> the command line's name
+    load_image: Callable  # (path, height, width) -> [1, 3, H, W]
+    load_control: Callable  # (path, args) -> [F, 3, H, W]
+    sampling_kwargs: Callable  # args -> the sampler's keyword arguments
+    check_writable_parent: Callable  # (path, what)
+
+
+def manifest_rows(path, base: argparse.Namespace, steps: GenerateSteps) -> list[Row]:
+    """Every row of the manifest checked (paths, values, outputs) and turned into generate arguments.
+
+    Raises :class:`InputError` for the first bad row, naming the manifest, the row and the column."""
+    path = Path(path)
+    raw = read_manifest(path)
+    if not raw:
+        raise InputError(f"--manifest {path} has no rows")
+    outs: dict[Path, int] = {}
+    rows = []
+    for n, entry in enumerate(raw, start=1):
+        where = f"--manifest {path} row {n}"
+        unknown = sorted(set(entry) - set(COLUMNS))
+        if unknown:
+            raise InputError(f"{where}: unknown column {unknown[0]!r}; columns are {', '.join(COLUMNS)}")
+        args = argparse.Namespace(**vars(base))
+        args.manifest = args.report = None
+        names = dict(steps.names)
+        for column in ("image", "out"):
+            if _blank(entry.get(column)):
+                raise InputError(f"{where}, column {column} is empty; every row needs an image and an out")
+        for column in PATH_COLUMNS:
+            value = entry.get(column)
+            if column == "control" and _blank(value):
+                args.control = None
+                continue
+            p = Path(str(value)).expanduser()
+            setattr(args, column, str(p if p.is_absolute() else path.parent / p))
+            names[column] = f"{where}, column {column}"
+        for column, (attr, kind, sampler_name) in ROW_PARAMETERS.items():
+            value = entry.get(column)
+            if _blank(value):
+                continue
+            try:
+                number = kind(value) if not isinstance(value, str) else kind(value.strip())
+                if kind is int and isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+            except (TypeError, ValueError):
+                what = "a whole number" if kind is int else "a number"
+                raise InputError(f"{where}, column {column} must be {what}, got {value!r}") from None
+            setattr(args, attr, number)
+            names[sampler_name] = f"{where}, column {column}"
+        out = Path(args.out)
+        if out.resolve() in outs:
+            raise InputError(f"{where}, column out {out} is also the out of row {outs[out.resolve()]}; give each row "
+                             "its own output")
+        outs[out.resolve()] = n
+        if not out.exists():  # an existing output is skipped, never replaced: nothing to check
+            steps.validate(args, names=names, comparison=False)
+        elif not Path(args.image).is_file():
+            raise InputError(f"{where}, column image {args.image} does not exist")
+        rows.append(Row(n, args))
+    return rows
+
+
+class _Models:
+    """The backbone and control branch, loaded once per process on first use (a rank with only skipped rows
+    loads nothing)."""
+
+    def __init__(self, args):
+        self.args, self.backbone, self.branch = args, None, None
+
+    def get(self, need_branch: bool):
+        from .loading import load_control_branch, load_svd_backbone
+
+        if self.backbone is None:
+            self.backbone = load_svd_backbone(self.args.svd, dtype=self.args.precision, device=self.args.device)
+        if need_branch and self.branch is None:
+            self.branch = load_control_branch(self.args.interdyn, dtype=self.backbone.dtype, device=self.args.device,
+                                              backbone=self.backbone)
+        return self.backbone, self.branch if need_branch else None
+
+
+def _generate_row(row: Row, models: _Models, steps: GenerateSteps) -> None:
+    from .sampling import generate_video
+    from .video_io import write_video
+
+    a = row.args
+    image = steps.load_image(Path(a.image), a.height, a.width)
+    control = steps.load_control(Path(a.control), a) if a.control else None
+    backbone, branch = models.get(need_branch=control is not None)
+    video = generate_video(backbone, image, None if control is None else control[None], branch, generator=a.seed,
+                           decode_chunk_size=a.decode_chunk, **steps.sampling_kwargs(a))[0]
+    write_video(Path(a.out), video, fps=a.fps)  # atomic: a temporary name, then renamed into place
+
+
+def run_manifest(args, steps: GenerateSteps) -> int:
+    """``interdyn generate --manifest``: see the module's docstring. Returns the exit status."""
+    t0 = time.time()
+    rows = manifest_rows(args.manifest, args, steps)  # every row, before any model loads
+    if args.report:
+        steps.check_writable_parent(Path(args.report), "--report")
+    ctx = distributed.init(device=args.device)
+    args.device = distributed.rank_device(args.device)
+    for row in rows:
+        row.args.device = args.device
+    mine = distributed.shard(rows, ctx)
+    models = _Models(args)
+    outcome = {}
+    from tqdm.auto import tqdm
+
+    for row in tqdm(mine, desc=f"generate (rank {ctx.rank}/{ctx.world_size})" if ctx.world_size > 1 else "generate",
+                    unit="clip", disable=not ctx.is_main):
+        if Path(row.args.out).exists():
+            outcome[row.number] = {"status": "skipped", "out": row.args.out, "reason": "output exists"}
+            continue
+        start = time.time()
+        try:
+            _generate_row(row, models, steps)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # noqa: BLE001 - one bad row must not stop the others; reported below
+            outcome[row.number] = {"status": "failed", "out": row.args.out, "error": f"{type(err).__name__}: {err}"}
+            print(f"error: --manifest {args.manifest} {row.label}: {type(err).__name__}: {err}", file=sys.stderr,
+                  flush=True)
+            continue
+        outcome[row.number] = {"status": "written", "out": row.args.out, "seconds": round(time.time() - start, 2)}
+    every = {}
+    for text in distributed.gather_texts(json.dumps(outcome)):
+        every.update({int(k): v for k, v in json.loads(text).items()})
+    failed = sorted(n for n, o in every.items() if o["status"] == "failed")
+    if ctx.is_main:
+        counts = {s: sum(o["status"] == s for o in every.values()) for s in ("written", "skipped", "failed")}
+        seconds = time.time() - t0
+        print(f"manifest {args.manifest}: {len(rows)} rows on {ctx.world_size} process(es): {counts['written']} "
+              f"written, {counts['skipped']} skipped (output exists), {counts['failed']} failed; {seconds:.1f}s")
+        for n in failed:
+            print(f"  row {n} failed: {every[n]['error']}")
+        if args.report:
+            report = {"manifest": str(args.manifest), "processes": ctx.world_size, "seconds": round(seconds, 2),
+                      "counts": counts, "rows": {str(n): every[n] for n in sorted(every)}}
+            write_text_atomic(args.report, json.dumps(report, indent=1) + "\n")
+    distributed.barrier()
+    return 1 if failed else 0
