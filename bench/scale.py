@@ -8,6 +8,10 @@ start included) and the throughput the run itself reports (rows written / second
 ``--report``), and the ratios N-process / 1-process. Outputs of the two runs are compared (they must be equal).
 
     python bench/scale.py [--clips 8] [--processes 2] [--size 64x64] [--frames 4] [--steps 4] [--threads 1]
+                          [--batch-size 4]
+
+With ``--batch-size B`` (default 4) a third run, one process with B rows per sampler call, is compared with
+the one-process run (``interdyn generate --manifest ... --batch-size B``).
 
 On a machine with K free cores expect the run ratio to approach min(N, K / threads); the command ratio is
 lower for short runs (each process starts Python and loads the models).
@@ -46,6 +50,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="OMP threads per process (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=4,
+                        help="also run 1 process with rows batched this many per sampler call (1: skip; default "
+                             "%(default)s)")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))
 
@@ -86,6 +93,20 @@ def main() -> None:
         print(f"ratio {args.processes} processes / 1 process: command {many[1] / one[1]:.2f}x, run "
               f"{many[2] / one[2]:.2f}x ({args.clips} clips {height}x{width}x{args.frames}, {args.steps} steps, "
               f"{args.threads} thread(s) per process, {os.cpu_count()} cores); outputs identical")
+        if args.batch_size > 1:  # one process, rows batched per sampler call, against the one-process run above
+            rows = [f"image.png,control.mp4,outb/clip{k:03d}.mp4,{k}" for k in range(args.clips)]
+            (tmp / "rowsb.csv").write_text("image,control,out,seed\n" + "\n".join(rows) + "\n")
+            wall = run(base + ["--manifest", str(tmp / "rowsb.csv"), "--report", str(tmp / "reportb.json"),
+                               "--batch-size", str(args.batch_size)], args.threads)
+            report = json.loads((tmp / "reportb.json").read_text())
+            written = report["counts"]["written"]
+            worst = max(int(np.abs(read_video(tmp / "out1" / f"clip{k:03d}.mp4")[0].astype(int)
+                                   - read_video(tmp / "outb" / f"clip{k:03d}.mp4")[0].astype(int)).max())
+                        for k in range(args.clips))
+            print(f"1 process, --batch-size {args.batch_size}: command {wall:.1f}s = {written / wall:.3f} clips/s, run "
+                  f"{report['seconds']:.1f}s = {written / report['seconds']:.3f} clips/s; ratio to --batch-size 1: "
+                  f"command {written / wall / one[1]:.2f}x, run {written / report['seconds'] / one[2]:.2f}x; largest "
+                  f"frame difference to the one-by-one videos {worst}/255 (float rounding of batched products)")
 
 
 if __name__ == "__main__":

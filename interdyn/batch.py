@@ -10,6 +10,8 @@ manifest's folder. The run:
    ``accelerate launch``); the seed of a row is the row's (or ``--seed``), never the rank's;
 3. skips rows whose ``out`` exists, generates the others, writes each output atomically
    (:func:`interdyn.video_io.write_video`); a row that fails is reported and the next row goes on;
+   with ``--batch-size B``, up to B consecutive rows with the same size and sampling values share one sampler
+   call (each row keeps its seed's noise; if the batch fails, its rows are run one by one to find the bad one);
 4. prints one summary (rank 0, over all ranks) and exits 1 if any row failed (2 if the manifest was bad).
 """
 from __future__ import annotations
@@ -192,9 +194,50 @@ def _generate_row(row: Row, models: _Models, steps: GenerateSteps) -> None:
     write_video(Path(a.out), video, fps=a.fps)  # atomic: a temporary name, then renamed into place
 
 
+def _batch_key(row: Row, steps: GenerateSteps) -> tuple:
+    """Rows with equal keys can share one sampler call: the same size, frame count and sampling values."""
+    a = row.args
+    return (a.height, a.width, a.frames, a.decode_chunk, a.fps, a.control is None,
+            tuple(sorted(steps.sampling_kwargs(a).items())))
+
+
+def _groups(rows: list[Row], size: int, steps: GenerateSteps) -> list[list[Row]]:
+    """Consecutive rows with the same :func:`_batch_key`, at most ``size`` per group (row order kept)."""
+    groups: list[list[Row]] = []
+    for row in rows:
+        if groups and len(groups[-1]) < size and _batch_key(groups[-1][0], steps) == _batch_key(row, steps):
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups
+
+
+def _generate_group(group: list[Row], models: _Models, steps: GenerateSteps) -> None:
+    """Several rows in one sampler call: the videos of a batch, each with its own seed's noise
+    (:func:`interdyn.sampling.randn` with one generator per video), then one output file per row."""
+    import torch
+
+    from .sampling import generate_video
+    from .video_io import write_video
+
+    first = group[0].args
+    images = torch.cat([steps.load_image(Path(r.args.image), first.height, first.width) for r in group])
+    controls = None
+    if first.control:
+        controls = torch.stack([steps.load_control(Path(r.args.control), r.args) for r in group])
+    backbone, branch = models.get(need_branch=controls is not None)
+    videos = generate_video(backbone, images, controls, branch, generator=[r.args.seed for r in group],
+                            decode_chunk_size=first.decode_chunk, **steps.sampling_kwargs(first))
+    for row, video in zip(group, videos):
+        write_video(Path(row.args.out), video, fps=row.args.fps)
+
+
 def run_manifest(args, steps: GenerateSteps) -> int:
     """``interdyn generate --manifest``: see the module's docstring. Returns the exit status."""
     t0 = time.time()
+    from .validation import check_count
+
+    check_count(getattr(args, "batch_size", 1), "--batch-size")
     rows = manifest_rows(args.manifest, args, steps)  # every row, before any model loads
     if args.report:
         steps.check_writable_parent(Path(args.report), "--report")
@@ -207,22 +250,49 @@ def run_manifest(args, steps: GenerateSteps) -> int:
     outcome = {}
     from tqdm.auto import tqdm
 
-    for row in tqdm(mine, desc=f"generate (rank {ctx.rank}/{ctx.world_size})" if ctx.world_size > 1 else "generate",
-                    unit="clip", disable=not ctx.is_main):
+    pending = []
+    for row in mine:
         if Path(row.args.out).exists():
             outcome[row.number] = {"status": "skipped", "out": row.args.out, "reason": "output exists"}
+        else:
+            pending.append(row)
+    progress = tqdm(total=len(pending), desc=f"generate (rank {ctx.rank}/{ctx.world_size})" if ctx.world_size > 1
+                    else "generate", unit="clip", disable=not ctx.is_main)
+
+    def one_by_one(group: list[Row]) -> None:
+        for row in group:
+            start = time.time()
+            try:
+                _generate_row(row, models, steps)
+            except KeyboardInterrupt:
+                raise
+            except Exception as err:  # noqa: BLE001 - one bad row must not stop the others; reported below
+                outcome[row.number] = {"status": "failed", "out": row.args.out,
+                                       "error": f"{type(err).__name__}: {err}"}
+                print(f"error: --manifest {args.manifest} {row.label}: {type(err).__name__}: {err}", file=sys.stderr,
+                      flush=True)
+            else:
+                outcome[row.number] = {"status": "written", "out": row.args.out,
+                                       "seconds": round(time.time() - start, 2)}
+            progress.update(1)
+
+    for group in _groups(pending, getattr(args, "batch_size", 1) or 1, steps):
+        if len(group) == 1:
+            one_by_one(group)
             continue
         start = time.time()
         try:
-            _generate_row(row, models, steps)
+            _generate_group(group, models, steps)
         except KeyboardInterrupt:
             raise
-        except Exception as err:  # noqa: BLE001 - one bad row must not stop the others; reported below
-            outcome[row.number] = {"status": "failed", "out": row.args.out, "error": f"{type(err).__name__}: {err}"}
-            print(f"error: --manifest {args.manifest} {row.label}: {type(err).__name__}: {err}", file=sys.stderr,
-                  flush=True)
+        except Exception:  # noqa: BLE001 - find the failing row(s): the rows again, one at a time
+            one_by_one([row for row in group if not Path(row.args.out).exists()])
             continue
-        outcome[row.number] = {"status": "written", "out": row.args.out, "seconds": round(time.time() - start, 2)}
+        seconds = round((time.time() - start) / len(group), 2)
+        for row in group:
+            outcome[row.number] = {"status": "written", "out": row.args.out, "seconds": seconds, "batch": len(group)}
+        progress.update(len(group))
+    progress.close()
     every = {}
     for text in distributed.gather_texts(json.dumps(outcome)):
         every.update({int(k): v for k, v in json.loads(text).items()})

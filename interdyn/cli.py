@@ -196,6 +196,8 @@ def cmd_generate(args) -> int:
         from .batch import run_manifest
 
         return run_manifest(args, generate_steps())
+    if args.batch_size != 1:
+        raise InputError("--batch-size groups the rows of a --manifest; for one clip leave it at 1")
     for name in ("image", "out"):
         if getattr(args, name) is None:
             raise InputError(f"interdyn generate needs --{name} (or --manifest FILE for many clips)")
@@ -322,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "checked first; rows are shared out over torchrun/accelerate processes; "
                                       "existing outputs are skipped; a failed row does not stop the others")
     p.add_argument("--report", help="with --manifest: also write the per-row outcome to this JSON file")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="with --manifest: up to this many consecutive rows with the same size and sampling values "
+                        "share one sampler call (faster where memory allows; each row keeps its own seed's noise; "
+                        "default %(default)s)")
     _add_sampling_args(p)
     p.set_defaults(func=cmd_generate)
 

@@ -91,7 +91,15 @@ def clip_image_embeddings(backbone: SVDBackbone, image: torch.Tensor) -> torch.T
 
 
 def randn(shape, generator: torch.Generator | None, device, dtype=torch.float32) -> torch.Tensor:
-    """Gaussian noise drawn on the generator's device (so CPU seeds give the same noise on GPU)."""
+    """Gaussian noise drawn on the generator's device (so CPU seeds give the same noise on GPU).
+
+    A list of generators draws one row of the batch from each (row ``i``'s noise is what a batch of one
+    with generator ``i`` gets), as diffusers' pipelines do.
+    """
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([randn((1, *shape[1:]), g, device, dtype) for g in generator])
     gen_device = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
 
@@ -233,8 +241,9 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
     check_range(control_end, n("control_end"), 0, 1)
     if control_start > control_end:
         raise InputError(f"{n('control_start')} ({control_start}) must not be after {n('control_end')} ({control_end})")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        check_seed(generator, n("generator"))
+    for i, g in enumerate(generator if isinstance(generator, (list, tuple)) else [generator]):
+        if g is not None and not isinstance(g, torch.Generator):
+            check_seed(g, n("generator") + (f"[{i}]" if isinstance(generator, (list, tuple)) else ""))
     if decode_chunk_size is not None:
         check_count(decode_chunk_size, n("decode_chunk_size"))
     for key, value in (("height", height), ("width", width)):
@@ -267,7 +276,7 @@ def sample_latents(
     control_strength: float = 1.0,
     control_start: float = 0.0,
     control_end: float = 1.0,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int | list | None = None,
     latents: torch.Tensor | None = None,
     sigmas: torch.Tensor | None = None,
     callback: StepCallback | None = None,
@@ -278,7 +287,8 @@ def sample_latents(
     ``image``: first frames ``[B, 3, H, W]`` in [0, 1] (H, W multiples of 64).
     ``control``: control frames ``[B or 1, F, 3, H, W]`` in [0, 1] (see :mod:`interdyn.control`).
     ``generator`` (or an int seed) draws, in diffusers' order, the noise augmentation and then
-    the initial latents; pass ``latents`` (plain N(0,1), scaled here by the initial sigma) to
+    the initial latents; a list of them (one per video) gives each video of the batch the noise it
+    would get alone; pass ``latents`` (plain N(0,1), scaled here by the initial sigma) to
     fix the latter. ``callback`` gets a :class:`StepInfo` after each step; raise from it to cancel.
 
     Every argument is checked before the first model call (:func:`check_sampling_args`; images and
@@ -322,7 +332,12 @@ def sample_latents(
         sigmas = torch.as_tensor(sigmas, dtype=torch.float32)
         if sigmas.ndim != 1 or len(sigmas) < 2 or not bool(torch.isfinite(sigmas).all()):
             raise InputError(f"sigmas must be a 1-D list of at least 2 finite noise levels, got {tuple(sigmas.shape)}")
-    if isinstance(generator, int):
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != image.shape[0]:
+            raise InputError(f"generator is a list of {len(generator)} but the image batch is {image.shape[0]}: give "
+                             "one generator (or seed) per video")
+        generator = [torch.Generator("cpu").manual_seed(g) if isinstance(g, int) else g for g in generator]
+    elif isinstance(generator, int):
         generator = torch.Generator("cpu").manual_seed(generator)
     device = backbone.device
 
