@@ -160,3 +160,19 @@ def test_decoding_a_batch_keeps_videos_apart(models):
     both = decode_latents(models[0], latents)
     alone = torch.cat([decode_latents(models[0], latents[i:i + 1]) for i in range(2)])
     assert (both - alone).abs().max() < 1e-5, "each video of a batch must be decoded as its own clip"
+
+
+def test_one_generator_per_video_gives_each_video_its_own_seeds_noise():
+    """A batch with a list of generators draws row i exactly as a batch of one with generator i (diffusers'
+    convention), so batching videos does not change their noise."""
+    import torch
+
+    from interdyn.sampling import randn
+
+    seeds = [5, 9, 5]
+    batched = randn((3, 2, 4, 8, 8), [torch.Generator().manual_seed(s) for s in seeds], "cpu")
+    alone = torch.cat([randn((1, 2, 4, 8, 8), torch.Generator().manual_seed(s), "cpu") for s in seeds])
+    assert torch.equal(batched, alone), "row i's noise is generator i's"
+    assert torch.equal(batched[0], batched[2]) and not torch.equal(batched[0], batched[1]), "same seed, same noise"
+    with pytest.raises(ValueError, match="3 generators for a batch of 2"):
+        randn((2, 4), [torch.Generator()] * 3, "cpu")
