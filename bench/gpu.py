@@ -124,6 +124,17 @@ def timed(dev: Device, fn, repeats: int, warmup: int = 1) -> list[float]:
     return times
 
 
+def host_syncs(dev: Device, fn) -> int | None:
+    """Host synchronisations of one run of ``fn`` on CUDA; None on the CPU (there is nothing to count, so
+    ``fn`` does not run)."""
+    if not dev.cuda:
+        return None
+    syncs = {}
+    with dev.count_syncs(syncs):
+        fn()
+    return syncs["syncs"]
+
+
 def flops_of(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -171,14 +182,12 @@ def sampler_section(args, dev: Device, peaks: dict | None) -> tuple[list[dict], 
                 row["flops_per_step"], row["flops_fixed"] = f2 - f1, f1 - (f2 - f1)
                 row["flops"] = row["flops_fixed"] + args.steps * row["flops_per_step"]
                 dev.reset_peak()
-                times = timed(dev, lambda: video(with_control), args.repeats)
+                # the FLOP runs above warmed up the CPU smoke run; a GPU gets its own warm-up run
+                times = timed(dev, lambda: video(with_control), args.repeats, warmup=1 if dev.cuda else 0)
                 row["s_per_video"] = statistics.median(times)
                 row["times"] = times
                 row["peak_gb"] = dev.peak_gb()
-                syncs = {}
-                with dev.count_syncs(syncs):
-                    video(with_control, 2)
-                row["host_syncs_2_steps"] = syncs["syncs"]
+                row["host_syncs_2_steps"] = host_syncs(dev, lambda: video(with_control, 2))
                 row.update(efficiency(row["flops"], row["s_per_video"], peak))
                 by_control[with_control] = row
             except Exception as err:  # noqa: BLE001 - a benchmark row reports its failure and goes on
@@ -334,10 +343,7 @@ def training_section(args, dev: Device, peaks: dict | None) -> list[dict]:
                 row["s_per_step"] = statistics.median(times)
                 row["clips_per_s"] = b * micro / row["s_per_step"]
                 row["peak_gb"] = dev.peak_gb()
-                syncs = {}
-                with dev.count_syncs(syncs):
-                    optimizer_step()
-                row["host_syncs_per_step"] = syncs["syncs"]
+                row["host_syncs_per_step"] = host_syncs(dev, optimizer_step)
                 row.update(efficiency(row["flops_per_step"], row["s_per_step"], peak))
                 if dev.cuda and name.startswith("24gb"):
                     row["below_22gb"] = row["peak_gb"] < TRAIN_MEMORY_TARGET_GB
