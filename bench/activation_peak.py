@@ -14,7 +14,8 @@ widths and depths are the real ones; only frames x height x width shrink), fits 
 size; ``b``: convolutions, norms and flash-style attention are linear in it; printed: the fit's residual
 at the sizes measured), and extrapolates to 14 x 256 x 384. Needs ~14 GB of RAM (real-size weights).
 
-    python bench/activation_peak.py                 # ~5 min on 2 cores
+    python bench/activation_peak.py                 # long on a CPU: the first two sizes took 12 and 30 min
+                                                    # on 2 busy cores (real-size models, every op traced)
     python bench/activation_peak.py --tiny          # tiny models, seconds (the code path only)
 """
 from __future__ import annotations
