@@ -40,6 +40,22 @@ def is_builtin(name: str | os.PathLike | None) -> bool:
     return isinstance(name, str) and name.startswith(BUILTIN_PREFIX)
 
 
+def toy_world() -> str:
+    """The synthetic world (:data:`interdyn.synthetic.WORLDS`) the shipped toy model was trained on, as its
+    control branch's provenance records it (``"world"``); weights that predate worlds were trained on ``"full"``."""
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(TOY_BRANCH), "pt") as f:
+            provenance = json.loads((f.metadata() or {}).get("provenance") or "{}")
+    except (OSError, ValueError):
+        return "full"
+    world = provenance.get("world", "full") if isinstance(provenance, dict) else "full"
+    return world if world in ("full", "toy") else "full"
+
+
 def builtin_names() -> list[str]:
     return sorted(_BUILTINS)
 

@@ -37,19 +37,20 @@ def _side_by_side(*videos: torch.Tensor) -> torch.Tensor:
 DEMO_LEGACY_FILES = ("contact_sheet.png", "chain.mp4")
 
 
-def demo_scenes(seed: int, size, num_frames: int) -> dict:
-    """``{"hit": scene, "miss": scene, "chain": scene}`` for ``seed`` (hit and miss share frame 0)."""
+def demo_scenes(seed: int, size, num_frames: int, world="full") -> dict:
+    """``{"hit": scene, "miss": scene, "chain": scene}`` for ``seed`` (hit and miss share frame 0), of ``world``."""
     from .synthetic import counterfactual_pair, force_propagation_scene
 
-    hit, miss = counterfactual_pair(seed, mode="redirect", size=tuple(size), num_frames=num_frames)
-    return {"hit": hit, "miss": miss, "chain": force_propagation_scene(seed, size=tuple(size), num_frames=num_frames)}
+    hit, miss = counterfactual_pair(seed, mode="redirect", size=tuple(size), num_frames=num_frames, world=world)
+    return {"hit": hit, "miss": miss,
+            "chain": force_propagation_scene(seed, size=tuple(size), num_frames=num_frames, world=world)}
 
 
 def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = None, zoom: int = 4,
              echo: Callable[[str], None] = print) -> dict:
     """Run the demo into folder ``out``; returns the per-scene measurements and the written paths."""
     from . import probes
-    from .builtin import TOY_PHYSICS, TOY_SAMPLING, TOY_SIZE
+    from .builtin import TOY_PHYSICS, TOY_SAMPLING, TOY_SIZE, toy_world
     from .loading import load_toy_physics
     from .contact_sheet import write_contact_sheet
     from .video_io import write_video
@@ -68,7 +69,7 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
          f"collision world; {TOY_SIZE[1]}x{TOY_SIZE[0]}, {sampling['num_frames']} frames, "
          f"{sampling['num_steps']} steps).\nScenes from seed {seed} (never trained on). The model sees the first "
          "frame and the driver's masks only; the rest of the scene must react by itself.")
-    scenes = demo_scenes(seed, TOY_SIZE, sampling["num_frames"])
+    scenes = demo_scenes(seed, TOY_SIZE, sampling["num_frames"], world=toy_world())
     hit, miss, chain = scenes["hit"], scenes["miss"], scenes["chain"]
     generate = probes.model_generator(*load_toy_physics(), sampling)
     # four generations: InterDyn on each scene, and the prior alone (strength 0) on the hit scene's first frame

@@ -262,12 +262,12 @@ def method_videos(generate: Generate, frames: torch.Tensor, control: torch.Tenso
             "simulation": frames}
 
 
-def force_scene(seed: int, size=(64, 64), num_frames: int = 8, moving_px: float = MOVING_PX):
-    """The probe scene for ``seed``: a :func:`~interdyn.synthetic.random_scene` and the indices of its
-    free objects that the simulation moves by more than ``moving_px`` (may be empty)."""
+def force_scene(seed: int, size=(64, 64), num_frames: int = 8, moving_px: float = MOVING_PX, world="full"):
+    """The probe scene for ``seed``: a :func:`~interdyn.synthetic.random_scene` of ``world`` and the indices
+    of its free objects that the simulation moves by more than ``moving_px`` (may be empty)."""
     from .synthetic import random_scene
 
-    scene = random_scene(int(seed), size=tuple(size), num_frames=num_frames)
+    scene = random_scene(int(seed), size=tuple(size), num_frames=num_frames, world=world)
     travel = (scene.tracks - scene.tracks[:, :1]).norm(dim=-1).amax(dim=1)
     reacting = [k for k in range(len(scene.names)) if not bool(scene.driven[k]) and float(travel[k]) > moving_px]
     return scene, reacting
@@ -444,29 +444,31 @@ def _pct(frac) -> str:
 
 def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SEED, size=(64, 64),
                num_frames: int = 8, progress: Callable[[str, int, int], None] | None = None,
-               settings: dict | None = None, num_chain_scenes: int | None = None) -> ProbeReport:
+               settings: dict | None = None, num_chain_scenes: int | None = None, world="full") -> ProbeReport:
     """Run the three probes on ``num_scenes`` held-out scenes (and as many counterfactual pairs).
 
     Force-propagation scenes are ``random_scene(seed + i)`` for the first ``num_scenes`` values of
     ``i`` whose simulation moves at least one free object; counterfactual pairs are
     ``counterfactual_pair(seed + i, mode="redirect")``; chains are ``force_propagation_scene(seed + i)``
-    for ``i < num_chain_scenes`` (default: half of ``num_scenes``, at least 1)."""
-    from .synthetic import counterfactual_pair, force_propagation_scene
+    for ``i < num_chain_scenes`` (default: half of ``num_scenes``, at least 1). Every scene is of ``world``
+    (:class:`interdyn.synthetic.World`: the one the model was trained on)."""
+    from .synthetic import counterfactual_pair, force_propagation_scene, get_world
     from .validation import check_count
 
     check_count(num_scenes, "num_scenes")
     check_count(num_frames, "num_frames", minimum=2)
+    world = get_world(world).name
     num_chain = max(1, num_scenes // 2) if num_chain_scenes is None else check_count(num_chain_scenes,
                                                                                       "num_chain_scenes")
 
     t0 = time.time()
     report = ProbeReport(settings={"seed": seed, "num_scenes": num_scenes, "num_chain_scenes": num_chain,
-                                   "size": list(size),
+                                   "size": list(size), "world": world,
                                    "num_frames": num_frames, "static_px": STATIC_PX, "moving_px": MOVING_PX,
                                    **(settings or {})})
     scene_seed = seed
     while len(report.force) < num_scenes:
-        scene, reacting = force_scene(scene_seed, size, num_frames)
+        scene, reacting = force_scene(scene_seed, size, num_frames, world=world)
         if reacting:  # scenes where no free object moves say nothing about force propagation
             videos = method_videos(generate, scene.frames, scene.control, scene_seed)
             report.force.append(probe_force_scene(scene, reacting, videos))
@@ -474,14 +476,15 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
                 progress("force propagation", len(report.force), num_scenes)
         scene_seed += 1
     for i in range(num_scenes):
-        factual, counter = counterfactual_pair(seed + i, mode="redirect", size=tuple(size), num_frames=num_frames)
+        factual, counter = counterfactual_pair(seed + i, mode="redirect", size=tuple(size), num_frames=num_frames,
+                                               world=world)
         vf = method_videos(generate, factual.frames, factual.control, seed + i)
         vc = method_videos(generate, counter.frames, counter.control, seed + i)
         report.counterfactual.append(probe_counterfactual(factual, counter, vf, vc))
         if progress:
             progress("counterfactual", i + 1, num_scenes)
     for i in range(num_chain):
-        scene = force_propagation_scene(seed + i, size=tuple(size), num_frames=num_frames)
+        scene = force_propagation_scene(seed + i, size=tuple(size), num_frames=num_frames, world=world)
         videos = method_videos(generate, scene.frames, scene.control, seed + i)
         report.chain.append(probe_chain_scene(scene, videos))
         if progress:

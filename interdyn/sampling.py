@@ -104,24 +104,39 @@ def randn(shape, generator: torch.Generator | None, device, dtype=torch.float32)
     return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
 
 
-def encode_conditioning(backbone: SVDBackbone, image: torch.Tensor, *, fps: float = 7,
-                        motion_bucket_id: float = 40, noise_aug_strength: float = 0.02,
-                        generator: torch.Generator | None = None) -> VideoConditioning:
+def encode_conditioning(backbone: SVDBackbone, image: torch.Tensor, *, fps=7, motion_bucket_id=40,
+                        noise_aug_strength=0.02, generator=None,
+                        image_embeddings: torch.Tensor | None = None) -> VideoConditioning:
     """SVD conditioning of first frames ``image`` ``[B, 3, H, W]`` in [0, 1].
 
     Draws one tensor from ``generator``: the noise augmentation of the image (before the
     initial latents, in diffusers' order). The VAE latent is ``.mode()`` and NOT multiplied by
     the scaling factor.
+
+    ``fps``, ``motion_bucket_id`` and ``noise_aug_strength`` are one value for every row or one per
+    row; ``generator`` is one generator or one per row (row ``i`` then gets the noise a batch of one
+    with generator ``i`` gets), so a training batch is conditioned in one VAE call.
+    ``image_embeddings`` ``[B, 1, D]``: CLIP embeddings computed earlier (CLIP is then not run).
     """
     device = backbone.device
     image = image.to(device=device, dtype=torch.float32)
-    embeddings = clip_image_embeddings(backbone, image)
+    rows = image.shape[0]
+    embeddings = (clip_image_embeddings(backbone, image) if image_embeddings is None
+                  else image_embeddings.to(device=device, dtype=torch.float32))
+
+    def per_row(value, name: str) -> torch.Tensor:
+        t = torch.as_tensor(value, dtype=torch.float32).reshape(-1).to(device)
+        if t.numel() not in (1, rows):
+            raise ValueError(f"{name} has {t.numel()} values for a batch of {rows} images")
+        return t.expand(rows)
+
+    aug = per_row(noise_aug_strength, "noise_aug_strength")
     signed = image * 2.0 - 1.0
-    noisy = signed + noise_aug_strength * randn(signed.shape, generator, device, signed.dtype)
+    noisy = signed + aug[:, None, None, None] * randn(signed.shape, generator, device, signed.dtype)
     vae = backbone.vae
     latents = vae.encode(noisy.to(vae.dtype)).latent_dist.mode().to(embeddings.dtype)
-    time_ids = torch.tensor([[fps - 1, motion_bucket_id, noise_aug_strength]], dtype=embeddings.dtype, device=device)
-    return VideoConditioning(embeddings, latents, time_ids.repeat(image.shape[0], 1))
+    time_ids = torch.stack([per_row(fps, "fps") - 1, per_row(motion_bucket_id, "motion_bucket_id"), aug], dim=1)
+    return VideoConditioning(embeddings, latents, time_ids.to(embeddings.dtype))
 
 
 # ---------------------------------------------------------------------------- denoiser

@@ -77,6 +77,11 @@ __all__ = [
     "DRIVEN_COLOUR",
     "BACKGROUND_COLOURS",
     "DEFAULT_FPS",
+    "World",
+    "WORLDS",
+    "FULL_WORLD",
+    "TOY_WORLD",
+    "get_world",
 ]
 
 #: Frame rate written with the scenes. The official loader needs a multiple of 6 (it
@@ -105,6 +110,44 @@ DRIVEN_COLOUR = _rgb(225, 172, 135)
 BACKGROUND_COLOURS = (_rgb(40, 42, 50), _rgb(90, 95, 100), _rgb(200, 200, 190), _rgb(60, 75, 65))
 
 _KINDS = ("disc", "box")
+
+
+@dataclass(frozen=True)
+class World:
+    """What the scene generators may vary: the backgrounds, the free objects' colours, the shapes, the
+    background texture and how many free objects a random scene holds.
+
+    ``full`` is the whole world (the Synthetic Scene node, the evaluation examples); ``toy`` is the
+    simplified world the built-in toy model is trained and probed on: one plain background, four
+    well-separated colours, discs only, one or two free objects. The scenes still contain every
+    situation the probes measure (pushes, chains, hit/miss pairs); only their appearance varies less,
+    which is what lets a tiny model learn them on a CPU (``training/toy/README.md``)."""
+
+    name: str
+    backgrounds: tuple
+    object_colours: tuple
+    kinds: tuple = _KINDS
+    textured: bool | None = None  # None: half of the random scenes are textured
+    num_free: tuple[int, int] = (1, 3)
+
+    def background(self, rng: np.random.Generator):
+        """One background colour, drawn from ``rng`` (one draw whatever the number of backgrounds)."""
+        return self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+
+
+FULL_WORLD = World("full", BACKGROUND_COLOURS, OBJECT_COLOURS)
+TOY_WORLD = World("toy", BACKGROUND_COLOURS[:1], OBJECT_COLOURS[:4], kinds=("disc",), textured=False, num_free=(1, 2))
+#: Worlds by name (``--world`` options, the ``world`` field of a model package's recipe).
+WORLDS = {w.name: w for w in (FULL_WORLD, TOY_WORLD)}
+
+
+def get_world(world: "World | str") -> World:
+    """A :class:`World` or its name (``"full"``, ``"toy"``)."""
+    if isinstance(world, World):
+        return world
+    if world not in WORLDS:
+        raise ValueError(f"world must be one of {sorted(WORLDS)}, got {world!r}.")
+    return WORLDS[world]
 _NAME_RE = re.compile(r"^[A-Za-z0-9_\- ]+$")
 
 
@@ -502,12 +545,13 @@ def _check_objects(objects: Sequence[SceneObject], height: int, width: int) -> l
     return names
 
 
-def _pick_colours(objects: Sequence[SceneObject], background, rng: np.random.Generator | None) -> np.ndarray:
-    order = list(range(len(OBJECT_COLOURS)))
+def _pick_colours(objects: Sequence[SceneObject], background, rng: np.random.Generator | None,
+                  palette: Sequence = OBJECT_COLOURS) -> np.ndarray:
+    order = list(range(len(palette)))
     if rng is not None:
         rng.shuffle(order)
     bg = np.asarray(background)
-    pool = [OBJECT_COLOURS[k] for k in order if np.abs(np.asarray(OBJECT_COLOURS[k]) - bg).sum() > 0.3]
+    pool = [palette[k] for k in order if np.abs(np.asarray(palette[k]) - bg).sum() > 0.3]
     out, used_driven = [], False
     for o in objects:
         if o.colour is not None:
@@ -528,13 +572,15 @@ def simulate(objects: Sequence[SceneObject], *, size: tuple[int, int] = (64, 64)
              fps: float = DEFAULT_FPS, restitution: float = 1.0, friction: float = 0.0, substeps: int = 8,
              iterations: int = 4, background=BACKGROUND_COLOURS[0], texture: float = 0.0,
              antialias: int = 2, seed: int = 0, preset: str = "custom",
-             colour_rng: np.random.Generator | None = None) -> SyntheticScene:
+             colour_rng: np.random.Generator | None = None, world: World | str = FULL_WORLD) -> SyntheticScene:
     """Simulate and render ``objects`` for ``num_frames`` frames of ``size = (H, W)``.
 
     ``restitution`` in [0, 1] (1 = elastic), ``friction`` in [0, 1): fraction of speed a free
     object loses per frame. ``texture``: amplitude of the background's luminance pattern
-    (0 = plain; 0.05 is light). ``antialias``: supersampling factor (1 = none).
+    (0 = plain; 0.05 is light). ``antialias``: supersampling factor (1 = none). Objects without a
+    ``colour`` get one of ``world``'s object colours (drawn with ``colour_rng``).
     """
+    world = get_world(world)
     height, width = (int(v) for v in size)
     if height < 1 or width < 1 or num_frames < 1:
         raise ValueError(f"size must be positive and num_frames >= 1, got size={size}, num_frames={num_frames}.")
@@ -545,7 +591,7 @@ def simulate(objects: Sequence[SceneObject], *, size: tuple[int, int] = (64, 64)
     if substeps < 1 or iterations < 1 or antialias < 1:
         raise ValueError("substeps, iterations and antialias must be >= 1.")
     names = _check_objects(objects, height, width)
-    colours = _pick_colours(objects, background, colour_rng)
+    colours = _pick_colours(objects, background, colour_rng, world.object_colours)
     pos, vel, contacts = _run_physics(objects, height, width, num_frames, restitution, friction,
                                       substeps, iterations)
     bg = _background(height, width, background, texture, seed)
@@ -580,7 +626,7 @@ def simulate(objects: Sequence[SceneObject], *, size: tuple[int, int] = (64, 64)
         "num_frames": int(num_frames), "objects": meta_objects,
         "restitution": float(restitution), "friction": float(friction), "substeps": int(substeps),
         "iterations": int(iterations), "antialias": int(antialias),
-        "background": {"colour": [float(v) for v in background], "texture": float(texture)},
+        "background": {"colour": [float(v) for v in background], "texture": float(texture)}, "world": world.name,
         "contacts": [list(c) for c in contacts],
         "units": "positions in pixels (x right, y down, pixel centres at +0.5); velocities in pixels/frame",
     }
@@ -639,23 +685,25 @@ def _push_layout(rng: np.random.Generator, height: int, width: int, num_frames: 
 
 
 def default_scene(seed: int = 0, *, size: tuple[int, int] = (64, 64), num_frames: int = 14,
-                  fps: float = DEFAULT_FPS, antialias: int = 2, max_attempts: int = 64) -> SyntheticScene:
+                  fps: float = DEFAULT_FPS, antialias: int = 2, max_attempts: int = 64,
+                  world: World | str = FULL_WORLD) -> SyntheticScene:
     """The demo scene: a driven disc enters from a side (chosen by ``seed``), hits a free disc
     at rest, which moves on after the contact. Layouts are drawn from ``seed`` and retried
     deterministically until the contact happens at least 3 frames before the end and the
     free disc ends at least 3 pixels from where it started."""
+    world = get_world(world)
     height, width = size
     for attempt in range(max_attempts):
         rng = np.random.default_rng([int(seed), attempt, 1])
         side, rd, ra, path, target, _ = _push_layout(rng, height, width, num_frames)
         restitution = float(rng.uniform(0.6, 0.9))
         friction = float(rng.uniform(0.02, 0.08))
-        bg = BACKGROUND_COLOURS[int(rng.integers(len(BACKGROUND_COLOURS)))]
+        bg = world.background(rng)
         objects = [SceneObject("disc", position=target, radius=ra, name="disc"),
                    SceneObject("disc", radius=rd, path=path, name="driver")]
         scene = simulate(objects, size=size, num_frames=num_frames, fps=fps, restitution=restitution,
                          friction=friction, background=bg, antialias=antialias, seed=seed,
-                         preset="default", colour_rng=rng)
+                         preset="default", colour_rng=rng, world=world)
         hit = scene.first_contact(0, 1)
         moved = float((scene.tracks[0, -1] - scene.tracks[0, 0]).norm())
         if hit is not None and hit <= num_frames - 4 and moved >= 3.0:
@@ -667,11 +715,12 @@ def default_scene(seed: int = 0, *, size: tuple[int, int] = (64, 64), num_frames
 
 def force_propagation_scene(seed: int = 0, *, size: tuple[int, int] = (64, 64), num_frames: int = 14,
                             fps: float = DEFAULT_FPS, antialias: int = 2,
-                            max_attempts: int = 64) -> SyntheticScene:
+                            max_attempts: int = 64, world: World | str = FULL_WORLD) -> SyntheticScene:
     """Probe: a driven disc enters, hits free disc ``A`` (object 0), which then hits free disc
     ``B`` (object 1); ``B`` is touched by ``A`` before the driver ever reaches it. Retried
     deterministically over layouts until that chain happens with ``B``'s contact at least
     2 frames before the end."""
+    world = get_world(world)
     height, width = size
     m = min(height, width)
     for attempt in range(max_attempts):
@@ -692,11 +741,11 @@ def force_propagation_scene(seed: int = 0, *, size: tuple[int, int] = (64, 64), 
         objects = [SceneObject("disc", position=_place(side, a_along, a_cross, height, width), radius=ra, name="A"),
                    SceneObject("disc", position=_place(side, b_along, b_cross, height, width), radius=rb, name="B"),
                    SceneObject("disc", radius=rd, path=path, name="driver")]
-        bg = BACKGROUND_COLOURS[int(rng.integers(len(BACKGROUND_COLOURS)))]
+        bg = world.background(rng)
         scene = simulate(objects, size=size, num_frames=num_frames, fps=fps,
                          restitution=float(rng.uniform(0.85, 1.0)), friction=float(rng.uniform(0.0, 0.03)),
                          background=bg, antialias=antialias, seed=seed, preset="force_propagation",
-                         colour_rng=rng)
+                         colour_rng=rng, world=world)
         da, ab, db = scene.first_contact(0, 2), scene.first_contact(0, 1), scene.first_contact(1, 2)
         if (da is not None and ab is not None and da < ab <= num_frames - 3
                 and (db is None or db > ab)):
@@ -711,7 +760,7 @@ _COUNTERFACTUAL_MODES = ("redirect", "static", "remove")
 
 def counterfactual_pair(seed: int = 0, *, mode: str = "redirect", size: tuple[int, int] = (64, 64),
                         num_frames: int = 14, fps: float = DEFAULT_FPS, antialias: int = 2,
-                        max_attempts: int = 64) -> tuple[SyntheticScene, SyntheticScene]:
+                        max_attempts: int = 64, world: World | str = FULL_WORLD) -> tuple[SyntheticScene, SyntheticScene]:
     """Probe: two scenes with the same frame 0 and different driving motions.
 
     The first is :func:`default_scene`-like (the driver, starting outside the frame, hits the
@@ -721,18 +770,19 @@ def counterfactual_pair(seed: int = 0, *, mode: str = "redirect", size: tuple[in
     fewer). Frame 0 is identical because the driver is off-screen at ``t = 0``."""
     if mode not in _COUNTERFACTUAL_MODES:
         raise ValueError(f"mode must be one of {_COUNTERFACTUAL_MODES}, got {mode!r}.")
+    world = get_world(world)
     height, width = size
     for attempt in range(max_attempts):
         rng = np.random.default_rng([int(seed), attempt, 3])
         side, rd, ra, path, target, speed = _push_layout(rng, height, width, num_frames)
         restitution = float(rng.uniform(0.6, 0.9))
         friction = float(rng.uniform(0.02, 0.08))
-        bg = BACKGROUND_COLOURS[int(rng.integers(len(BACKGROUND_COLOURS)))]
-        colours = _pick_colours([SceneObject(), SceneObject(path=[(0, 0, 0)])], bg, rng)
+        bg = world.background(rng)
+        colours = _pick_colours([SceneObject(), SceneObject(path=[(0, 0, 0)])], bg, rng, world.object_colours)
         free = SceneObject("disc", position=target, radius=ra, name="disc", colour=tuple(colours[0]))
         start = path[0][1:]
         common = dict(size=size, num_frames=num_frames, fps=fps, restitution=restitution, friction=friction,
-                      background=bg, antialias=antialias, seed=seed)
+                      background=bg, antialias=antialias, seed=seed, world=world)
 
         def driver(p):
             return SceneObject("disc", radius=rd, path=p, name="driver", colour=tuple(colours[1]))
@@ -773,19 +823,20 @@ SCENE_PRESETS = ("push", "random", "chain", "hit", "miss")
 
 
 def scene_for_preset(preset: str, seed: int, *, size: tuple[int, int] = (64, 64), num_frames: int = 8,
-                     fps: float = DEFAULT_FPS) -> SyntheticScene:
+                     fps: float = DEFAULT_FPS, world: World | str = FULL_WORLD) -> SyntheticScene:
     """One scene by preset name: ``push`` (:func:`default_scene`), ``random`` (:func:`random_scene`),
     ``chain`` (:func:`force_propagation_scene`), or ``hit`` / ``miss``, the two scenes of
     :func:`counterfactual_pair` in ``redirect`` mode (same frame 0 for the same seed; the driver hits
-    the disc, or is turned away and misses it)."""
+    the disc, or is turned away and misses it). ``world``: see :class:`World`."""
+    common = dict(size=size, num_frames=num_frames, fps=fps, world=world)
     if preset == "push":
-        return default_scene(seed, size=size, num_frames=num_frames, fps=fps)
+        return default_scene(seed, **common)
     if preset == "random":
-        return random_scene(seed, size=size, num_frames=num_frames, fps=fps)
+        return random_scene(seed, **common)
     if preset == "chain":
-        return force_propagation_scene(seed, size=size, num_frames=num_frames, fps=fps)
+        return force_propagation_scene(seed, **common)
     if preset in ("hit", "miss"):
-        pair = counterfactual_pair(seed, mode="redirect", size=size, num_frames=num_frames, fps=fps)
+        pair = counterfactual_pair(seed, mode="redirect", **common)
         return pair[preset == "miss"]
     raise ValueError(f"preset must be one of {SCENE_PRESETS}, got {preset!r}.")
 
@@ -797,10 +848,10 @@ TRAINING_MIX = ("random",) * 6 + ("chain",) * 2 + ("hit", "miss")
 
 
 def mixed_scene(seed: int, index: int, *, size: tuple[int, int] = (64, 64), num_frames: int = 8,
-                fps: float = DEFAULT_FPS) -> SyntheticScene:
+                fps: float = DEFAULT_FPS, world: World | str = FULL_WORLD) -> SyntheticScene:
     """Scene ``seed`` of the preset ``TRAINING_MIX[index % 10]`` (see :func:`scene_for_preset`)."""
     return scene_for_preset(TRAINING_MIX[int(index) % len(TRAINING_MIX)], seed, size=size,
-                            num_frames=num_frames, fps=fps)
+                            num_frames=num_frames, fps=fps, world=world)
 
 
 def _overlaps(a: SceneObject, b: SceneObject, margin: float) -> bool:
@@ -812,16 +863,20 @@ def _overlaps(a: SceneObject, b: SceneObject, margin: float) -> bool:
 
 
 def random_scene(seed: int, *, size: tuple[int, int] = (64, 64), num_frames: int = 14,
-                 num_free: tuple[int, int] = (1, 3), num_driven: tuple[int, int] = (1, 2),
-                 kinds: Sequence[str] = _KINDS, fps: float = DEFAULT_FPS, antialias: int = 2,
+                 num_free: tuple[int, int] | None = None, num_driven: tuple[int, int] = (1, 2),
+                 kinds: Sequence[str] | None = None, fps: float = DEFAULT_FPS, antialias: int = 2,
                  textured: bool | None = None, require_contact: bool = True,
-                 max_attempts: int = 64) -> SyntheticScene:
+                 max_attempts: int = 64, world: World | str = FULL_WORLD) -> SyntheticScene:
     """A random scene: ``num_free`` (inclusive range) free discs/boxes, mostly at rest, some
     drifting, and ``num_driven`` driven objects that enter from the sides, each aimed at a free
     object, moving on a 2-3 waypoint path (they may stop or turn). Restitution, friction,
     background (plain or lightly textured unless ``textured`` is given) vary with ``seed``.
     With ``require_contact`` the layout is redrawn deterministically until a driven object
-    touches a free one within the clip."""
+    touches a free one within the clip. ``num_free``, ``kinds`` and ``textured`` default to ``world``'s."""
+    world = get_world(world)
+    num_free = world.num_free if num_free is None else num_free
+    kinds = world.kinds if kinds is None else kinds
+    textured = world.textured if textured is None else textured
     height, width = size
     m = min(height, width)
     for k in kinds:
@@ -887,12 +942,12 @@ def random_scene(seed: int, *, size: tuple[int, int] = (64, 64), num_frames: int
         if any(_overlaps(d, f, 0.5) for d in starts for f in free):
             continue  # a driver already overlapping a free object at frame 0
         objects = free + driven
-        bg = BACKGROUND_COLOURS[int(rng.integers(len(BACKGROUND_COLOURS)))]
+        bg = world.background(rng)
         use_texture = bool(rng.random() < 0.5) if textured is None else bool(textured)
         scene = simulate(objects, size=size, num_frames=num_frames, fps=fps,
                          restitution=float(rng.uniform(0.5, 1.0)), friction=float(rng.uniform(0.0, 0.1)),
                          background=bg, texture=float(rng.uniform(0.03, 0.08)) if use_texture else 0.0,
-                         antialias=antialias, seed=seed, preset="random", colour_rng=rng)
+                         antialias=antialias, seed=seed, preset="random", colour_rng=rng, world=world)
         n = len(free)
         touched = any(i < n <= j for _, i, j in scene.meta["contacts"])
         if touched or not require_contact:

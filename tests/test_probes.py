@@ -169,3 +169,18 @@ def test_training_mix_holds_random_scenes_chains_and_hit_miss_pairs():
     assert {"counterfactual_factual", "counterfactual_redirect"} <= set(presets), presets
     hit = mixed_scene(7, TRAINING_MIX.index("hit"), size=(64, 64), num_frames=8)
     assert torch.equal(hit.frames, pair(7, mode="redirect", size=(64, 64), num_frames=8)[0].frames)
+
+
+def test_probes_run_on_the_world_they_are_given():
+    """The toy model is trained on the toy world; its probes must draw their scenes from it too."""
+    seen = []
+
+    def frozen(first_frame, control, strength, seed):
+        seen.append(first_frame)
+        return first_frame[None].expand(control.shape[0], -1, -1, -1).clone()
+
+    report = probes.run_probes(frozen, num_scenes=1, num_chain_scenes=1, world="toy")
+    assert report.settings["world"] == "toy"
+    background = probes.scene_palette({"background": {"colour": [40 / 255, 42 / 255, 50 / 255]}, "objects": []})[0]
+    for frame in seen:  # every probe scene's first frame has the toy world's one plain background in its corner
+        assert torch.allclose(frame[:, 0, 0], background, atol=1 / 255), frame[:, 0, 0]

@@ -204,3 +204,27 @@ def test_a_batch_of_videos_is_the_videos_one_by_one_up_to_rounding():
                        for i, seed in enumerate([3, 7])])
     assert (both - alone).abs().max() < 1e-9, f"batched != one by one: {(both - alone).abs().max()}"
     assert (both[0] - both[1]).abs().max() > 0.1, "the two videos differ (their own seeds and inputs)"
+
+
+def test_batched_conditioning_equals_one_call_per_row(models):
+    """Training conditions a whole batch in one VAE call (per-row noise strength, fps, bucket, generator);
+    row i must be what a batch of one with generator i gives, or training and sampling would disagree."""
+    from interdyn.sampling import encode_conditioning
+
+    backbone = models[0]
+    images = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    augs, fps, buckets = [0.01, 0.05, 0.1], [7.0, 5.0, 9.0], [40.0, 80.0, 127.0]
+    with torch.no_grad():
+        batched = encode_conditioning(backbone, images, fps=fps, motion_bucket_id=buckets, noise_aug_strength=augs,
+                                      generator=[torch.Generator().manual_seed(s) for s in (3, 4, 5)])
+        for i, seed in enumerate((3, 4, 5)):
+            row = encode_conditioning(backbone, images[i:i + 1], fps=fps[i], motion_bucket_id=buckets[i],
+                                      noise_aug_strength=augs[i], generator=torch.Generator().manual_seed(seed))
+            torch.testing.assert_close(batched.image_latents[i:i + 1], row.image_latents, atol=1e-5, rtol=1e-5,
+                                       msg=f"row {i}: image latent differs from its batch-of-one conditioning")
+            torch.testing.assert_close(batched.image_embeddings[i:i + 1], row.image_embeddings, atol=1e-5, rtol=1e-5)
+            assert batched.added_time_ids[i].tolist() == pytest.approx([fps[i] - 1, buckets[i], augs[i]]), \
+                "time ids are [fps - 1, motion bucket, noise augmentation] per row"
+        assert torch.equal(row.added_time_ids, torch.tensor([[fps[2] - 1, buckets[2], augs[2]]]))
+    with pytest.raises(ValueError, match="noise_aug_strength has 2 values for a batch of 3"):
+        encode_conditioning(backbone, images, noise_aug_strength=[0.1, 0.2])

@@ -334,3 +334,29 @@ def test_control_matches_the_inference_control_encoding():
     scene = random_scene(2, num_driven=(2, 3))
     assert torch.equal(scene.control, masks_to_control(scene.masks[scene.driven])), \
         "training control frames must be the ones interdyn.control builds from the same masks at inference"
+
+
+def test_toy_world_scenes_have_one_plain_background_discs_and_four_colours():
+    """The built-in model's world (interdyn.synthetic.TOY_WORLD): what it may vary is fixed, every preset
+    still makes its situation (pushes, chains, hit/miss pairs)."""
+    from interdyn.synthetic import BACKGROUND_COLOURS, OBJECT_COLOURS, TOY_WORLD, mixed_scene
+
+    colours = set()
+    for i in range(20):
+        s = mixed_scene(100 + i, i, size=(64, 64), num_frames=8, world="toy")
+        assert s.meta["world"] == "toy"
+        assert tuple(s.meta["background"]["colour"]) == BACKGROUND_COLOURS[0] and s.meta["background"]["texture"] == 0
+        assert all(o["kind"] == "disc" for o in s.meta["objects"]), "discs only"
+        assert sum(not o["driven"] for o in s.meta["objects"]) <= 2, "one or two free objects"
+        colours |= {tuple(o["colour"]) for o in s.meta["objects"] if not o["driven"]}
+    assert colours <= set(OBJECT_COLOURS[:4]) and TOY_WORLD.object_colours == OBJECT_COLOURS[:4], colours
+
+
+def test_the_full_world_is_the_default_and_unknown_worlds_are_refused():
+    from interdyn.synthetic import get_world, random_scene
+
+    a = random_scene(5, size=(64, 64), num_frames=4)
+    b = random_scene(5, size=(64, 64), num_frames=4, world="full")
+    assert a.meta["world"] == "full" and torch.equal(a.frames, b.frames), "world='full' is today's world"
+    with pytest.raises(ValueError, match="world must be one of"):
+        get_world("moon")

@@ -68,6 +68,8 @@ def test_control_stage_and_packaging_run_on_the_toy_backbone(tmp_path):
     backbone = load_svd_backbone(tmp_path / "assets" / "svd")
     branch = load_control_branch(tmp_path / "assets" / "interdyn_toy_physics.safetensors", backbone=backbone)
     assert branch.controlnet_cond_embedding is not None
+    assert branch.provenance.get("world") == "toy", \
+        "the package records the world it was trained on (the demo and the probes draw their scenes from it)"
 
 
 def test_control_cnn_must_downsample_like_the_vae():

@@ -76,6 +76,9 @@ class TrainConfig:
     synthetic_preset: str = _f("random", "synthetic scene generator ('mix' = interdyn.synthetic.TRAINING_MIX: "
                                          "random scenes, chains and hit/miss pairs)", "data",
                                choices=("random", "default", "force_propagation", "mix"))
+    synthetic_world: str = _f("full", "synthetic world (interdyn.synthetic.WORLDS): 'full' (every background, colour "
+                                      "and shape) or 'toy' (the built-in toy model's: one plain background, four "
+                                      "colours, discs)", "data", choices=("full", "toy"))
     num_workers: int = _f(2, "DataLoader worker processes (0 = load in the training process)", "data")
     fps_conditioning: float | None = _f(
         None, "fps given to SVD's conditioning in diffusers' convention (time id = value - 1); None = the clip's "

@@ -189,13 +189,12 @@ def prepare_inputs(backbone: SVDBackbone, batch: dict, generators: list[torch.Ge
     fps = _clip_values(meta, "fps", None)
     fps = [f + 1.0 for f in fps] if fps_conditioning is None else [fps_conditioning] * len(fps)
     buckets = _clip_values(meta, "motion_bucket_id", motion_bucket_id)
-    conds = [encode_conditioning(backbone, frames[i, :1], fps=fps[i], motion_bucket_id=buckets[i],
-                                 noise_aug_strength=float(draws.noise_aug_strength[i]), generator=generators[i])
-             for i in range(len(generators))]
+    cond = encode_conditioning(backbone, frames[:, 0], fps=fps, motion_bucket_id=buckets,
+                               noise_aug_strength=draws.noise_aug_strength, generator=list(generators))
     keep = draws.keep_image.to(device)
-    embeddings = torch.cat([c.image_embeddings for c in conds]) * keep[:, None, None].to(dtype)
-    image_latents = torch.cat([c.image_latents for c in conds]) * keep[:, None, None, None].to(dtype)
-    time_ids = torch.cat([c.added_time_ids for c in conds])
+    embeddings = cond.image_embeddings * keep[:, None, None].to(dtype)
+    image_latents = cond.image_latents * keep[:, None, None, None].to(dtype)
+    time_ids = cond.added_time_ids
 
     noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in generators]).to(device)
     sigma = draws.log_sigma.exp().to(device)[:, None, None, None, None]

@@ -63,9 +63,12 @@ class SyntheticClips(Dataset):
     PRESETS = ("random", "default", "force_propagation", "mix")
 
     def __init__(self, num_scenes: int, *, height: int = 64, width: int = 64, num_frames: int = 14, seed: int = 0,
-                 preset: str = "random", cache: int = 64):
+                 preset: str = "random", cache: int = 64, world: str = "full"):
+        from interdyn.synthetic import get_world
+
         if preset not in self.PRESETS:
             raise ValueError(f"preset must be one of {self.PRESETS}, got {preset!r}")
+        self.world = get_world(world).name
         if num_scenes < 1:
             raise ValueError("num_scenes must be >= 1")
         self.num_scenes, self.size, self.num_frames = int(num_scenes), (int(height), int(width)), int(num_frames)
@@ -84,11 +87,12 @@ class SyntheticClips(Dataset):
         from . import synthetic
 
         if self.preset == "mix":  # interdyn.synthetic.TRAINING_MIX: random, chains, hit/miss pairs
-            scene = synthetic.mixed_scene(self.scene_seed(index), index, size=self.size, num_frames=self.num_frames)
+            scene = synthetic.mixed_scene(self.scene_seed(index), index, size=self.size, num_frames=self.num_frames,
+                                          world=self.world)
         else:
             make = {"random": synthetic.random_scene, "default": synthetic.default_scene,
                     "force_propagation": synthetic.force_propagation_scene}[self.preset]
-            scene = make(self.scene_seed(index), size=self.size, num_frames=self.num_frames)
+            scene = make(self.scene_seed(index), size=self.size, num_frames=self.num_frames, world=self.world)
         masks = {name: scene.masks[k] for k, name in enumerate(scene.names)}
         return make_sample(scene.frames, scene.control, source=f"synthetic:{self.seed}/{index}",
                            label=self.preset, fps=scene.meta["fps"], masks=masks,
@@ -113,7 +117,7 @@ def build_dataset(config) -> Dataset:
     if config.dataset == "synthetic":
         return SyntheticClips(config.synthetic_num_scenes, height=config.height, width=config.width,
                               num_frames=config.num_frames, seed=config.seed, preset=config.synthetic_preset,
-                              cache=config.synthetic_cache)
+                              cache=config.synthetic_cache, world=config.synthetic_world)
     if config.dataset == "folder":
         from .folder import FolderClips
 

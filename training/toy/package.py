@@ -23,14 +23,14 @@ import torch
 from interdyn.builtin import TOY_DIR, TOY_SAMPLING, TOY_SIZE
 
 
-def _generate_probe_videos(backbone, branch, seeds, num_steps: int | None = None) -> torch.Tensor:
+def _generate_probe_videos(backbone, branch, seeds, num_steps: int | None = None, world: str = "toy") -> torch.Tensor:
     from interdyn.sampling import generate_video
     from interdyn.synthetic import default_scene
 
     sampling = dict(TOY_SAMPLING, **({} if num_steps is None else {"num_steps": num_steps}))
     videos = []
     for seed in seeds:
-        scene = default_scene(seed, size=TOY_SIZE, num_frames=sampling["num_frames"])
+        scene = default_scene(seed, size=TOY_SIZE, num_frames=sampling["num_frames"], world=world)
         with torch.no_grad():
             videos.append(generate_video(backbone, scene.frames[:1], scene.control[None], branch, generator=seed,
                                          **sampling)[0])
@@ -49,16 +49,21 @@ def _portable(value):
 
 
 def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | None = None,
-            check_scenes: int = 4, check_steps: int | None = None) -> dict:
+            check_scenes: int = 4, check_steps: int | None = None, world: str = "toy") -> dict:
     """Write the fp16 package into ``out``; the fp16 check generates ``check_scenes`` validation scenes with
-    the built-in sampling settings (``check_steps`` Euler steps instead, for smoke tests)."""
+    the built-in sampling settings (``check_steps`` Euler steps instead, for smoke tests). ``world``: the
+    synthetic world the model was trained on, stored in the branch's provenance (the demo and the probes
+    read it there, :func:`interdyn.builtin.toy_world`)."""
+    from interdyn.synthetic import get_world
+
+    world = get_world(world).name
     from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
     from interdyn.testing import save_svd_folder
 
     backbone = load_svd_backbone(svd, dtype=torch.float32)
     branch = load_control_branch(control, dtype=torch.float32, backbone=backbone)
     seeds = [2_000_000 + i for i in range(check_scenes)]  # validation seeds, not the probe seeds
-    reference = _generate_probe_videos(backbone, branch, seeds, check_steps)
+    reference = _generate_probe_videos(backbone, branch, seeds, check_steps, world)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -70,14 +75,14 @@ def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | No
             config = json.loads(config_file.read_text())
             config.pop("_name_or_path", None)
             config_file.write_text(json.dumps(config, indent=2))
-        info = _portable({**(getattr(branch, "provenance", None) or {}), **(provenance or {})})  # export's + ours
+        info = _portable({**(getattr(branch, "provenance", None) or {}), **(provenance or {}), "world": world})
         save_control_branch(branch, staging / "interdyn_toy_physics.safetensors", dtype=torch.float16,
                             provenance=info)
         # fp16 check: reload the staged files the way users will
         backbone16 = load_svd_backbone(staging / "svd", dtype=torch.float32)
         branch16 = load_control_branch(staging / "interdyn_toy_physics.safetensors", dtype=torch.float32,
                                        backbone=backbone16)
-        diff = float((_generate_probe_videos(backbone16, branch16, seeds, check_steps) - reference).abs().max())
+        diff = float((_generate_probe_videos(backbone16, branch16, seeds, check_steps, world) - reference).abs().max())
         sampling = dict(TOY_SAMPLING, **({} if check_steps is None else {"num_steps": check_steps}))
         info["fp16_check"] = {"max_abs_pixel_difference": diff, "scenes": seeds, "sampling": sampling}
         save_control_branch(branch16, staging / "interdyn_toy_physics.safetensors", dtype=torch.float16,
@@ -106,9 +111,10 @@ def main(argv=None) -> int:
     p.add_argument("--control", type=Path, required=True, help="exported control branch (.safetensors)")
     p.add_argument("--out", type=Path, default=TOY_DIR, help="destination (default: the package's assets)")
     p.add_argument("--provenance", type=Path, help="JSON file with the training record to store in the branch")
+    p.add_argument("--world", default="toy", choices=["toy", "full"], help="synthetic world it was trained on")
     a = p.parse_args(argv)
     prov = json.loads(a.provenance.read_text()) if a.provenance else {}
-    package(a.svd, a.control, a.out, prov)
+    package(a.svd, a.control, a.out, prov, world=a.world)
     return 0
 
 
