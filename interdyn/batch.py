@@ -240,7 +240,10 @@ def run_manifest(args, steps: GenerateSteps) -> int:
     check_count(getattr(args, "batch_size", 1), "--batch-size")
     rows = manifest_rows(args.manifest, args, steps)  # every row, before any model loads
     if args.report:
+        from .safe_output import check_not_inside
+
         steps.check_writable_parent(Path(args.report), "--report")
+        check_not_inside(args.report, args.manifest, what="--report", protected_what="--manifest")
     ctx = distributed.init(device=args.device)
     args.device = distributed.rank_device(args.device)
     for row in rows:

@@ -72,10 +72,11 @@ def _load_image(path: Path, height: int, width: int) -> torch.Tensor:
     from PIL import Image
 
     from .control import fit_to_size
+    from .video_io import image_to_rgb
 
     try:
         with Image.open(path) as im:
-            array = np.array(im.convert("RGB"))
+            array = np.array(image_to_rgb(im))
     except Exception as err:  # noqa: BLE001 - PIL raises several types for a bad file
         raise InputError(f"--image {path} is not a readable image ({err})") from None
     image = torch.from_numpy(array).permute(2, 0, 1).float() / 255
@@ -163,6 +164,13 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
             raise InputError(f"{control_name} needs --interdyn (the control branch weights)")
     out = Path(args.out)
     _check_video_out(out, what=out_name)
+    from .safe_output import check_not_inside
+
+    inputs = [(image, image_name)] + ([(Path(args.control), control_name)] if args.control else [])
+    outputs = [(out, out_name)] + ([(comparison_path(out), f"{out_name} (its _comparison file)")] if comparison else [])
+    for written, written_name in outputs:  # an output never replaces, nor lands inside, an input of the same call
+        for read, read_name in inputs:
+            check_not_inside(written, read, what=written_name, protected_what=f"input {read_name}")
     if comparison:
         comparison_file = comparison_path(out)
         _check_video_out(comparison_file, what=f"{out_name} (its _comparison file)")
@@ -252,7 +260,7 @@ def _every_tenth(stage: str, done: int, total: int) -> None:
 
 def cmd_probes(args) -> int:
     from . import probes
-    from .builtin import TOY_SIZE
+    from .builtin import TOY_SIZE, is_builtin, toy_world
     from .loading import load_control_branch, load_svd_backbone
 
     from .safe_output import claim_output_folder
@@ -264,14 +272,15 @@ def cmd_probes(args) -> int:
         check_count(args.steps, "--steps")
     claim_output_folder(args.out, what="--out", legacy=probes.PROBE_FILES)  # before the minutes of sampling
     sampling = _builtin_sampling(args)
+    world = args.world or (toy_world() if is_builtin(args.svd) else "full")
     backbone = load_svd_backbone(args.svd)
     branch = load_control_branch(args.interdyn, backbone=backbone)
     generate = probes.model_generator(backbone, branch, sampling)
-    print(f"physics probes: {args.num_scenes} held-out scenes from seed {args.seed}, model {args.svd} + "
-          f"{args.interdyn}", flush=True)
+    print(f"physics probes: {args.num_scenes} held-out scenes of the {world!r} world from seed {args.seed}, "
+          f"model {args.svd} + {args.interdyn}", flush=True)
     report = probes.run_probes(generate, num_scenes=args.num_scenes, seed=args.seed,
                                size=TOY_SIZE, num_frames=sampling["num_frames"],
-                               progress=_every_tenth,
+                               progress=_every_tenth, world=world,
                                settings={"svd": str(args.svd), "interdyn": str(args.interdyn), "sampling": sampling})
     json_path, md_path = probes.write_report(report, args.out)
     print(report.to_markdown())
@@ -348,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1_000_000, help="first held-out scene seed (default %(default)s)")
     p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the built-in model's)")
     p.add_argument("--out", default="probes", help="folder for probes.json and probes.md (default %(default)s)")
+    p.add_argument("--world", choices=["full", "toy"], default=None,
+                   help="synthetic world of the probe scenes: the one the model was trained on (default: the "
+                        "built-in model's for builtin:toy-physics, else full)")
     p.set_defaults(func=cmd_probes)
 
     p = sub.add_parser("make-tiny", help="write tiny random models in the real file formats (for tests)")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from .builtin import TOY_PHYSICS, builtin_path, is_builtin
 from .errors import ModelLoadError
+from .safe_output import atomic_file
 from .models.backbone import CLIP_MEAN, CLIP_STD, SVDBackbone
 from .models.controlnet import InterDynControlNet, mark_official_config
 from .models.unet import InterDynUNet
@@ -266,14 +266,8 @@ def save_control_branch(model: InterDynControlNet, path: str | os.PathLike, *, d
     config["_class_name"] = type(model).__name__
     metadata = {"format": CONTROL_FORMAT, "format_version": CONTROL_FORMAT_VERSION,
                 "config": json.dumps(config), "provenance": json.dumps(provenance or {})}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
     return path
 
 

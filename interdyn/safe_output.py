@@ -17,14 +17,16 @@ This module imports nothing heavy and nothing from ComfyUI.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 __all__ = ["MARKER", "OutputError", "is_ours", "check_output_folder", "claim_output_folder", "mark_folder",
-           "replace_folder", "write_text_atomic", "write_bytes_atomic", "check_not_inside"]
+           "replace_folder", "write_text_atomic", "write_bytes_atomic", "check_not_inside", "atomic_file",
+           "readable_mode", "readable_tree"]
 
 #: The file that says "interdyn made this folder"; its content is informative only.
 MARKER = ".interdyn-output"
@@ -114,20 +116,49 @@ def replace_folder(tmp: str | os.PathLike, path: str | os.PathLike, *, what: str
     return path
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` under a temporary name in the same folder, then rename it into place."""
+def readable_mode(path: str | os.PathLike) -> None:
+    """Give a file we wrote the mode a new file gets under the user's umask (``0666 & ~umask``): temporary
+    files are created private (0600) and a rename keeps that, so a ComfyUI service account could not read a
+    branch another user exported."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def readable_tree(folder: str | os.PathLike) -> Path:
+    """:func:`readable_mode` for every file under ``folder`` (a model folder we just wrote: safetensors'
+    writer creates its files 0600 whatever the umask)."""
+    folder = Path(folder)
+    for f in folder.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            readable_mode(f)
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """``with atomic_file(path) as tmp: write(tmp)``: ``tmp`` is a temporary name in ``path``'s folder, renamed
+    onto ``path`` with the umask's mode when the block succeeds and removed when it fails (the old ``path``
+    is then intact)."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write the file {path}: a folder of that name is in the way (nothing was changed)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        tmp.write_bytes(data)
+        yield tmp
+        readable_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` under a temporary name in the same folder, then rename it into place."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

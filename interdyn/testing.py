@@ -112,7 +112,9 @@ def save_svd_folder(backbone: SVDBackbone, folder: str | Path, variant: str | No
              "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
              "vae": ["diffusers", "AutoencoderKLTemporalDecoder"]}
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
-    return folder
+    from .safe_output import readable_tree
+
+    return readable_tree(folder)  # safetensors writes 0600: give the umask's mode
 
 
 def _rename_class(config_path: Path, name: str) -> None:
@@ -125,9 +127,12 @@ def write_tiny_models(folder: str | Path, seed: int = 0, residual_mode: str = "s
     """Write a tiny SVD folder and a tiny control branch file; returns their paths.
 
     Layout: ``folder/svd_tiny/`` (diffusers format) and ``folder/interdyn_tiny.safetensors``
-    (our single-file control branch format).
+    (our single-file control branch format). ``folder`` must be new, empty or one this function wrote
+    before (:func:`interdyn.safe_output.claim_output_folder`): a folder of the user's is never written into.
     """
-    folder = Path(folder)
+    from .safe_output import claim_output_folder
+
+    folder = claim_output_folder(folder, what="the tiny models' folder")
     backbone = build_tiny_backbone(seed)
     branch = build_tiny_control_branch(backbone, seed, residual_mode)
     svd = save_svd_folder(backbone, folder / "svd_tiny")

@@ -130,6 +130,10 @@ def _as_uint8_fhwc(frames, layout: str = "auto") -> np.ndarray:
     elif np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all():
             raise ValueError("frames contain NaN or infinite values; float frames must be in [0, 1].")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < -1e-3 or hi > 1.0 + 1e-3:  # beyond rounding: 0..255 floats (or [-1, 1]) would be clipped to a white video
+            raise ValueError(f"float frames must be in [0, 1], got values in [{lo:g}, {hi:g}]"
+                             + (" (0..255 values? divide by 255)" if hi > 2 else "") + ".")
         a = np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
     elif np.issubdtype(a.dtype, np.integer):
         lo, hi = int(a.min()), int(a.max())
@@ -314,12 +318,26 @@ def _numbered_frames(folder: Path) -> list[Path]:
     return [p for _, _, p in keyed]
 
 
+def image_to_rgb(im) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` RGB of a PIL image at its real bit depth: 16-bit and 32-bit integer greys (PIL modes
+    ``I;16*``, ``I``) are scaled from 0..65535, float greys (``F``) from 0..1, palette and alpha images through
+    PIL's own conversion. A plain ``convert("RGB")`` clips 16-bit values at 255: a white frame."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        grey = np.asarray(im, dtype=np.float64) / 65535.0
+    elif im.mode == "F":
+        grey = np.asarray(im, dtype=np.float64)
+    else:
+        return np.asarray(im.convert("RGB"))
+    grey = np.rint(np.clip(grey, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
 def _load_image(p: Path) -> np.ndarray:
     from PIL import Image
 
     try:
         with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
+            return image_to_rgb(im)
     except Exception as e:  # PIL raises several types for broken files
         raise VideoReadError(f"cannot read frame {str(p)!r}: not a readable image ({e}).") from e
 
@@ -435,6 +453,8 @@ def read_video(path, *, fps: float | None = None, as_tensor: bool = False):
     :class:`VideoReadError` for anything that is not a readable video.
     """
     path = Path(path)
+    if fps is not None:
+        _fps_fraction(fps)  # a positive, finite number (a sign or NaN is never ignored)
     _check_exists(path)
     if path.is_dir():
         files = _numbered_frames(path)

@@ -33,7 +33,8 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from interdyn.loading import PRECISIONS, ModelLoadError, load_control_branch, save_control_branch
-from interdyn.safe_output import OutputError, check_not_inside, check_output_folder, is_ours, replace_folder
+from interdyn.safe_output import (OutputError, check_not_inside, check_output_folder, is_ours, readable_tree,
+                                  replace_folder)
 from interdyn.models.controlnet import OFFICIAL_CLASS_NAME
 
 from .train import BRANCH_FILE, EMA_FILE, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
@@ -103,6 +104,7 @@ def write_official_folder(model, folder: Path, unet_config: dict, dtype=None, pr
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         save_file(state, str(tmp / "diffusion_pytorch_model.safetensors"),
                   metadata={"format": "pt", "provenance": json.dumps(provenance or {})})
+        readable_tree(tmp)  # safetensors writes 0600 whatever the umask
         replace_folder(tmp, folder, what="--out")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

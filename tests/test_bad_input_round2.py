@@ -1,0 +1,155 @@
+"""Bad input, second round (issue 23): each test was written to fail on the code before its fix."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_saved_control_branch_is_readable_by_others_under_umask_022(tmp_path, umask_022):
+    """Exported branches were created 0600 (the temporary file's mode survives the rename): a ComfyUI service
+    account could not read a branch another user exported."""
+    from interdyn.loading import save_control_branch
+    from interdyn.testing import build_tiny_backbone, build_tiny_control_branch
+
+    path = save_control_branch(build_tiny_control_branch(build_tiny_backbone(0), 0), tmp_path / "b.safetensors")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
+
+
+def test_atomic_text_files_follow_the_umask(tmp_path, umask_022):
+    from interdyn.safe_output import write_text_atomic
+
+    path = write_text_atomic(tmp_path / "a.json", "{}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    from interdyn.safe_output import atomic_file
+
+    target = tmp_path / "model.safetensors"
+    target.write_bytes(b"old")
+    with pytest.raises(OSError, match="disk full"):
+        with atomic_file(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError("disk full")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def test_16_bit_png_frames_are_scaled_not_clipped_to_white(tmp_path):
+    """A 16-bit PNG read through PIL's convert("RGB") became a white frame (99.5 % of pixels at 255)."""
+    import numpy as np
+    from PIL import Image
+
+    from interdyn.video_io import read_video
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0..65520
+    Image.fromarray(ramp).save(folder / "0.png")
+    assert Image.open(folder / "0.png").mode.startswith("I"), "the test image is a 16-bit grey PNG"
+    frames, _ = read_video(folder, fps=6)
+    expected = np.rint(ramp / 65535 * 255).astype(np.uint8)
+    assert np.abs(frames[0, ..., 0].astype(int) - expected).max() <= 1, "16-bit values scaled to 8 bits"
+    assert (frames[0] == 255).mean() < 0.01
+
+
+def test_write_video_refuses_float_frames_of_0_to_255(tmp_path):
+    """0..255 floats were clipped to a white video while every other entry point refuses them."""
+    import numpy as np
+
+    from interdyn.video_io import write_video
+
+    frames = np.full((2, 8, 8, 3), 128.0, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"float frames must be in \[0, 1\].*divide by 255"):
+        write_video(tmp_path / "v.mp4", frames, fps=6)
+    assert not (tmp_path / "v.mp4").exists()
+
+
+@pytest.mark.parametrize("fps", [-1, 0, float("nan")])
+def test_read_video_refuses_a_non_positive_fps(tmp_path, fps):
+    from interdyn.video_io import read_video
+
+    with pytest.raises(ValueError, match="fps must be a positive"):
+        read_video(tmp_path / "frames", fps=fps)
+
+
+# ---------------------------------------------------------------- an output never replaces an input
+def test_generate_out_equal_to_control_is_refused_and_the_control_kept(tmp_path, capsys, monkeypatch):
+    """`generate --control in/ctl.mp4 --out in/ctl.mp4` overwrote the control video with the result."""
+    import numpy as np
+    from PIL import Image
+
+    import interdyn.loading as loading
+    from interdyn.cli import main
+    from interdyn.video_io import write_video
+
+    monkeypatch.setattr(loading, "load_svd_backbone", lambda *a, **k: pytest.fail("a model loaded before the check"))
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "in.png")
+    control = write_video(tmp_path / "ctl.mp4", np.zeros((2, 64, 64, 3), np.uint8), fps=7, lossless=True)
+    before = control.read_bytes()
+    code = main(["generate", "--svd", "x", "--interdyn", "y.safetensors", "--image", str(tmp_path / "in.png"),
+                 "--control", str(control), "--out", str(control), "--height", "64", "--width", "64",
+                 "--frames", "2", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out" in err and "input --control" in err, err
+    assert control.read_bytes() == before, "the control video is untouched"
+
+
+def test_manifest_report_equal_to_manifest_is_refused_and_the_manifest_kept(tmp_path, capsys, monkeypatch):
+    """`generate --manifest rows.csv --report rows.csv` replaced the manifest with the JSON report."""
+    import numpy as np
+    from PIL import Image
+
+    import interdyn.loading as loading
+    from interdyn.cli import main
+
+    monkeypatch.setattr(loading, "load_svd_backbone", lambda *a, **k: pytest.fail("a model loaded before the check"))
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "in.png")
+    manifest = tmp_path / "rows.csv"
+    manifest.write_text(f"image,out\n{tmp_path / 'in.png'},{tmp_path / 'o.mp4'}\n")
+    before = manifest.read_text()
+    code = main(["generate", "--svd", "x", "--manifest", str(manifest), "--report", str(manifest),
+                 "--height", "64", "--width", "64", "--frames", "2", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--report" in err and "--manifest" in err, err
+    assert manifest.read_text() == before
+
+
+def test_make_tiny_refuses_a_folder_holding_the_users_files(tmp_path, capsys):
+    """make-tiny overwrote a user's own interdyn_tiny.safetensors and svd_tiny/unet/config.json without a word."""
+    from interdyn.cli import main
+
+    folder = tmp_path / "mine"
+    (folder / "svd_tiny" / "unet").mkdir(parents=True)
+    (folder / "svd_tiny" / "unet" / "config.json").write_text("my config")
+    (folder / "interdyn_tiny.safetensors").write_bytes(b"my weights")
+    assert main(["make-tiny", str(folder)]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert (folder / "interdyn_tiny.safetensors").read_bytes() == b"my weights"
+    assert (folder / "svd_tiny" / "unet" / "config.json").read_text() == "my config"
+    again = tmp_path / "ours"
+    assert main(["make-tiny", str(again)]) == 0 and main(["make-tiny", str(again)]) == 0, \
+        "a folder make-tiny wrote is ours: a rerun replaces it"
+
+
+def test_make_tiny_and_official_export_files_are_readable_by_others(tmp_path, umask_022):
+    """safetensors' writer creates 0600 files whatever the umask: make-tiny's SVD folder and an official-format
+    export were unreadable to a ComfyUI service account."""
+    from interdyn.testing import build_tiny_backbone, build_tiny_control_branch, write_tiny_models
+    from training.export import write_official_folder
+
+    paths = write_tiny_models(tmp_path / "tiny")
+    backbone = build_tiny_backbone(0)
+    branch = build_tiny_control_branch(backbone, 0, residual_mode="official")
+    official = write_official_folder(branch, tmp_path / "official", dict(backbone.unet.config))
+    files = [p for root in (paths["svd"], official) for p in root.rglob("*") if p.is_file()] + [paths["interdyn"]]
+    modes = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+    assert files and all(m == "0o644" for m in modes.values()), modes
