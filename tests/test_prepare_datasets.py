@@ -246,3 +246,33 @@ def test_dexycb_prepare_end_to_end(tmp_path):
     hv = _load(tmp_path / "visible", num_frames=4, height=48, width=64, fps=15)[0]["meta"]["masks"]["hand"]
     ha = _load(tmp_path / "amodal", num_frames=4, height=48, width=64, fps=15)[0]["meta"]["masks"]["hand"]
     assert ha.sum() > hv.sum() and bool(ha[hv].all()), "amodal hand must strictly contain the visible hand"
+
+
+# ---------------------------------------------------------------------------- synthetic
+def test_prepare_synthetic_writes_clips_the_folder_dataset_and_evaluation_read(tmp_path):
+    """`interdyn prepare synthetic` is how to try evaluation without downloading a dataset: its clips must load
+    in FolderClips with the scene's frames, and a rerun keeps what is there."""
+    from interdyn.synthetic import scene_for_preset
+
+    out = tmp_path / "synth"
+    assert main(["synthetic", "--out", str(out), "--num-clips", "2", "--seed", "1000000"]) == 0
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert folders == ["push_1000000", "push_1000001"], folders
+    meta = json.loads((out / "push_1000000" / "meta.json").read_text())
+    assert meta["world"] == "toy" and meta["label"] == "push" and meta["objects"] == ["disc"], meta
+    ds = FolderClips(out, num_frames=8, height=64, width=64, fps=6.0)
+    assert len(ds) == 2
+    scene = scene_for_preset("push", 1_000_000, size=(64, 64), num_frames=8, world="toy")
+    sample = ds[0]
+    err = (sample["frames"].float() - scene.frames).abs().mean()
+    assert err < 0.02, f"the written video is the scene's (lossy mp4): mean |diff| {err:.4f}"
+    mtime = (out / "push_1000000" / "video.mp4").stat().st_mtime_ns
+    assert main(["synthetic", "--out", str(out), "--num-clips", "2", "--seed", "1000000"]) == 0
+    assert (out / "push_1000000" / "video.mp4").stat().st_mtime_ns == mtime, "a rerun skips clips already written"
+    assert json.loads((out / "summary.json").read_text())["kept"] == 2
+
+
+def test_prepare_synthetic_refuses_bad_counts_with_the_flag_name(tmp_path, capsys):
+    assert main(["synthetic", "--out", str(tmp_path / "s"), "--num-clips", "0"]) == 2
+    assert "--num-clips" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

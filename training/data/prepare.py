@@ -5,6 +5,7 @@
     python -m training.data.prepare ssv2    --help   # Something-Something-v2 + Something-Else boxes, SAM2 masks
     python -m training.data.prepare clevrer --help   # CLEVRER videos + annotations + mask proposals
     python -m training.data.prepare dexycb  --help   # DexYCB colour frames + seg label maps
+    python -m training.data.prepare synthetic --help # the synthetic collision world (no download, no model)
 
 Every preparer writes ``OUT/<id>/video.mp4`` (lossy), ``mask_hand.mp4`` and ``mask_<object>.mp4``
 (lossless), ``meta.json`` and ``label.txt``; CLEVRER also ``control.mp4``. Clips are filtered by
@@ -22,7 +23,7 @@ import sys
 
 import torch
 
-from . import clevrer, dexycb, ssv2
+from . import clevrer, dexycb, ssv2, synthetic_clips
 from .clip_writer import Summary, claim_prepared_folder, safe_name, unique_names, write_clip_folder
 
 __all__ = ["Summary", "claim_prepared_folder", "safe_name", "unique_names", "write_clip_folder", "build_parser",
@@ -82,13 +83,26 @@ def build_parser(prog: str = "python -m training.data.prepare") -> argparse.Argu
     p.add_argument("--cameras", nargs="*", default=None, help="only these camera serials (default all)")
     p.add_argument("--crop", default="mask", choices=("center", "mask"))
     _common(p, fps=7.0, frames=14, height=256, width=384)
+
+    p = sub.add_parser("synthetic", help="scenes of the synthetic collision world (no download, no model): "
+                                         "try evaluation on a CPU")
+    p.add_argument("--num-clips", type=int, default=16, help="number of scenes (default 16)")
+    p.add_argument("--seed", type=int, default=1_000_000,
+                   help="first scene seed (default 1000000: held out from the built-in model's training)")
+    p.add_argument("--preset", default="push", choices=("push", "random", "chain", "hit", "miss"),
+                   help="scene generator (default push: a driven disc pushes a free disc)")
+    p.add_argument("--world", default="toy", choices=("toy", "full"),
+                   help="toy: the built-in model's world (one background, four colours, discs); full: every "
+                        "background, colour and shape")
+    _common(p, fps=6.0, frames=8, height=64, width=64)
     return parser
 
 
 def main(argv=None, prog: str = "python -m training.data.prepare") -> int:
     args = build_parser(prog).parse_args(argv)
     run = {"ssv2": ssv2.prepare_ssv2_from_args, "clevrer": clevrer.prepare_clevrer_from_args,
-           "dexycb": dexycb.prepare_dexycb_from_args}[args.dataset]
+           "dexycb": dexycb.prepare_dexycb_from_args,
+           "synthetic": synthetic_clips.prepare_synthetic_from_args}[args.dataset]
     try:
         run(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:  # OutputError is a ValueError
