@@ -192,6 +192,8 @@ class Server:
                "--base-directory", str(base), "--output-directory", str(self.output),
                "--extra-model-paths-config", str(yaml), "--database-url", f"sqlite:///{base / 'comfyui.db'}",
                "--disable-auto-launch", "--preview-method", "auto"]
+        if os.environ.get("INTERDYN_FRONTEND_ROOT"):  # another frontend than the one ComfyUI pins (CI: newest 1.58.x)
+            cmd += ["--front-end-root", os.environ["INTERDYN_FRONTEND_ROOT"]]
         self._log_file = open(log, "w")
         self.proc = subprocess.Popen(cmd, cwd=COMFYUI, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})

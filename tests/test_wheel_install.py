@@ -69,6 +69,13 @@ def test_the_wheel_installs_beside_sam2_and_runs_from_another_folder(tmp_path):
          tmp_path, env, "installing the wheel")
     purelib = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                         tmp_path, env, "purelib").strip())
+    # --system-site-packages shows the BASE interpreter's packages: when these tests run inside a venv (the
+    # README's usual setup), torch and sam2 live in that venv instead. List its site-packages as plain path
+    # lines (no nested .pth processing, so the checkout's editable install stays out and the wheel is used).
+    import site
+
+    outer = [p for p in site.getsitepackages() if Path(p).is_dir() and Path(p).resolve() != purelib.resolve()]
+    (purelib / "_outer_environment.pth").write_text("".join(f"{p}\n" for p in outer))
     assert not (purelib / "training").exists(), "installing us must not write a top-level training/ package"
     assert interdyn.is_file(), "the wheel installs the `interdyn` command"
 
