@@ -231,6 +231,11 @@ def sample_euler(denoiser: Callable, x: torch.Tensor, sigmas: torch.Tensor,
     return x
 
 
+#: |control_strength| above this is refused: ControlNet strengths are O(1) (ComfyUI's widgets stop at 10); at 1e30
+#: the residuals overflow float32 and the video is NaN
+MAX_CONTROL_STRENGTH = 100.0
+
+
 def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=50, min_guidance=1.0,
                         max_guidance=3.0, fps=7, motion_bucket_id=40, noise_aug_strength=0.02, control_strength=1.0,
                         control_start=0.0, control_end=1.0, generator=None, decode_chunk_size=None, height=None,
@@ -251,7 +256,7 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
         raise InputError(f"{n('fps')} must be > 0, got {fps}")
     check_range(motion_bucket_id, n("motion_bucket_id"), low=0)
     check_range(noise_aug_strength, n("noise_aug_strength"), low=0)
-    check_finite(control_strength, n("control_strength"))
+    check_range(control_strength, n("control_strength"), -MAX_CONTROL_STRENGTH, MAX_CONTROL_STRENGTH)
     check_range(control_start, n("control_start"), 0, 1)
     check_range(control_end, n("control_end"), 0, 1)
     if control_start > control_end:
@@ -317,6 +322,18 @@ def sample_latents(
                         motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength,
                         control_strength=control_strength, control_start=control_start, control_end=control_end,
                         generator=generator)
+    if sigmas is not None:
+        sigmas = torch.as_tensor(sigmas, dtype=torch.float32)
+        if sigmas.ndim != 1 or len(sigmas) < 2 or not bool(torch.isfinite(sigmas).all()):
+            raise InputError(f"sigmas must be a 1-D list of at least 2 finite noise levels, got {tuple(sigmas.shape)}")
+        if bool((sigmas < 0).any()) or not bool((sigmas[1:] < sigmas[:-1]).all()):
+            raise InputError(f"sigmas must be noise levels >= 0 in strictly decreasing order (the last may be 0), got "
+                             f"{[round(float(v), 4) for v in sigmas[:8]]}{' ...' if len(sigmas) > 8 else ''}")
+    if latents is not None:
+        if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
+            raise InputError("latents must be a floating-point torch.Tensor of N(0, 1) noise")
+        if not bool(torch.isfinite(latents).all()):
+            raise InputError("latents contain NaN or infinite values; they are the initial N(0, 1) noise")
     if not isinstance(image, torch.Tensor):
         raise InputError(f"image must be a torch.Tensor [batch, 3, height, width] in [0, 1], got {type(image).__name__}")
     if image.ndim == 3:
@@ -343,10 +360,6 @@ def sample_latents(
         check_image_tensor(control, "control")
     if control is not None and control_branch is None and control_strength != 0:
         raise InputError("control frames were given without a control branch; load one with load_control_branch")
-    if sigmas is not None:
-        sigmas = torch.as_tensor(sigmas, dtype=torch.float32)
-        if sigmas.ndim != 1 or len(sigmas) < 2 or not bool(torch.isfinite(sigmas).all()):
-            raise InputError(f"sigmas must be a 1-D list of at least 2 finite noise levels, got {tuple(sigmas.shape)}")
     if isinstance(generator, (list, tuple)):
         if len(generator) != image.shape[0]:
             raise InputError(f"generator is a list of {len(generator)} but the image batch is {image.shape[0]}: give "

@@ -153,3 +153,43 @@ def test_make_tiny_and_official_export_files_are_readable_by_others(tmp_path, um
     files = [p for root in (paths["svd"], official) for p in root.rglob("*") if p.is_file()] + [paths["interdyn"]]
     modes = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
     assert files and all(m == "0o644" for m in modes.values()), modes
+
+
+# ---------------------------------------------------------------- every float finite, every value in range
+@pytest.mark.parametrize("key,value", [("learning_rate", "nan"), ("learning_rate", "-1e-4"), ("ema_decay", "2"),
+                                       ("checkpoints_keep", "-1"), ("adam_beta2", "inf"), ("max_grad_norm", "0"),
+                                       ("noise_aug_max", "inf"), ("lr_warmup_steps", "-5")])
+def test_training_refuses_impossible_values_by_key_before_building_models(capsys, key, value):
+    """`--learning_rate nan` failed only inside torch after the models were built; `--ema_decay 2` and
+    `--checkpoints_keep -1` were accepted and used."""
+    from training.train import main as train_main
+
+    assert train_main(["--config", "cpu_tiny", f"--{key}", value]) == 2
+    err = capsys.readouterr().err
+    assert key in err and "error" in err.lower(), err
+
+
+class _NoBackbone:
+    """Stands in for a backbone: any use means a check came too late."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the backbone was used ({name}) before the arguments were checked")
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    ({"sigmas": [5.0, -1.0, 0.0]}, "strictly decreasing"),
+    ({"sigmas": [1.0, 2.0, 0.0]}, "strictly decreasing"),
+    ({"latents": "nan"}, "NaN or infinite"),
+    ({"control_strength": 1e30}, "control_strength must be between"),
+])
+def test_sampler_refuses_values_that_give_a_nan_video(kwargs, words):
+    """generate_video(latents=<NaN>), sigmas=[5, -1, 0] and control_strength=1e30 returned non-finite videos."""
+    import torch
+
+    from interdyn.sampling import sample_latents
+    from interdyn.validation import InputError
+
+    if kwargs.get("latents") == "nan":
+        kwargs = {"latents": torch.full((1, 2, 4, 8, 8), float("nan"))}
+    with pytest.raises(InputError, match=words):
+        sample_latents(_NoBackbone(), torch.rand(1, 3, 64, 64), num_frames=2, num_steps=1, **kwargs)

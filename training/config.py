@@ -155,6 +155,22 @@ class TrainConfig:
                      "log_every", "vae_chunk", "synthetic_num_scenes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for f in dataclasses.fields(self):  # one rule for every float: finite (NaN and inf never reach torch)
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value}")
+        for name in ("checkpoints_keep", "lr_warmup_steps", "num_workers", "validation_every", "seed", "tiny_seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("ema_decay", "adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not self.adam_epsilon > 0 or self.weight_decay < 0:
+            raise ValueError(f"need adam_epsilon > 0 and weight_decay >= 0, got {self.adam_epsilon}, {self.weight_decay}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 (or None for no clipping), got {self.max_grad_norm}")
         for name in ("height", "width"):
             if getattr(self, name) % 64:
                 raise ValueError(f"{name} must be a multiple of 64 (SVD's VAE and UNet), got {getattr(self, name)}")
