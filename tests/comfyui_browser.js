@@ -135,6 +135,7 @@ async function main() {
         run.previews = await page.evaluate(() => (window.app.graph._nodes || window.app.graph.nodes)
           .filter((n) => n.imgs && n.imgs.length || (window.app.nodeOutputs && window.app.nodeOutputs[String(n.id)]))
           .map((n) => ({ id: n.id, type: n.type, images: (n.imgs || []).length })));
+        run.after = await page.evaluate(inspectGraph); // previews grow nodes: layout checked again after the run
         run.screenshot = path.join(config.screenshots, config.run.replace(/\.json$/, "_after_run.png"));
         await page.screenshot({ path: run.screenshot });
       }

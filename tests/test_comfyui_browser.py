@@ -214,3 +214,14 @@ def test_the_toy_workflow_runs_from_the_run_button(report):
     shown = {str(p["id"]) for p in run.get("previews", [])}
     assert saved and saved <= shown, f"the Save nodes {saved} must show their previews on the page, shown: {shown}"
     print(f"\ntoy workflow from the Run button: {run['seconds']:.1f}s, wrote {written}")
+
+
+def test_no_node_overlaps_another_after_the_run_shows_its_previews(report):
+    """Previews grow the nodes that show them (ComfyUI draws images inside the node): a layout that was clear on
+    load can cover the next node after a run."""
+    run = report["run"]
+    assert run.get("status") == "success" and run.get("after"), "the toy run must succeed first"
+    nodes = run["after"]["nodes"]
+    overlaps = [f"{a['id']} {a['title']!r} / {b['id']} {b['title']!r}" for i, a in enumerate(nodes)
+                for b in nodes[i + 1:] if _overlap(a["bounding"], b["bounding"])]
+    assert not overlaps, f"{RUN} after a run: overlapping nodes: {overlaps}"
