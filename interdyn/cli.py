@@ -238,11 +238,11 @@ def _builtin_sampling(args) -> dict:
 
 
 def cmd_demo(args) -> int:
-    from .demo import DEMO_LEGACY_FILES, run_demo
+    from .demo import DEMO_LEGACY_FILES, check_zoom, run_demo
     from .safe_output import check_output_folder
     from .validation import check_count, check_seed
 
-    check_count(args.zoom, "--zoom")
+    check_zoom(args.zoom, "--zoom")
     check_seed(args.seed, "--seed")
     if args.steps is not None:
         check_count(args.steps, "--steps")

@@ -559,6 +559,10 @@ def prepare_control(
     if (masks is None) == (renders is None):
         raise ValueError("prepare_control needs exactly one of masks= or renders=.")
     _check_size(height, width, 8)
+    from .validation import check_count, check_video_size
+
+    check_count(num_frames, "num_frames")
+    check_video_size(num_frames, height, width, names=("num_frames", "height", "width"), what="the control frames")
     if masks is not None:
         m, single = _stack_masks(masks)
         m = resample_frames(m, source_fps, target_fps, num_frames, start, dim=1)

@@ -37,6 +37,19 @@ def _side_by_side(*videos: torch.Tensor) -> torch.Tensor:
 DEMO_LEGACY_FILES = ("contact_sheet.png", "chain.mp4")
 
 
+def check_zoom(zoom, name: str = "zoom") -> int:
+    """``zoom`` a whole number >= 1 whose enlarged videos (four 64-pixel panels side by side, 8 frames) fit the
+    memory budget (:func:`interdyn.validation.check_video_size`), checked before any sampling."""
+    from .builtin import TOY_SAMPLING, TOY_SIZE
+    from .validation import check_count, check_video_size
+
+    zoom = check_count(zoom, name)
+    height, width = TOY_SIZE[0] * zoom, 4 * TOY_SIZE[1] * zoom
+    check_video_size(TOY_SAMPLING["num_frames"], height, width, what="the enlarged demo videos",
+                     label=f"{name} {zoom} ({TOY_SAMPLING['num_frames']} frames of {height}x{width})")
+    return zoom
+
+
 def demo_scenes(seed: int, size, num_frames: int, world="full") -> dict:
     """``{"hit": scene, "miss": scene, "chain": scene}`` for ``seed`` (hit and miss share frame 0), of ``world``."""
     from .synthetic import counterfactual_pair, force_propagation_scene
@@ -58,7 +71,7 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
     from .safe_output import claim_output_folder
     from .validation import check_count, check_seed
 
-    check_count(zoom, "zoom")
+    check_zoom(zoom, "zoom")
     check_seed(seed, "seed")
     sampling = dict(TOY_SAMPLING)
     if num_steps is not None:

@@ -271,6 +271,10 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
             check_count(value, n(key), minimum=64)
             if value % 64:
                 raise InputError(f"{n(key)} must be a multiple of 64 for SVD's VAE and UNet, got {value}")
+    if height is not None and width is not None:
+        from .validation import check_video_size
+
+        check_video_size(num_frames, height, width, names=(n("num_frames"), n("height"), n("width")))
 
 
 def _check_size(height: int, width: int, factor: int) -> None:

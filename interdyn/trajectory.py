@@ -227,5 +227,11 @@ def animate_mask(mask: torch.Tensor, keyframes: Sequence[Keyframe | dict] | str,
     ``keyframes``: :class:`Keyframe` objects, dicts or JSON text (see the module docstring).
     Scale and rotation pivot on the centre of the mask's bounding box.
     """
+    from .validation import check_count, check_video_size
+
+    check_count(num_frames, "num_frames")
+    if isinstance(mask, torch.Tensor) and mask.ndim >= 2:
+        check_video_size(num_frames, mask.shape[-2], mask.shape[-1], names=("num_frames", "mask height", "mask width"),
+                         channels=1, what="the mask sequence")
     params = interpolate_keyframes(keyframes, num_frames)
     return warp_mask(mask, params, interpolation=interpolation)

@@ -12,7 +12,10 @@ import numbers
 import torch
 
 __all__ = ["InputError", "check_count", "check_finite", "check_range", "check_guidance", "check_image_tensor",
-           "check_seed"]
+           "check_seed", "memory_budget", "check_video_size"]
+
+#: environment variable that sets the memory budget (GB) for requested sizes; default: 80 % of this machine's RAM
+BUDGET_ENV = "INTERDYN_MEMORY_BUDGET_GB"
 
 
 class InputError(ValueError):
@@ -92,3 +95,38 @@ def check_image_tensor(x, name: str, *, what: str = "frames in [0, 1]") -> None:
     if hi > 1.0 + 1e-3 or lo < -1e-3:
         hint = " (it looks like 0..255: divide by 255)" if hi > 2 else ""
         raise InputError(f"{name} values range from {lo:.4g} to {hi:.4g}; expected {what}{hint}")
+
+
+def memory_budget() -> float:
+    """Bytes a single request may ask for: ``$INTERDYN_MEMORY_BUDGET_GB`` if set, else 80 % of the machine's RAM."""
+    import os
+
+    text = os.environ.get(BUDGET_ENV)
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(f"{BUDGET_ENV} must be a number of gigabytes, got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise InputError(f"{BUDGET_ENV} must be a positive number of gigabytes, got {text!r}")
+        return value * 1e9
+    try:
+        return 0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no bound we can know
+        return float("inf")
+
+
+def check_video_size(frames: int, height: int, width: int, *, names: tuple[str, str, str] = ("frames", "height",
+                     "width"), channels: int = 3, copies: int = 4, what: str = "the video",
+                     label: str | None = None) -> None:
+    """Refuse a requested size whose frames alone (``copies`` float32 copies of ``frames x channels x height x
+    width``: the video, its resized/decoded/compared versions) exceed :func:`memory_budget`, before anything is
+    allocated. The message names the caller's arguments and the budget."""
+    needed = float(frames) * channels * float(height) * float(width) * 4 * copies
+    budget = memory_budget()
+    if needed > budget:
+        f, h, w = names
+        label = label or f"{f} {frames} x {h} {height} x {w} {width}"
+        raise InputError(f"{label} needs about {needed / 1e9:.1f} GB for {what} alone, "
+                         f"more than the memory budget of {budget / 1e9:.1f} GB (80 % of this machine's memory; set "
+                         f"{BUDGET_ENV} to change it)")

@@ -46,6 +46,10 @@ class InterDynSyntheticScene:
         for name, v in (("width", width), ("height", height)):
             if check_count(v, name) < 32:
                 raise InputError(f"{name} must be at least 32 pixels for a scene with room for collisions, got {v}")
+            if v > 1024:
+                raise InputError(f"{name} must be at most 1024 pixels (the widget's range), got {v}")
+        if frames > 128:
+            raise InputError(f"frames must be at most 128 (the widget's range), got {frames}")
         scene = scene_for_preset(preset, seed, size=(height, width), num_frames=frames)
         return (convert.frames_to_image(scene.frames[:1]), scene.hand_mask.float(),
                 convert.frames_to_image(scene.frames), float(scene.meta["fps"]))

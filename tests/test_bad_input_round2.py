@@ -193,3 +193,70 @@ def test_sampler_refuses_values_that_give_a_nan_video(kwargs, words):
         kwargs = {"latents": torch.full((1, 2, 4, 8, 8), float("nan"))}
     with pytest.raises(InputError, match=words):
         sample_latents(_NoBackbone(), torch.rand(1, 3, 64, 64), num_frames=2, num_steps=1, **kwargs)
+
+
+# ---------------------------------------------------------------- requested sizes against one memory budget
+@pytest.fixture
+def budget_4gb(monkeypatch):
+    monkeypatch.setenv("INTERDYN_MEMORY_BUDGET_GB", "4")
+
+
+def test_generate_refuses_a_size_beyond_the_memory_budget_before_loading(tmp_path, capsys, monkeypatch, budget_4gb):
+    """--height 65536 --width 65536 tried 51 GB on a 23 GB machine and ended in a raw traceback."""
+    import numpy as np
+    from PIL import Image
+
+    import interdyn.loading as loading
+    from interdyn.cli import main
+
+    monkeypatch.setattr(loading, "load_svd_backbone", lambda *a, **k: pytest.fail("a model loaded before the check"))
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "in.png")
+    code = main(["generate", "--svd", "x", "--image", str(tmp_path / "in.png"), "--out", str(tmp_path / "o.mp4"),
+                 "--height", "65536", "--width", "65536", "--frames", "14"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--height 65536" in err and "--width 65536" in err and "4.0 GB" in err, err
+    assert "INTERDYN_MEMORY_BUDGET_GB" in err, "the message says how to change the budget"
+
+
+def test_demo_zoom_beyond_the_budget_is_refused_before_sampling(tmp_path, capsys, monkeypatch, budget_4gb):
+    """`demo --zoom 100000` sampled all three scenes first and then tried 157 GB."""
+    import interdyn.loading as loading
+    from interdyn.cli import main
+
+    monkeypatch.setattr(loading, "load_toy_physics", lambda *a, **k: pytest.fail("sampling began before the check"))
+    assert main(["demo", "--zoom", "100000", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "--zoom 100000" in err and "GB" in err, err
+
+
+@pytest.mark.parametrize("call,words", [
+    ("prepare_control", "num_frames 14 x height 1000000 x width 1000000"),
+    ("animate_mask", "num_frames 10000000 x mask height 64 x mask width 64"),
+])
+def test_api_sizes_beyond_the_budget_are_refused_with_the_python_names(call, words, budget_4gb):
+    """prepare_control(height=10**6, ...) asked for 16 TB; animate_mask(..., 10**7) for 327 GB."""
+    import torch
+
+    from interdyn.validation import InputError
+
+    with pytest.raises(InputError, match=words):
+        if call == "prepare_control":
+            from interdyn.control import prepare_control
+            prepare_control(masks=torch.zeros(4, 64, 64), source_fps=7, height=10**6, width=10**6)
+        else:
+            from interdyn.trajectory import animate_mask
+            animate_mask(torch.ones(64, 64), [{"frame": 0, "x": 0, "y": 0}], 10**7)
+
+
+def test_synthetic_scene_node_refuses_sizes_beyond_its_widgets_before_simulating():
+    """The node simulated for minutes with width 100000 and frames 10**6 before failing (a node's function is
+    called with whatever the API format holds)."""
+    import uuid
+
+    from test_nodes import import_pack
+
+    scene_node = import_pack(f"pack_{uuid.uuid4().hex[:8]}").NODE_CLASS_MAPPINGS["InterDynSyntheticScene"]
+    with pytest.raises(ValueError, match="width must be at most 1024"):
+        scene_node().make("push", 0, 100000, 64, 8)
+    with pytest.raises(ValueError, match="frames must be at most 128"):
+        scene_node().make("push", 0, 64, 64, 10**6)
