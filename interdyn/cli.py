@@ -87,12 +87,9 @@ def _load_image(path: Path, height: int, width: int) -> torch.Tensor:
 def _load_control(path: Path, args) -> torch.Tensor:
     """A control video (white masks or renders), a folder holding ``mask_hand.*``, or a frames folder."""
     from .control import prepare_control
-    from .video_io import VIDEO_EXTENSIONS, read_video
+    from .video_io import read_video
 
-    if path.is_dir():
-        hands = sorted(p for p in path.glob("mask_hand.*") if p.suffix.lower() in VIDEO_EXTENSIONS)
-        if hands:
-            path = hands[0]
+    path = _control_source(path)
     frames, fps = read_video(path, fps=args.fps, as_tensor=True)
     renders = frames.permute(0, 3, 1, 2).float() / 255
     return prepare_control(renders=renders, source_fps=fps, target_fps=args.fps, num_frames=args.frames,
@@ -166,7 +163,7 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
     _check_video_out(out, what=out_name)
     from .safe_output import check_not_inside
 
-    inputs = [(image, image_name)] + ([(Path(args.control), control_name)] if args.control else [])
+    inputs = [(image, image_name)] + ([(_control_source(Path(args.control)), control_name)] if args.control else [])
     outputs = [(out, out_name)] + ([(comparison_path(out), f"{out_name} (its _comparison file)")] if comparison else [])
     for written, written_name in outputs:  # an output never replaces, nor lands inside, an input of the same call
         for read, read_name in inputs:
@@ -179,6 +176,18 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
             raise OutputError(f"{out_name} {out}: its comparison file {comparison_file} already exists and {out} does "
                               "not, so it is not from an earlier run of this command; move it away or choose another "
                               f"{out_name} (nothing was changed)")
+
+
+def _control_source(path: Path) -> Path:
+    """What ``--control`` reads: the ``mask_hand.*`` video of a clip folder, else the path (a video, or a frames
+    folder, which an output may not replace nor land in)."""
+    from .video_io import VIDEO_EXTENSIONS
+
+    if path.is_dir():
+        hands = sorted(p for p in path.glob("mask_hand.*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+        if hands:
+            return hands[0]
+    return path
 
 
 def comparison_path(out: Path) -> Path:

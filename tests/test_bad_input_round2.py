@@ -164,7 +164,7 @@ def test_training_refuses_impossible_values_by_key_before_building_models(capsys
     `--checkpoints_keep -1` were accepted and used."""
     from training.train import main as train_main
 
-    assert train_main(["--config", "cpu_tiny", f"--{key}", value]) == 2
+    assert train_main(["--config", "cpu_tiny", f"--{key}={value}"]) == 2
     err = capsys.readouterr().err
     assert key in err and "error" in err.lower(), err
 

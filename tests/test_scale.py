@@ -299,9 +299,17 @@ def test_generate_manifest_on_two_processes_writes_what_one_process_writes_and_s
     assert report["processes"] == 2 and report["counts"] == {"written": 3, "skipped": 1, "failed": 0}, \
         f"the rows were shared by 2 processes and the existing output skipped: {report}"
     assert (gen / "two" / "clip1.mp4").read_bytes() == b"made earlier", "an existing output is never replaced"
-    for name in ("clip0.mp4", "clip2.mp4", "plain.mp4"):
-        a, b = read_video(gen / "one" / name)[0], read_video(gen / "two" / name)[0]
-        assert np.array_equal(a, b), f"{name}: the row's seed, not the rank, decides the video"
+    # not bit-identity: the two runs batch rows differently, and float32 kernels round by batch size and thread
+    # scheduling (a loaded machine gave non-identical bytes). The tolerance is what a real mistake cannot meet: the
+    # same row must differ far less than two different rows (a wrong seed or a swapped row) do.
+    videos = {(run, name): read_video(gen / run / name)[0].astype(np.int16)
+              for run in ("one", "two") for name in ("clip0.mp4", "clip2.mp4", "plain.mp4")}
+    same = {name: float(np.abs(videos["one", name] - videos["two", name]).mean())
+            for name in ("clip0.mp4", "clip2.mp4", "plain.mp4")}
+    swapped = float(np.abs(videos["one", "clip0.mp4"] - videos["two", "clip2.mp4"]).mean())
+    print(f"\nmean |difference| in 8-bit levels, same row in 1 vs 2 processes: {same}; two different rows: {swapped:.2f}")
+    assert max(same.values()) <= 2.0 and swapped >= 10 * max(max(same.values()), 0.5), \
+        f"the row's seed, not the rank, decides the video: same row {same}, different rows {swapped:.2f}"
 
 
 # ---------------------------------------------------------------------------- generate --manifest (one process)
