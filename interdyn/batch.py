@@ -68,8 +68,14 @@ def read_manifest(path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--manifest {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise InputError(f"--manifest {path}: unsupported extension {suffix!r}; use .csv or .jsonl")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"--manifest {path} is not UTF-8 text (byte {err.start}); a manifest is a .csv or .jsonl "
+                         "text file") from None
     if suffix == ".csv":
         rows = []
         for n, row in enumerate(csv.DictReader(text.splitlines()), start=1):

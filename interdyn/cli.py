@@ -120,6 +120,9 @@ def _check_video_out(out: Path, what: str = "--out") -> None:
     from .safe_output import check_output_folder
     from .video_io import VIDEO_EXTENSIONS
 
+    from .validation import check_path_length
+
+    check_path_length(out, what)
     ext = out.suffix.lower()
     if ext and ext not in VIDEO_EXTENSIONS:
         raise InputError(f"{what} {out}: unsupported extension {ext!r}; use one of {', '.join(VIDEO_EXTENSIONS)}, or "
@@ -141,8 +144,12 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
     from .sampling import check_sampling_args
     from .video_io import IMAGE_EXTENSIONS
 
+    from .validation import check_device
+
     names = names or {}
     image_name, control_name, out_name = (names.get(k, f"--{k}") for k in ("image", "control", "out"))
+    if getattr(args, "device", None) is not None:
+        check_device(args.device, names.get("device", "--device"))
     check_sampling_args(names={**CLI_NAMES, **names}, height=args.height, width=args.width,
                         decode_chunk_size=args.decode_chunk, generator=args.seed, **_sampling_kwargs(args))
     image = Path(args.image)

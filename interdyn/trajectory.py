@@ -104,6 +104,8 @@ def parse_keyframes(text: str) -> list[Keyframe]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"keyframes are not valid JSON ({e.msg} at line {e.lineno} column {e.colno}). {_HELP}") from e
+    except RecursionError:
+        raise ValueError(f"keyframes nest too deeply to be keyframes (brackets inside brackets). {_HELP}") from None
     if isinstance(data, dict) and "keyframes" in data:
         data = data["keyframes"]
     elif isinstance(data, dict):

@@ -12,7 +12,7 @@ import numbers
 import torch
 
 __all__ = ["InputError", "check_count", "check_finite", "check_range", "check_guidance", "check_image_tensor",
-           "check_seed", "memory_budget", "check_video_size"]
+           "check_seed", "memory_budget", "check_video_size", "check_device", "check_path_length"]
 
 #: environment variable that sets the memory budget (GB) for requested sizes; default: 80 % of this machine's RAM
 BUDGET_ENV = "INTERDYN_MEMORY_BUDGET_GB"
@@ -97,6 +97,24 @@ def check_image_tensor(x, name: str, *, what: str = "frames in [0, 1]") -> None:
         raise InputError(f"{name} values range from {lo:.4g} to {hi:.4g}; expected {what}{hint}")
 
 
+def check_device(value, name: str = "device") -> torch.device:
+    """A torch device this machine has: ``cpu``, or ``cuda[:N]`` / ``mps`` when torch sees one."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError) as err:
+        raise InputError(f"{name} {value!r} is not a torch device (cpu, cuda, cuda:1, mps): {err}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"{name} {value}: torch sees no CUDA GPU on this machine; use {name} cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"{name} {value}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise InputError(f"{name} {value}: torch sees no Apple GPU (mps) on this machine; use {name} cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"{name} {value}: only cpu, cuda and mps devices are supported")
+    return device
+
+
 def memory_budget() -> float:
     """Bytes a single request may ask for: ``$INTERDYN_MEMORY_BUDGET_GB`` if set, else 80 % of the machine's RAM."""
     import os
@@ -130,3 +148,14 @@ def check_video_size(frames: int, height: int, width: int, *, names: tuple[str, 
         raise InputError(f"{label} needs about {needed / 1e9:.1f} GB for {what} alone, "
                          f"more than the memory budget of {budget / 1e9:.1f} GB (80 % of this machine's memory; set "
                          f"{BUDGET_ENV} to change it)")
+
+
+def check_path_length(path, name: str) -> None:
+    """Every part of ``path`` fits the file system's name limit (255 bytes on Linux, macOS and Windows)."""
+    import os
+    from pathlib import Path
+
+    for part in Path(path).parts:
+        if len(os.fsencode(part)) > 255:
+            raise InputError(f"{name}: the name {part[:40]}... is {len(os.fsencode(part))} bytes long; file systems "
+                             "allow 255")

@@ -38,6 +38,8 @@ def mask_frames(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
         mask = mask[:, 0]
     if mask.ndim != 3:
         raise ValueError(f"{name} must be a ComfyUI MASK [frames, height, width], got shape {tuple(mask.shape)}")
+    if 0 in mask.shape:
+        raise ValueError(f"{name} is empty (shape {tuple(mask.shape)}): connect a mask with at least one frame")
     return mask.to(device="cpu", dtype=torch.float32)
 
 

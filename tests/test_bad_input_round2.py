@@ -260,3 +260,73 @@ def test_synthetic_scene_node_refuses_sizes_beyond_its_widgets_before_simulating
         scene_node().make("push", 0, 100000, 64, 8)
     with pytest.raises(ValueError, match="frames must be at most 128"):
         scene_node().make("push", 0, 64, 64, 10**6)
+
+
+# ---------------------------------------------------------------- one line, naming the input, for every user error
+def _generate_argv(tmp_path, *extra):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "in.png")
+    return ["generate", "--svd", "x", "--image", str(tmp_path / "in.png"), "--out", str(tmp_path / "o.mp4"),
+            "--height", "64", "--width", "64", "--frames", "2", "--steps", "1", *extra]
+
+
+@pytest.mark.parametrize("device,words", [("bogus", "--device 'bogus' is not a torch device"),
+                                          ("cuda", "--device cuda: torch sees no CUDA GPU")])
+def test_generate_names_a_device_this_machine_lacks(tmp_path, capsys, monkeypatch, device, words):
+    """`--device cuda` without a GPU and `--device bogus` ended in raw tracebacks."""
+    import torch
+
+    import interdyn.loading as loading
+    from interdyn.cli import main
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    monkeypatch.setattr(loading, "load_svd_backbone", lambda *a, **k: pytest.fail("a model loaded before the check"))
+    assert main(_generate_argv(tmp_path, "--device", device)) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err, err
+
+
+def test_generate_names_an_output_name_too_long_for_the_file_system(tmp_path, capsys):
+    from interdyn.cli import main
+
+    argv = _generate_argv(tmp_path)
+    argv[argv.index("--out") + 1] = str(tmp_path / ("x" * 300 + ".mp4"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "255" in err, err
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"\x89PNG\r\n\x1a\n" + b"\x00" * 64])
+def test_a_binary_manifest_is_named_in_one_line(tmp_path, capsys, content):
+    """A random-bytes or PNG manifest gave a UTF-8 codec message naming neither the file nor the option."""
+    from interdyn.cli import main
+
+    manifest = tmp_path / "rows.csv"
+    manifest.write_bytes(content)
+    assert main(["generate", "--svd", "x", "--manifest", str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert f"--manifest {manifest} is not UTF-8 text" in err, err
+
+
+def test_keyframes_nested_too_deeply_are_a_one_line_error():
+    """A nested-bracket bomb in the keyframes widget raised RecursionError."""
+    from interdyn.trajectory import parse_keyframes
+
+    with pytest.raises(ValueError, match="nest too deeply"):
+        parse_keyframes("[" * 100000 + "]" * 100000)
+
+
+def test_mask_trajectory_node_names_an_empty_mask():
+    """An empty MASK in Mask Trajectory raised IndexError."""
+    import uuid
+
+    import torch
+
+    from test_nodes import import_pack
+
+    node = import_pack(f"pack_{uuid.uuid4().hex[:8]}").NODE_CLASS_MAPPINGS["InterDynMaskTrajectory"]
+    with pytest.raises(ValueError, match="mask is empty"):
+        node().animate(torch.zeros(0, 64, 64), '[{"frame": 0, "x": 0, "y": 0}]', 8, "bilinear")
