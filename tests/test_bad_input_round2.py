@@ -330,3 +330,21 @@ def test_mask_trajectory_node_names_an_empty_mask():
     node = import_pack(f"pack_{uuid.uuid4().hex[:8]}").NODE_CLASS_MAPPINGS["InterDynMaskTrajectory"]
     with pytest.raises(ValueError, match="mask is empty"):
         node().animate(torch.zeros(0, 64, 64), '[{"frame": 0, "x": 0, "y": 0}]', 8, "bilinear")
+
+
+def test_prepare_dexycb_on_a_missing_root_is_an_error_not_an_empty_success(tmp_path, capsys):
+    """`prepare dexycb --root <path that does not exist>` reported `kept 0, dropped 0` and exited 0."""
+    from training.data.prepare import main
+
+    assert main(["dexycb", "--root", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert "--root" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists(), "nothing is created for a run that cannot start"
+
+
+def test_prepare_help_has_no_sphinx_markup(capsys):
+    from training.data.prepare import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert ":mod:" not in out and "``" not in out, out[:400]

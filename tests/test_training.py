@@ -372,3 +372,23 @@ def test_two_process_torchrun_keeps_replicas_identical_and_matches_one_process(t
     a, b = load_file(str(exported)), branch_tensors(tmp_path / "one" / "checkpoint-3")
     differ = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differ, f"2 processes x batch 1 must equal 1 process x 2 accumulated micro-batches: {differ[:3]}"
+
+
+def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint_and_says_how_to_resume(tmp_path, capsys,
+                                                                                  fresh_accelerate_state):
+    """Ctrl-C during `train` printed a raw KeyboardInterrupt traceback and lost the steps since the last
+    checkpoint; now the first Ctrl-C stops after the current step, saves it, and names the resume flag."""
+    import os
+    import signal
+
+    from training.train import TrainingInterrupted
+
+    def press_ctrl_c(trainer):
+        if trainer.state.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    config = tiny_config(tmp_path / "run", max_steps=5, checkpoint_every=4, synthetic_num_scenes=2)
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 2.*resume with --resume latest"):
+        train(config, on_step_end=press_ctrl_c)
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-2"], "the step reached is saved"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Python's own Ctrl-C handling is back"

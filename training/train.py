@@ -570,7 +570,9 @@ class Trainer:
                  f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation x {acc.num_processes}, "
                  f"{sum(p.numel() for p in acc.unwrap_model(self.branch).parameters()) / 1e6:.2f} M trainable "
                  f"parameters, steps {state.step} -> {config.max_steps}")
+        interrupt = _StopRequest(self.log)
         try:
+            interrupt.install()
             while state.step < config.max_steps:
                 # a prepared loader sets its sampler's epoch from its own counter when iterated: keep them equal
                 self.loader.set_epoch(state.epoch)
@@ -609,6 +611,10 @@ class Trainer:
                         acc.wait_for_everyone()
                     if self.on_step_end is not None:
                         self.on_step_end(self)
+                    if interrupt.requested:  # Ctrl-C: stop at this step boundary with a checkpoint of it
+                        if state.step % config.checkpoint_every and state.step != config.max_steps:
+                            self.save_checkpoint()
+                        raise TrainingInterrupted(state.step, self.last_checkpoint)
                     if state.step >= config.max_steps:
                         finished_epoch = False
                         break
@@ -616,9 +622,51 @@ class Trainer:
                     state.epoch += 1
                     state.batch_in_epoch = 0
         finally:
+            interrupt.uninstall()
             bar.close()
             acc.end_training()
         return {"step": state.step, "loss": self.last_loss, "checkpoint": self.last_checkpoint}
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C stopped the run at a step boundary, after saving a checkpoint of that step."""
+
+    def __init__(self, step: int, checkpoint):
+        super().__init__(f"interrupted at step {step}; checkpoint {checkpoint}; resume with --resume latest")
+        self.step, self.checkpoint = step, checkpoint
+
+
+class _StopRequest:
+    """The first Ctrl-C (SIGINT) asks the run to stop after the current optimizer step, with a checkpoint; a
+    second one stops at once (Python's KeyboardInterrupt). Only in the main thread of a single process: under
+    torchrun every rank would have to agree on the step to stop at."""
+
+    def __init__(self, log):
+        self.requested, self._previous, self._log = False, None, log
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return
+        self._previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.requested:
+                signal.signal(signal.SIGINT, self._previous)
+                raise KeyboardInterrupt
+            self.requested = True
+            self._log("Ctrl-C: stopping after this step with a checkpoint (press it again to stop at once)")
+
+        signal.signal(signal.SIGINT, handler)
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def train(config: TrainConfig, dataset: Dataset | None = None,
@@ -643,6 +691,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.train") 
     except NonFiniteLossError as err:
         print(f"[interdyn-train] stopped: {err}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as err:
+        print(f"[interdyn-train] {err}", file=sys.stderr)
+        return 130
     except (CheckpointError, OutputError, FileNotFoundError) as err:
         print(f"[interdyn-train] error: {err}", file=sys.stderr)
         return 2

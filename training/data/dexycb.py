@@ -130,7 +130,16 @@ def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.
                    num_frames: int = 14, height: int = 256, width: int = 384, crop: str = "mask", cameras=None,
                    limit: int | None = None, overwrite: bool = False) -> dict:
     root, out_dir = Path(root), Path(out_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--root {root} is not a folder (the DexYCB root: <subject>/<sequence>/<camera>/)")
     clips = find_clips(root)
+    if not clips:
+        from interdyn.safe_output import check_output_folder
+
+        from .clip_writer import PREPARED_LEGACY
+
+        check_output_folder(out_dir, what="--out", legacy=PREPARED_LEGACY)  # a foreign --out is named first
+        raise FileNotFoundError(f"--root {root} holds no DexYCB camera folder (color_*.jpg files)")
     if cameras:
         clips = [c for c in clips if c.name in set(cameras)]
     clips = clips[: limit if limit else None]

@@ -30,6 +30,13 @@ __all__ = ["Summary", "claim_prepared_folder", "safe_name", "unique_names", "wri
            "main"]
 
 
+def plain_text(text: str) -> str:
+    """Docstring text for --help: Sphinx roles (:mod:`x`) and double backquotes removed."""
+    import re
+
+    return re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text).replace("``", "")
+
+
 def _common(p: argparse.ArgumentParser, *, fps: float | None, frames: int, height: int, width: int) -> None:
     p.add_argument("--out", required=True, help="output folder (one <id>/ sub-folder per kept clip + summary.json)")
     p.add_argument("--fps", type=float, default=fps,
@@ -42,7 +49,7 @@ def _common(p: argparse.ArgumentParser, *, fps: float | None, frames: int, heigh
 
 
 def build_parser(prog: str = "python -m training.data.prepare") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=plain_text(__doc__.split("\n\n")[0]))
     sub = parser.add_subparsers(dest="dataset", required=True)
 
     p = sub.add_parser("ssv2", help="Something-Something-v2 videos + Something-Else boxes -> SAM2 masks")
