@@ -251,6 +251,38 @@ def check_compatible(control_branch: InterDynControlNet, backbone: SVDBackbone) 
     if problems:
         raise ModelLoadError("the control branch does not fit this SVD backbone (was it trained for another "
                              "model?): " + "; ".join(problems))
+    trained_on = (getattr(control_branch, "provenance", None) or {}).get("backbone_fingerprint")
+    if trained_on:
+        here = backbone_fingerprint(backbone.unet)
+        key = (tuple(trained_on), tuple(here))
+        if not same_backbone(trained_on, here) and key not in _WARNED_BACKBONES:
+            import warnings
+
+            _WARNED_BACKBONES.add(key)
+            base = control_branch.provenance.get("base_model", "another backbone")
+            warnings.warn(f"this control branch was trained on another backbone ({base}) than the one loaded: the "
+                          "shapes fit, the weights differ, so its videos may be wrong. Load the backbone it was "
+                          "trained on.", UserWarning, stacklevel=3)
+
+
+_WARNED_BACKBONES: set = set()
+
+
+def backbone_fingerprint(unet) -> list[float]:
+    """A few statistics of a UNet's weights (sums and norms of its first and last convolutions) that tell two
+    backbones apart whatever their storage precision (fp16/bf16/fp32 agree to about 1e-3)."""
+    values = []
+    for module in (unet.conv_in, unet.conv_out):
+        w = module.weight.detach().float().cpu()
+        values += [float(w.sum()), float(w.norm()), float(w.abs().max())]
+    return [round(v, 6) for v in values]
+
+
+def same_backbone(a, b, rtol: float = 1e-2) -> bool:
+    """Whether two :func:`backbone_fingerprint` lists describe the same weights (up to storage precision)."""
+    if len(a) != len(b):
+        return False
+    return all(abs(x - y) <= rtol * max(abs(x), abs(y), 1e-3) for x, y in zip(a, b))
 
 
 def save_control_branch(model: InterDynControlNet, path: str | os.PathLike, *, dtype: torch.dtype | None = None,

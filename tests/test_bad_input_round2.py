@@ -348,3 +348,27 @@ def test_prepare_help_has_no_sphinx_markup(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert ":mod:" not in out and "``" not in out, out[:400]
+
+
+def test_a_branch_on_a_backbone_it_was_not_trained_on_warns_once(tmp_path, fresh_accelerate_state):
+    """`make-tiny --seed 1` builds a backbone of the same shape as the one cpu_tiny trains on; a branch trained on
+    the seed-0 backbone ran on it without a word."""
+    import warnings
+
+    from interdyn.loading import load_control_branch
+    from interdyn.testing import build_tiny_backbone
+    from training.export import export
+    from training.train import main as train_main
+
+    assert train_main(["--config", "cpu_tiny", "--max_steps", "1", "--output_dir", str(tmp_path / "run"),
+                       "--report_to", "none", "--progress_bar", "false"]) == 0
+    branch_file = export(tmp_path / "run", tmp_path / "b.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the backbone it was trained on: no warning
+        load_control_branch(branch_file, backbone=build_tiny_backbone(0))
+    other = build_tiny_backbone(1)
+    with pytest.warns(UserWarning, match="trained on another backbone"):
+        load_control_branch(branch_file, backbone=other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: a second load of the same pair stays quiet
+        load_control_branch(branch_file, backbone=other)

@@ -63,6 +63,7 @@ def _provenance(checkpoint: Path, model, ema: bool) -> dict:
     return {
         "kind": "InterDyn control branch trained with training.train",
         "base_model": trained.get("base_model", state.get("base_model")),
+        "backbone_fingerprint": trained.get("backbone_fingerprint"),
         "step": trained.get("step", state.get("step")),
         "ema": ema,
         "residual_mode": model.residual_mode,

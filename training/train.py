@@ -379,7 +379,10 @@ class Trainer:
         self.accelerator.print(f"[interdyn-train] {message}")
 
     def _provenance(self, ema: bool) -> dict:
+        from interdyn.loading import backbone_fingerprint
+
         return {"kind": "InterDyn control branch, training checkpoint", "base_model": self.config.pretrained_model,
+                "backbone_fingerprint": backbone_fingerprint(self.backbone.unet),
                 "step": self.state.step, "ema": ema, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                 "config": self.config.to_dict()}
 
