@@ -441,6 +441,7 @@ def resample_frame_indices(
     target_fps: float,
     num_frames: int,
     start: int = 0,
+    names: dict | None = None,
 ) -> list[int]:
     """Source frame indices that show a ``source_fps`` video at ``target_fps``.
 
@@ -453,7 +454,10 @@ def resample_frame_indices(
 
     Raises a ``ValueError`` when the video is too short, saying how many frames are needed,
     how many are available, and the largest ``num_frames`` / smallest ``target_fps`` that fit.
+    ``names`` gives the caller's names for ``num_frames``, ``target_fps``, ``start`` and ``source`` (the
+    input being resampled, e.g. a node's ``mask_2``) in that message.
     """
+    name_of = lambda key, default=None: (names or {}).get(key, default or key)  # noqa: E731
     for n, v in (("num_source_frames", num_source_frames), ("num_frames", num_frames)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
             raise ValueError(f"{n} must be a positive integer, got {v!r}.")
@@ -472,11 +476,11 @@ def resample_frame_indices(
         min_tgt = float(src * (num_frames - 1) / span) if span > 0 else float("inf")
         min_tgt = math.floor(min_tgt * 100 + 1) / 100  # strictly above the bound, 2 decimals
         raise ValueError(
-            f"the source is too short: {num_frames} frames at {float(tgt):g} fps from a "
+            f"{name_of('source', 'the source')} is too short: {num_frames} frames at {float(tgt):g} fps from a "
             f"{float(src):g} fps video need source frames {start}..{needed - 1} "
-            f"({needed - start} frames from start={start}), but only {available} are available "
-            f"({num_source_frames} in total). Lower num_frames to {fit} or less, or raise "
-            f"target_fps to {min_tgt:g} or more (denser sampling spans less time), "
+            f"({needed - start} frames from {name_of('start')}={start}), but only {available} are available "
+            f"({num_source_frames} in total). Lower {name_of('num_frames')} to {fit} or less, or raise "
+            f"{name_of('target_fps')} to {min_tgt:g} or more (denser sampling spans less time), "
             "or use a longer clip / an earlier start."
         )
     return indices
@@ -489,6 +493,7 @@ def resample_frames(
     num_frames: int,
     start: int = 0,
     dim: int = 0,
+    names: dict | None = None,
 ) -> torch.Tensor:
     """Apply :func:`resample_frame_indices` to tensor ``x`` along its frame dimension ``dim``.
 
@@ -498,7 +503,7 @@ def resample_frames(
     x = _as_tensor(x, "x")
     if not -x.dim() <= dim < x.dim():
         raise ValueError(f"dim={dim} is out of range for a tensor of shape {tuple(x.shape)}.")
-    idx = resample_frame_indices(x.shape[dim], source_fps, target_fps, num_frames, start)
+    idx = resample_frame_indices(x.shape[dim], source_fps, target_fps, num_frames, start, names)
     return x.index_select(dim, torch.tensor(idx, dtype=torch.long, device=x.device))
 
 

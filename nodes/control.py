@@ -19,6 +19,10 @@ def check_size(width: int, height: int) -> None:
                          f"more), got {width}x{height}; use e.g. {up(width)}x{up(height)} (the paper uses 384x256)")
 
 
+#: the library's names -> this node's widgets (in messages)
+WIDGETS = {"num_frames": "frames", "target_fps": "target_fps", "start": "start_frame"}
+
+
 def check_timing(frames: int, source_fps: float, target_fps: float, start_frame: int, source_frames: int,
                  source: str) -> None:
     """The timing widgets, named as on the node, before any resampling."""
@@ -60,6 +64,16 @@ _IMAGE_INPUT = ("IMAGE", {"tooltip": "Optional first frame (same size as the mas
 _OUTPUT_TOOLTIPS = ("Control frames [frames, 3, height, width] in [0, 1] for the InterDyn Sampler.",
                     "The control frames as an IMAGE batch, to preview or save.",
                     "The optional first frame, scaled and cropped like the control (empty if not connected).")
+
+
+def _check_image_size(image, size: tuple[int, int], what: str) -> None:
+    """The optional first frame (the ``image`` input) has the size of the source video of ``what``."""
+    if image is None:
+        return
+    frame = convert.image_to_frames(image, "image")
+    if tuple(frame.shape[-2:]) != tuple(size):
+        raise InputError(f"image is {frame.shape[-1]}x{frame.shape[-2]} but {what} are {size[1]}x{size[0]}: connect "
+                         f"the first frame of the video {what} come from")
 
 
 def _fit_and_output(image, height, width, crop, frames, *, masks=None, renders=None):
@@ -122,8 +136,17 @@ class InterDynControlFromMasks:
         objects = convert.split_objects(masks.pop("mask_1"), objects_in_mask_1, "mask_1")
         check_timing(frames, source_fps, target_fps, start_frame, objects[0].shape[0],
                      "mask_1" + (f" (per object: {objects_in_mask_1} objects)" if objects_in_mask_1 > 1 else ""))
+        size = tuple(objects[0].shape[-2:])
+        for name, m in masks.items():  # each optional mask named as its input, before any resampling
+            if tuple(m.shape[-2:]) != size:
+                raise InputError(f"{name} is {m.shape[-1]}x{m.shape[-2]} but mask_1 is {size[1]}x{size[0]}: every "
+                                 "mask input comes from the same source video")
+            check_timing(frames, source_fps, target_fps, start_frame, m.shape[0], name)
+        _check_image_size(image, size, "the masks")
+        inputs = ["mask_1"] * len(objects) + list(masks)
         objects += list(masks.values())
-        objects = [resample_frames(m, source_fps, target_fps, frames, start_frame) for m in objects]
+        objects = [resample_frames(m, source_fps, target_fps, frames, start_frame, names=dict(WIDGETS, source=name))
+                   for m, name in zip(objects, inputs)]
         return _fit_and_output(image, height, width, crop, frames, masks=objects)
 
 
@@ -153,6 +176,7 @@ class InterDynControlFromRenders:
         r = convert.image_to_frames(renders, "renders")
         check_image_tensor(r, "renders", what="IMAGE values in [0, 1]")
         check_timing(frames, source_fps, target_fps, start_frame, r.shape[0], "renders")
+        _check_image_size(image, tuple(r.shape[-2:]), "the renders")
         r = renders_to_control(r)
-        r = resample_frames(r, source_fps, target_fps, frames, start_frame)
+        r = resample_frames(r, source_fps, target_fps, frames, start_frame, names=dict(WIDGETS, source="renders"))
         return _fit_and_output(image, height, width, crop, frames, renders=r)

@@ -372,3 +372,40 @@ def test_a_branch_on_a_backbone_it_was_not_trained_on_warns_once(tmp_path, fresh
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once: a second load of the same pair stays quiet
         load_control_branch(branch_file, backbone=other)
+
+
+# ---------------------------------------------------------------- nodes name their own widgets and inputs
+@pytest.fixture(scope="module")
+def node_classes():
+    import uuid
+
+    from test_nodes import import_pack
+
+    return import_pack(f"pack_{uuid.uuid4().hex[:8]}").NODE_CLASS_MAPPINGS
+
+
+def _from_masks(node_classes, **inputs):
+    import torch
+
+    args = dict(mask_1=torch.ones(8, 64, 64), width=64, height=64, frames=4, source_fps=7.0, target_fps=7.0,
+                crop="center", start_frame=0)
+    args.update(inputs)
+    return node_classes["InterDynControlFromMasks"]().build(**args)
+
+
+def test_control_from_masks_names_a_short_mask_2(node_classes):
+    """A shorter mask_2 was reported as `masks[1]`, without saying which input."""
+    import torch
+
+    with pytest.raises(ValueError, match="mask_2"):
+        _from_masks(node_classes, frames=8, mask_2=torch.ones(2, 64, 64))
+    with pytest.raises(ValueError, match="mask_3 is 32x32 but mask_1 is 64x64"):
+        _from_masks(node_classes, mask_3=torch.ones(8, 32, 32))
+
+
+def test_control_from_masks_names_its_image_input(node_classes):
+    """The node said `video` for its `image` input."""
+    import torch
+
+    with pytest.raises(ValueError, match="image is 32x48 but the masks are 64x64"):
+        _from_masks(node_classes, image=torch.rand(1, 48, 32, 3))
