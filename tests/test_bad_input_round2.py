@@ -409,3 +409,27 @@ def test_control_from_masks_names_its_image_input(node_classes):
 
     with pytest.raises(ValueError, match="image is 32x48 but the masks are 64x64"):
         _from_masks(node_classes, image=torch.rand(1, 48, 32, 3))
+
+
+@pytest.mark.parametrize("text,words", [("max_steps: [1, 2\n", "is not valid YAML at line"),
+                                        ("max_steps: !!python/object/apply:os.system ['true']\n", "is not valid YAML")])
+def test_a_broken_training_config_is_named_in_one_line(tmp_path, capsys, text, words):
+    """A YAML syntax error did not name the file; a refused tag gave a traceback."""
+    from training.train import main as train_main
+
+    config = tmp_path / "mine.yaml"
+    config.write_text(text)
+    assert train_main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and words in err and "Traceback" not in err, err
+
+
+def test_training_on_a_folder_without_usable_clips_is_one_line(tmp_path, capsys):
+    """`--dataset folder` on an empty folder (or on clips too short for the frames asked) gave a traceback."""
+    from training.train import main as train_main
+
+    (tmp_path / "clips").mkdir()
+    assert train_main(["--config", "cpu_tiny", "--dataset", "folder", "--data_root", str(tmp_path / "clips"),
+                       "--output_dir", str(tmp_path / "run"), "--report_to", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "data_root" in err and "no usable clip folder" in err and "Traceback" not in err, err

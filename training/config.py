@@ -298,7 +298,15 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     config = TrainConfig()
     if path is not None:
         path = resolve_config(path)
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:  # syntax errors and refused tags (!!python/...): one line naming the file
+            where = getattr(err, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ValueError(f"--config {path} is not valid YAML{at}: {problem}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"--config {path} is not UTF-8 text (a YAML file)") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
         config = config_from_dict(data, config)

@@ -55,6 +55,7 @@ from interdyn.safe_output import OutputError, check_output_folder, mark_folder, 
 
 from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
+from .data.folder import DataError
 from .losses import NoiseSettings, clip_generators, predict_v, prepare_inputs, v_loss
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -697,7 +698,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.train") 
     except TrainingInterrupted as err:
         print(f"[interdyn-train] {err}", file=sys.stderr)
         return 130
-    except (CheckpointError, OutputError, FileNotFoundError) as err:
+    except (CheckpointError, OutputError, FileNotFoundError, DataError) as err:
         print(f"[interdyn-train] error: {err}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

@@ -92,6 +92,10 @@ def _read_masks(path: Path, indices: list[int], size: tuple[int, int]) -> torch.
     return mask
 
 
+class DataError(ValueError):
+    """The training data cannot be used as given (no usable clip, a folder that does not exist): a user error."""
+
+
 class FolderClips(Dataset):
     """Clips of ``ROOT/<id>/`` folders (see the module docstring), indexed by sampler keys."""
 
@@ -117,7 +121,7 @@ class FolderClips(Dataset):
             warnings.warn(f"{self.root}: skipped {sum(map(len, self.skipped.values()))} clip folders - {summary}",
                           stacklevel=2)
         if not self.entries:
-            raise ValueError(f"{self.root} holds no usable clip folder (<id>/video.mp4 + <id>/mask_hand.mp4 with at "
+            raise DataError(f"data_root {self.root} holds no usable clip folder (<id>/video.mp4 + <id>/mask_hand.mp4 with at "
                              f"least {self.num_frames} frames at {self.fps:g} fps); skipped: {self.skipped}")
 
     def _check(self, folder: Path) -> tuple[ClipEntry | None, str]:
