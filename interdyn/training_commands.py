@@ -22,7 +22,7 @@ INSTALLED_NAME = "interdyn_training"
 
 #: ``interdyn <command>`` -> (module of the training package, one-line help)
 TRAINING_COMMANDS = {
-    "train": ("train", "train the InterDyn control branch (accelerate; `--config cpu_tiny` is a one-minute CPU run)"),
+    "train": ("train", "train the InterDyn control branch (accelerate; `--config cpu_tiny` is a short CPU run)"),
     "export": ("export", "export a training checkpoint's control branch to one .safetensors (or the official "
                          "folder format)"),
     "evaluate": ("evaluate", "score generated videos against ground truth (PSNR, SSIM, LPIPS, FID, FVD, motion "
