@@ -19,7 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-FIXTURE = Path(os.environ.get("SVD_TINY_FIXTURE", REPO.parent / "shared" / "fixtures" / "svd_single_file_tiny"))
+FIXTURE = Path(os.environ.get("SVD_TINY_FIXTURE", Path(os.environ.get("INTERDYN_SHARED", REPO.parent / "shared")) / "fixtures"
+                              / "svd_single_file_tiny"))
 F, H, W = 3, 128, 128  # latents 16x16: at 8x8 the deepest level is 1x1 and GroupNorm statistics of 2 values
 # amplify float rounding (measured 6e-4 relative between two correct UNet implementations)
 SIGMA, STRENGTH, STEPS, CFG = 2.5, 0.8, 4, 3.0

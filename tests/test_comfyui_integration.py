@@ -41,7 +41,8 @@ PYTHON = os.environ.get("COMFYUI_PYTHON", sys.executable)
 PACK_FOLDER = "interdyn pack-under.test"  # spaces, dashes and dots: relative imports must cope
 START_TIMEOUT = int(os.environ.get("COMFYUI_START_TIMEOUT", "180"))  # seconds; raise it on a busy machine
 RUN_TIMEOUT = 600
-SVD_TINY = Path(os.environ.get("SVD_TINY_FIXTURE", REPO.parent / "shared" / "fixtures" / "svd_single_file_tiny"))
+SVD_TINY = Path(os.environ.get("SVD_TINY_FIXTURE", Path(os.environ.get("INTERDYN_SHARED", REPO.parent / "shared")) / "fixtures"
+                              / "svd_single_file_tiny"))
 NATIVE = "interdyn_native_svd.json"
 TINY_SVD_NODE = "InterDynTestTinySVDLoader"
 

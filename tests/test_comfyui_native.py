@@ -24,7 +24,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 COMFYUI = os.environ.get("COMFYUI_PATH")
 PYTHON = os.environ.get("COMFYUI_PYTHON", sys.executable)
-FIXTURE = Path(os.environ.get("SVD_TINY_FIXTURE", REPO.parent / "shared" / "fixtures" / "svd_single_file_tiny"))
+FIXTURE = Path(os.environ.get("SVD_TINY_FIXTURE", Path(os.environ.get("INTERDYN_SHARED", REPO.parent / "shared")) / "fixtures"
+                              / "svd_single_file_tiny"))
 
 pytestmark = [
     pytest.mark.skipif(not COMFYUI or not (Path(COMFYUI) / "main.py").is_file(),
