@@ -26,7 +26,7 @@ from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion 
 from .control import normalize_control
 from .models.backbone import SVDBackbone
 
-# the paper's defaults (14 frames, 256x384, 50 steps, CFG 1 -> 3, bucket 40, augmentation 0.02); fps in diffusers' convention
+# the paper's defaults (14 frames, 256x384, 50 steps, CFG 1 -> 3); fps in diffusers' convention
 DEFAULTS = dict(num_frames=14, height=256, width=384, num_steps=50, min_guidance=1.0, max_guidance=3.0,
                 fps=7, motion_bucket_id=40, noise_aug_strength=0.02)
 
