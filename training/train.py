@@ -30,6 +30,7 @@ names the step; the last good checkpoint stays the newest one.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -303,6 +304,27 @@ def _state_dict_model(config: dict, state: dict) -> InterDynControlNet:
     return model
 
 
+#: SVD's temporal convolutions span this many frames (kernel (3, 1, 1), padding 1 in time)
+TEMPORAL_KERNEL = 3
+
+
+def cpu_bf16_fallback(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``mixed_precision="no"`` where bf16 is known to give a NaN gradient, with a note saying so.
+
+    On the CPU, oneDNN's avx512_bf16 kernels (AMD EPYC with avx512_bf16; an Intel CPU limited to them with
+    ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) compute the weight gradient of a bf16 ``Conv3d`` with a temporal
+    kernel of 3 as NaN in some elements when the clip has fewer frames than the kernel (2): torch's kernel, not
+    this project's code (a single ``Conv3d`` reproduces it; ``bench/conv3d_bf16.py``). Such clips train in
+    float32 on the CPU; GPUs and clips of 3 frames or more are unaffected."""
+    cpu = config.cpu or not torch.cuda.is_available()
+    if config.mixed_precision == "bf16" and cpu and config.num_frames < TEMPORAL_KERNEL:
+        print(f"[interdyn-train] note: bf16 on the CPU with {config.num_frames}-frame clips gives NaN weight "
+              f"gradients in oneDNN's avx512_bf16 Conv3d (clips shorter than the temporal kernel, "
+              f"{TEMPORAL_KERNEL}); training in float32 instead (mixed_precision no)", file=sys.stderr)
+        return dataclasses.replace(config, mixed_precision="no")
+    return config
+
+
 class Trainer:
     """One training run; :func:`train` is the function to call."""
 
@@ -311,6 +333,7 @@ class Trainer:
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration, set_seed
 
+        config = cpu_bf16_fallback(config)
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.on_step_end = on_step_end
