@@ -3,6 +3,7 @@ an SVD folder that the project's own loader and sampler use. Training quality is
 these are 2-step smoke runs on a handful of scenes."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,18 @@ def test_control_cnn_must_downsample_like_the_vae():
     backbone = build_tiny_backbone(seed=0)  # VAE factor 8 -> the control CNN needs 4 widths
     with pytest.raises(ValueError, match="downsample the control by 4"):
         build_control_branch(TrainConfig(pretrained_model="tiny", control_cnn_channels=[8, 16, 32]), backbone)
+
+
+def test_the_prior_can_start_from_a_committed_unfinished_stage(tmp_path):
+    """An unfinished prior committed as weights only (no optimizer state) continues on a new machine with --init."""
+    from safetensors.torch import load_file
+
+    make_data(2, tmp_path / "data.safetensors")
+    train_vae(tmp_path / "data.safetensors", tmp_path / "vae", steps=1, batch=1, lr=1e-3, kl_weight=1e-4, seed=0)
+    train_unet(tmp_path / "data.safetensors", tmp_path / "vae", tmp_path / "first", steps=1, batch=1, lr=1e-4, seed=0)
+    before = load_file(str(tmp_path / "first" / "svd" / "unet" / "diffusion_pytorch_model.safetensors"))
+    train_unet(tmp_path / "data.safetensors", tmp_path / "vae", tmp_path / "second", steps=1, batch=1, lr=0.0, seed=1,
+               init=tmp_path / "first" / "svd")
+    after = load_file(str(tmp_path / "second" / "svd" / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before), "at learning rate 0 the EMA is the init's weights"
+    assert json.loads((tmp_path / "second" / "stage.json").read_text())["finished"] is True

@@ -376,8 +376,11 @@ def prior_loss(unet, backbone, x0: torch.Tensor, first: torch.Tensor, embeddings
 
 def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: int, lr: float, seed: int,
                resume: bool = True, ema_decay: float = 0.999, save_every: int = 250, device: str = "cpu",
-               max_minutes: float | None = None) -> None:
-    """SVD's image-to-video objective on the synthetic clips (no control); the EMA weights are saved."""
+               max_minutes: float | None = None, init: Path | None = None) -> None:
+    """SVD's image-to-video objective on the synthetic clips (no control); the EMA weights are saved.
+
+    ``init``: an SVD folder (e.g. a committed, unfinished prior stage) whose UNet weights start the model and its
+    EMA, with a fresh optimizer and schedule; ignored when the run resumes from its own training state."""
     from diffusers import AutoencoderKLTemporalDecoder
 
     from interdyn.models import InterDynUNet
@@ -401,6 +404,11 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
         _restore_optimizer(opt, unet, tensors)
         start = info["step"] + 1
         print(f"resumed at step {start}")
+    elif init is not None:
+        weights = {k: v.float() for k, v in load_file(str(Path(init) / "unet" / "diffusion_pytorch_model.safetensors")).items()}
+        unet.load_state_dict(weights)
+        ema.load_state_dict(weights)
+        print(f"started from the UNet of {init}")
     unet.to(device), ema.to(device), vae.to(device)
     _optimizer_to(opt, device)
     backbone = SVDBackbone(unet, vae, build_clip(seed).to(device))
@@ -474,6 +482,8 @@ def main(argv=None) -> int:
     u.add_argument("--save-every", type=int, default=250, help="checkpoint (and SVD folder) every this many steps")
     u.add_argument("--device", default="cpu", help="torch device (cuda on a GPU machine)")
     u.add_argument("--max-minutes", type=float, help="stop (after saving) once this much time has passed")
+    u.add_argument("--init", type=Path, help="start from this SVD folder's UNet (e.g. training/toy/stages/prior/svd "
+                                             "of an unfinished stage), with a fresh optimizer and schedule")
     a = p.parse_args(argv)
     if a.cmd == "data":
         make_data(a.num, a.out, workers=a.workers, world=a.world)
@@ -483,7 +493,7 @@ def main(argv=None) -> int:
         print(f"held-out reconstruction PSNR {value:.2f} dB" + ("" if value >= 35 else " (below the 35 dB bar)"))
     else:
         train_unet(a.data, a.vae, a.out, a.steps, a.batch, a.lr, a.seed, ema_decay=a.ema_decay,
-                   save_every=a.save_every, device=a.device, max_minutes=a.max_minutes)
+                   save_every=a.save_every, device=a.device, max_minutes=a.max_minutes, init=a.init)
     return 0
 
 

@@ -8,7 +8,7 @@
 # output is complete. Sizes come from the environment (defaults in brackets):
 #   RUN [runs/toy]  DEVICE [cpu]  SCENES [6000]  WORKERS [2]  VAE_STEPS [3000]  VAE_BATCH [4]  VAE_CROP [32]
 #   PRIOR_STEPS [8000]  PRIOR_BATCH [8]  BRANCH_STEPS [1500]  BRANCH_BATCH [4]  PROBE_SCENES [50]
-# A stage that finished (its folder holds stage.json) is skipped. Finished stages committed under
+# A stage whose stage.json says "finished": true is skipped. Finished stages committed under
 # training/toy/stages/ (fp16) are copied into RUN first, so a new machine continues from the last one.
 #   STAGE_MINUTES [unlimited]: stop the VAE and prior stages after this many minutes each (they save first)
 #   MIN_VAE_PSNR [32]: the VAE gate (training/toy/checks.py): held-out round trips at this PSNR or more and
@@ -20,7 +20,7 @@ RUN=${RUN:-runs/toy}
 DEVICE=${DEVICE:-cpu}
 mkdir -p "$RUN"
 for stage in vae prior; do
-    if [ ! -e "$RUN/$stage" ] && [ -f "training/toy/stages/$stage/stage.json" ]; then
+    if [ ! -e "$RUN/$stage" ] && grep -qs '"finished": true' "training/toy/stages/$stage/stage.json"; then
         cp -r "training/toy/stages/$stage" "$RUN/$stage"
         echo "continuing from the committed $stage stage (training/toy/stages/$stage)"
     fi
@@ -33,7 +33,7 @@ echo "== stage 0: scenes of the training mix"
     --num "${SCENES:-6000}" --workers "${WORKERS:-2}"
 
 echo "== stage 1: temporal VAE"
-[ -f "$RUN/vae/stage.json" ] || python -m training.toy.backbone vae --data "$RUN/data.safetensors" --out "$RUN/vae" \
+grep -qs '"finished": true' "$RUN/vae/stage.json" || python -m training.toy.backbone vae --data "$RUN/data.safetensors" --out "$RUN/vae" \
     --steps "${VAE_STEPS:-3000}" --batch "${VAE_BATCH:-4}" --crop "${VAE_CROP:-32}" --device "$DEVICE" "${minutes[@]}" \
     | tee -a "$RUN/vae.log"
 if ! python -m training.toy.checks vae --vae "$RUN/vae" --min-psnr "${MIN_VAE_PSNR:-32}" --json "$RUN/vae_gate.json"; then
@@ -43,7 +43,7 @@ if ! python -m training.toy.checks vae --vae "$RUN/vae" --min-psnr "${MIN_VAE_PS
 fi
 
 echo "== stage 2: image-to-video prior (no control)"
-[ -f "$RUN/prior/stage.json" ] || python -m training.toy.backbone unet --data "$RUN/data.safetensors" --vae "$RUN/vae" \
+grep -qs '"finished": true' "$RUN/prior/stage.json" || python -m training.toy.backbone unet --data "$RUN/data.safetensors" --vae "$RUN/vae" \
     --out "$RUN/prior" --steps "${PRIOR_STEPS:-8000}" --batch "${PRIOR_BATCH:-8}" --device "$DEVICE" "${minutes[@]}" \
     | tee -a "$RUN/prior.log"
 echo "== the prior alone (no control) on held-out scenes: objects kept, motion, contacts"
