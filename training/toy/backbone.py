@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from interdyn.safe_output import atomic_file
+
 TOY_SIZE = (64, 64)
 TOY_FRAMES = 8
 TOY_FPS = 6.0
@@ -87,11 +89,9 @@ def make_data(num: int, out: Path, first_seed: int = 0, workers: int = 1, world:
     control = torch.cat([p[1] for p in parts])
     meta = {"first_seed": first_seed, "num": num, "fps": TOY_FPS, "size": list(TOY_SIZE), "mix": "TRAINING_MIX",
             "world": world}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    save_file({"frames": frames.contiguous(), "control": control.contiguous()}, str(tmp),
-              metadata={"recipe": json.dumps(meta)})
-    os.replace(tmp, out)
+    with atomic_file(out) as tmp:
+        save_file({"frames": frames.contiguous(), "control": control.contiguous()}, str(tmp),
+                  metadata={"recipe": json.dumps(meta)})
     print(f"{num} scenes in {time.time() - t0:.0f}s -> {out} {tuple(frames.shape)}")
 
 
@@ -165,9 +165,8 @@ def mark_finished(out: Path, stage: str, steps: int) -> None:
 
 def _save_state(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
     """Training state as safetensors (weights, optimizer moments) + JSON (step): no pickles."""
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata={"info": json.dumps(info)})
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata={"info": json.dumps(info)})
 
 
 def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -335,11 +334,9 @@ def cached_encodings(backbone, frames_u8: torch.Tensor, data_path: Path, vae_pat
                 cached = load_file(str(path))
                 return cached["latents"], cached["embeddings"]
     latents, embeddings = encode_clips(backbone, frames_u8)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({"latents": latents.contiguous(), "embeddings": embeddings.contiguous()}, str(tmp),
-              metadata={"key": json.dumps(key)})
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file({"latents": latents.contiguous(), "embeddings": embeddings.contiguous()}, str(tmp),
+                  metadata={"key": json.dumps(key)})
     return latents, embeddings
 
 
