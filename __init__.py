@@ -2,8 +2,11 @@
 
 ComfyUI imports this folder as a package (whatever it is named) and reads the mappings below.
 Everything is imported relatively so the pack works under any folder name. Example workflows
-in ``workflows/`` appear in ComfyUI's template browser.
+in ``workflows/`` appear in ComfyUI's template browser. ``web/`` holds the page's extension (the Drive
+Editor's canvas): plain ES modules that ComfyUI serves as they are, nothing built, nothing fetched.
 """
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+WEB_DIRECTORY = "./web"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -22,6 +22,24 @@ Keyframes (:func:`parse_keyframes` reads them from JSON text, e.g. a ComfyUI tex
 
 Before the first keyframe the first keyframe's values hold, after the last one the last's.
 
+Paths drawn elsewhere (``coordinates``, :func:`parse_coordinates`): the text that the KJNodes Spline
+Editor outputs and that ComfyUI's own ``WanTrackToVideo`` node reads as ``tracks``:
+
+* one track: a JSON list of points ``[{"x": 10, "y": 20}, ...]`` (other keys in a point are ignored);
+* several tracks: a list of such lists;
+* also accepted: ``[[x, y], ...]`` pairs, and single quotes instead of double ones (Python's repr,
+  which ``WanTrackToVideo`` accepts too).
+
+The points are pixels of the image the driver is drawn on (``0 <= x <= width``, ``0 <= y <= height``;
+set the Spline Editor's ``mask_width``/``mask_height`` to the image's size). With several tracks the
+driver follows the one whose first point is nearest to the driver's centre. The driver keeps its
+drawn place at the first point and follows the track's displacement from there (draw the path
+starting on the driver). A track of N points spans the video: point ``k`` falls on frame
+``k * (frames - 1) / (N - 1)`` and each frame takes the linearly interpolated position, so a track
+of exactly ``frames`` points is used point by point (KJNodes' ``points_to_sample`` = frames), and
+ComfyUI's 121-point Wan tracks are resampled. The track replaces the keyframes' ``x``, ``y``; their
+``scale`` and ``rotation`` still apply.
+
 Pixel convention: pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)``, its centre is
 ``(j + 0.5, i + 0.5)``; warping samples the input mask at the inverse-transformed centres.
 """
@@ -36,7 +54,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["EASINGS", "Keyframe", "parse_keyframes", "ease", "interpolate_keyframes", "mask_pivot",
-           "warp_mask", "animate_mask"]
+           "warp_mask", "animate_mask", "parse_coordinates", "resample_track", "track_offsets"]
 
 EASINGS = ("linear", "ease_in", "ease_out", "ease_in_out", "hold")
 _INTERPOLATIONS = ("bilinear", "nearest")
@@ -222,12 +240,94 @@ def warp_mask(mask: torch.Tensor, params: torch.Tensor, pivot: tuple[float, floa
     return out[:, 0].clamp(0.0, 1.0).to(mask.device)
 
 
+def parse_coordinates(text, width: float, height: float, name: str = "coordinates") -> list[torch.Tensor]:
+    """Tracks from the Spline Editor's / Wan tracks' JSON text -> a list of ``[N, 2]`` float64 ``(x, y)``.
+
+    Every point must be finite and inside the ``width`` x ``height`` image; a track needs at least 2
+    points. Messages name the input ``name`` (see the module docstring for the formats).
+    """
+    from .validation import InputError
+
+    example = '[{"x": 40, "y": 60}, {"x": 48, "y": 60}, ...] (one point per frame) or a list of such lists'
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{name} is empty: connect the Spline Editor's coordinates, e.g. {example}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:  # Python's repr of the points, as ComfyUI's WanTrackToVideo accepts
+            data = json.loads(text.replace("'", '"'))
+        except json.JSONDecodeError as e:
+            raise InputError(f"{name} are not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); expected "
+                             f"{example}") from None
+    except RecursionError:
+        raise InputError(f"{name} nest too deeply to be point tracks; expected {example}") from None
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{name} must be a non-empty JSON list of points, got {text.strip()[:80]!r}; expected {example}")
+    is_point = lambda p: isinstance(p, dict) or (isinstance(p, (list, tuple)) and len(p) == 2  # noqa: E731
+                                                 and not isinstance(p[0], (list, dict)))
+    tracks = [data] if is_point(data[0]) else data
+    out = []
+    for t, track in enumerate(tracks):
+        where = f"{name} track {t}" if len(tracks) > 1 else name
+        if not isinstance(track, list):
+            raise InputError(f"{where} must be a list of points, got {track!r:.80}; expected {example}")
+        if len(track) < 2:
+            raise InputError(f"{where} holds {len(track)} point(s); a path needs at least 2 (one per frame is usual)")
+        if len(track) > 100_000:
+            raise InputError(f"{where} holds {len(track)} points; at most 100000")
+        pts = []
+        for i, p in enumerate(track):
+            if isinstance(p, dict):
+                if "x" not in p or "y" not in p:
+                    raise InputError(f"{where} point {i} needs \"x\" and \"y\", got {p!r:.80}")
+                xy = (p["x"], p["y"])
+            elif isinstance(p, (list, tuple)) and len(p) == 2:
+                xy = tuple(p)
+            else:
+                raise InputError(f"{where} point {i} must be {{\"x\": .., \"y\": ..}} or [x, y], got {p!r:.80}")
+            for v in xy:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise InputError(f"{where} point {i} must hold finite numbers, got {p!r:.80}")
+            if not (0 <= xy[0] <= width and 0 <= xy[1] <= height):
+                raise InputError(f"{where} point {i} ({xy[0]:g}, {xy[1]:g}) lies outside the {width:g}x{height:g} "
+                                 "image the driver is drawn on (points are pixels of that image; set the Spline "
+                                 f"Editor's mask_width/mask_height to {width:g}/{height:g})")
+            pts.append(xy)
+        out.append(torch.tensor(pts, dtype=torch.float64))
+    return out
+
+
+def resample_track(points: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """``[N, 2]`` points spread over the video -> ``[num_frames, 2]``: point ``k`` at frame
+    ``k * (num_frames - 1) / (N - 1)``, linear in between (identity when ``N == num_frames``)."""
+    n = points.shape[0]
+    if n == num_frames:
+        return points.clone()
+    if num_frames == 1:
+        return points[:1].clone()
+    pos = torch.arange(num_frames, dtype=torch.float64) * ((n - 1) / (num_frames - 1))
+    lo = pos.floor().long().clamp(max=n - 1)
+    hi = (lo + 1).clamp(max=n - 1)
+    w = (pos - lo.to(torch.float64))[:, None]
+    return points[lo] * (1 - w) + points[hi] * w
+
+
+def track_offsets(tracks: list[torch.Tensor], num_frames: int, pivot: tuple[float, float]) -> torch.Tensor:
+    """The driver's ``(x, y)`` offsets per frame ``[num_frames, 2]`` along the track whose first point is
+    nearest to ``pivot`` (the driver's centre), relative to that first point."""
+    start = torch.tensor(pivot, dtype=torch.float64)
+    best = min(range(len(tracks)), key=lambda i: float(torch.linalg.vector_norm(tracks[i][0] - start)))
+    path = resample_track(tracks[best], num_frames)
+    return path - path[0]
+
+
 def animate_mask(mask: torch.Tensor, keyframes: Sequence[Keyframe | dict] | str, num_frames: int,
-                 interpolation: str = "bilinear") -> torch.Tensor:
+                 interpolation: str = "bilinear", coordinates: str | None = None) -> torch.Tensor:
     """One mask ``[H, W]`` moved along ``keyframes`` -> a mask sequence ``[num_frames, H, W]`` in [0, 1].
 
     ``keyframes``: :class:`Keyframe` objects, dicts or JSON text (see the module docstring).
-    Scale and rotation pivot on the centre of the mask's bounding box.
+    Scale and rotation pivot on the centre of the mask's bounding box. ``coordinates``: a drawn
+    path (the Spline Editor's JSON, see the module docstring) that replaces the keyframes' x, y.
     """
     from .validation import check_count, check_video_size
 
@@ -235,5 +335,10 @@ def animate_mask(mask: torch.Tensor, keyframes: Sequence[Keyframe | dict] | str,
     if isinstance(mask, torch.Tensor) and mask.ndim >= 2:
         check_video_size(num_frames, mask.shape[-2], mask.shape[-1], names=("num_frames", "mask height", "mask width"),
                          channels=1, what="the mask sequence")
+    tracks = None
+    if coordinates is not None and isinstance(mask, torch.Tensor) and mask.ndim == 2:
+        tracks = parse_coordinates(coordinates, mask.shape[1], mask.shape[0])
     params = interpolate_keyframes(keyframes, num_frames)
+    if tracks is not None:
+        params[:, :2] = track_offsets(tracks, num_frames, mask_pivot(_check_mask(mask)))
     return warp_mask(mask, params, interpolation=interpolation)

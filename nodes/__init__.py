@@ -5,6 +5,7 @@ behaviour outside ComfyUI, so these classes import and run without it.
 """
 from . import host
 from .control import InterDynControlFromMasks, InterDynControlFromRenders
+from .drive_editor import InterDynDriveEditor
 from .loader import InterDynModelLoader
 from .native import InterDynApply, InterDynControlBranchLoader
 from .sampler import InterDynDecode, InterDynSampler
@@ -22,6 +23,7 @@ NODE_CLASS_MAPPINGS = {
     "InterDynDecode": InterDynDecode,
     "InterDynSAM2VideoMasks": SAM2VideoMasks,
     "InterDynMaskTrajectory": InterDynMaskTrajectory,
+    "InterDynDriveEditor": InterDynDriveEditor,
     "InterDynSyntheticScene": InterDynSyntheticScene,
     "InterDynControlBranchLoader": InterDynControlBranchLoader,
     "InterDynApply": InterDynApply,
@@ -35,6 +37,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "InterDynDecode": "InterDyn Decode",
     "InterDynSAM2VideoMasks": "SAM2 Video Masks",
     "InterDynMaskTrajectory": "InterDyn Mask Trajectory",
+    "InterDynDriveEditor": "InterDyn Drive Editor",
     "InterDynSyntheticScene": "InterDyn Synthetic Scene",
     "InterDynControlBranchLoader": "Load InterDyn Control Branch",
     "InterDynApply": "Apply InterDyn",

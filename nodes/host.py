@@ -160,3 +160,28 @@ def latent_previewer(device: torch.device):
             return None
 
     return preview
+
+
+# ---------------------------------------------------------------------------- page previews
+def save_temp_png(pixels, prefix: str) -> dict | None:
+    """Write ``pixels`` (uint8 ``[H, W]``, ``[H, W, 3]`` or ``[H, W, 4]`` array) as a PNG in ComfyUI's temp folder.
+
+    Returns the ``{"filename", "subfolder", "type": "temp"}`` entry the page fetches through ``/view``; outside
+    ComfyUI (no temp folder to serve from) ``None``. A preview must never stop a run: failures are logged.
+    """
+    fp = _folder_paths()
+    if fp is None:
+        return None
+    try:
+        import uuid
+
+        from PIL import Image
+
+        folder = fp.get_temp_directory()
+        os.makedirs(folder, exist_ok=True)
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}.png"
+        Image.fromarray(pixels).save(os.path.join(folder, name), compress_level=1)
+        return {"filename": name, "subfolder": "", "type": "temp"}
+    except Exception as err:  # noqa: BLE001 - the preview is a convenience
+        log.warning("InterDyn: could not write the editor preview (%s)", err)
+        return None

@@ -34,9 +34,15 @@ class InterDynMaskTrajectory:
                                "tooltip": "Number of output masks (frames 0 .. frames-1)."}),
             "interpolation": (["bilinear", "nearest"], {"default": "bilinear",
                                                         "tooltip": "bilinear: soft edges; nearest: stays binary."}),
+        }, "optional": {
+            "coordinates": ("STRING", {"forceInput": True,
+                                       "tooltip": "A drawn path: the KJNodes Spline Editor's coordinates (or "
+                                                  "ComfyUI's Wan tracks), pixels of the mask. The mask follows the "
+                                                  "track starting nearest to it, resampled to frames; it replaces "
+                                                  "the keyframes' x, y."}),
         }}
 
-    def animate(self, mask, keyframes, frames, interpolation):
+    def animate(self, mask, keyframes, frames, interpolation, coordinates=None):
         check_count(frames, "frames")
         first = convert.mask_frames(mask)[0]
-        return (animate_mask(first, keyframes, frames, interpolation=interpolation),)
+        return (animate_mask(first, keyframes, frames, interpolation=interpolation, coordinates=coordinates),)
