@@ -5,8 +5,8 @@
 //
 // config: {url, chromium, viewport: {width, height}, screenshots: folder,
 //          workflows: [{name, path}], run: name of the workflow to run with the Run button or null,
-//          run_timeout_s}
-// report: {frontend, viewport, workflows: {name: {...}}, run: {...}, console_errors: [...]}
+//          run_timeout_s, drive: {workflow, prefix} or null}
+// report: {frontend, viewport, workflows: {name: {...}}, run: {...}, drive: {...}, console_errors: [...]}
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -68,6 +68,141 @@ function inspectGraph() {
     missing_dialog: Array.from(document.querySelectorAll(".p-dialog")).map((d) => d.innerText.slice(0, 300))
       .filter((t) => /missing/i.test(t)),
   };
+}
+
+// ---------------------------------------------------------------------------- the Drive Editor, by hand
+function driveInfo() {
+  const node = (window.app.graph._nodes || window.app.graph.nodes).find((n) => n.type === "InterDynDriveEditor");
+  if (!node || !node.interdynDrive) return null;
+  const e = node.interdynDrive;
+  const rect = (x) => { const r = x.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; };
+  const q = (sel) => e.root.querySelector(sel);
+  const w = (name) => node.widgets.find((x) => x.name === name).value;
+  return { id: node.id, W: e.W, H: e.H, bg: !!e.bg, canvas: rect(e.canvas), pivot: e.pivot, keys: e.keys, shape: e.shape,
+    tool: e.tool, status: e.status.textContent, error: e.error,
+    widgets: { shape: w("shape"), keyframes: w("keyframes"), frames: w("frames") },
+    buttons: Object.fromEntries(["tool-path", "tool-ellipse", "tool-rect", "tool-brush", "undo", "reset-path", "clear-shape"]
+      .map((c) => [c, q(`.interdyn-${c}`) ? rect(q(`.interdyn-${c}`)) : null])),
+    frame_inputs: Array.from(e.root.querySelectorAll(".interdyn-key-frame")).map(rect),
+    serialized_widgets: node.serialize().widgets_values };
+}
+
+function toScreen(info, x, y) { // image pixels -> page pixels (the canvas keeps the picture's aspect: object-fit contain)
+  const c = info.canvas, s = Math.min(c.w / info.W, c.h / info.H);
+  return [c.x + (c.w - info.W * s) / 2 + x * s, c.y + (c.h - info.H * s) / 2 + y * s];
+}
+
+async function clickCentre(page, r) { await page.mouse.click(r.x + r.w / 2, r.y + r.h / 2); await sleep(150); }
+
+async function drag(page, from, to, steps = 8) {
+  await page.mouse.move(from[0], from[1]);
+  await page.mouse.down();
+  for (let i = 1; i <= steps; i++) await page.mouse.move(from[0] + (to[0] - from[0]) * i / steps, from[1] + (to[1] - from[1]) * i / steps);
+  await page.mouse.up();
+  await sleep(200);
+}
+
+async function driveEditor(page, config) {
+  const wf = config.workflows.find((w) => w.name === config.drive.workflow);
+  const data = JSON.parse(fs.readFileSync(wf.path, "utf8"));
+  await page.evaluate(async (json, name) => { await window.app.loadGraphData(json, true, true, name); }, data, wf.name);
+  const out = { steps: {} };
+  let info = await waitFor(page, () => { const i = window.__driveInfo(); return i && i.bg ? i : null; }, 30000, "the editor's picture");
+  out.loaded = info;
+  const P = (x, y) => toScreen(info, x, y); // from the latest info: the node may have been laid out again
+  await clickCentre(page, info.buttons["clear-shape"]);
+  await clickCentre(page, info.buttons["tool-ellipse"]);
+  await drag(page, P(20, 24), P(36, 40)); // an ellipse inside (20, 24) - (36, 40): centre (28, 32)
+  info = await page.evaluate(() => window.__driveInfo());
+  out.steps.ellipse = { shape: info.widgets.shape, pivot: info.pivot };
+  await clickCentre(page, info.buttons["tool-path"]);
+  await clickCentre(page, info.buttons["reset-path"]);
+  info = await page.evaluate(() => window.__driveInfo());
+  const clicks = [[44, 30], [62, 26], [80, 38]];
+  for (const [x, y] of clicks) {
+    info = await page.evaluate(() => window.__driveInfo());
+    const [sx, sy] = P(x, y); await page.mouse.click(sx, sy); await sleep(200);
+  }
+  info = await page.evaluate(() => window.__driveInfo());
+  out.steps.clicked = { keys: info.keys, keyframes: info.widgets.keyframes, points: clicks };
+  // Ctrl+Z in the editor takes the last click back; the click again
+  await page.keyboard.down("Control"); await page.keyboard.press("z"); await page.keyboard.up("Control"); await sleep(200);
+  out.steps.undone = { keys: (await page.evaluate(() => window.__driveInfo())).keys };
+  info = await page.evaluate(() => window.__driveInfo());
+  { const [sx, sy] = P(...clicks[2]); await page.mouse.click(sx, sy); await sleep(200); }
+  // drag the second click's keyframe to a new place
+  info = await page.evaluate(() => window.__driveInfo());
+  const k = info.keys[2];
+  await drag(page, P(info.pivot[0] + k.x, info.pivot[1] + k.y), P(64, 18));
+  info = await page.evaluate(() => window.__driveInfo());
+  out.steps.dragged = { keys: info.keys, to: [64, 18] };
+  // the last keyframe's frame number, typed in the timeline
+  const last = info.frame_inputs[info.frame_inputs.length - 1];
+  await page.mouse.click(last.x + last.w / 2, last.y + last.h / 2, { clickCount: 3 });
+  await page.keyboard.type("13");
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Tab");
+  await sleep(300);
+  info = await page.evaluate(() => window.__driveInfo());
+  out.steps.frame_typed = { keys: info.keys };
+  // the first segment eases in and out (the timeline's select)
+  await page.select(".interdyn-drive-editor .interdyn-key-easing", "ease_in_out");
+  await sleep(300);
+  info = await page.evaluate(() => window.__driveInfo());
+  out.steps.eased = { keys: info.keys };
+  out.drawn = info;
+  out.screenshot = path.join(config.screenshots, "drive_editor_drawn.png");
+  await page.screenshot({ path: out.screenshot });
+  // save and reload the workflow: the editor shows the same drive
+  const saved = await page.evaluate(() => window.app.graph.serialize());
+  out.saved_workflow = saved;
+  await page.evaluate(async (json) => { await window.app.loadGraphData(json, true, true, "reloaded.json"); }, saved);
+  out.reloaded = await waitFor(page, () => { const i = window.__driveInfo(); return i && i.bg ? i : null; }, 30000, "the reloaded editor");
+  // an edit typed in the text widget shows in the canvas
+  out.typed = await page.evaluate(async () => {
+    const node = (window.app.graph._nodes || window.app.graph.nodes).find((n) => n.type === "InterDynDriveEditor");
+    const w = node.widgets.find((x) => x.name === "keyframes");
+    const before = w.value;
+    w.value = '[{"frame": 0}, {"frame": 5, "x": 7, "y": 3}]';
+    await new Promise((r) => setTimeout(r, 900));
+    const keys = node.interdynDrive.keys.map((k) => ({ ...k }));
+    w.value = before;
+    await new Promise((r) => setTimeout(r, 900));
+    return { keys, restored: node.interdynDrive.keys.map((k) => ({ ...k })) };
+  });
+  // Run: the drawn drive through MaskToImage into SaveImage (the sampling part of the workflow is not needed)
+  const before = await page.evaluate(async () => Object.keys(await (await fetch("/history")).json()));
+  out.queued = await page.evaluate(async (prefix) => {
+    const graph = window.app.graph;
+    const nodes = graph._nodes || graph.nodes;
+    const editor = nodes.find((n) => n.type === "InterDynDriveEditor");
+    for (const n of [...nodes]) if (n !== editor && n.type !== "LoadImage") graph.remove(n);
+    const toImage = window.LiteGraph.createNode("MaskToImage");
+    toImage.pos = [editor.pos[0] + editor.size[0] + 40, editor.pos[1]];
+    graph.add(toImage);
+    editor.connect(0, toImage, 0);
+    const save = window.LiteGraph.createNode("SaveImage");
+    save.pos = [toImage.pos[0], toImage.pos[1] + 120];
+    graph.add(save);
+    toImage.connect(0, save, 0);
+    save.widgets.find((w) => w.name === "filename_prefix").value = prefix;
+    try { await window.app.queuePrompt(0, 1); return { ok: true }; } catch (e) { return { ok: false, error: String(e) }; }
+  }, config.drive.prefix);
+  const entry = await waitFor(page, async (known) => {
+    const history = await (await fetch("/history")).json();
+    for (const [id, e] of Object.entries(history)) {
+      if (known.includes(id)) continue;
+      const status = e.status && e.status.status_str;
+      if (status === "success" || status === "error") return { id, status, messages: e.status.messages, outputs: e.outputs };
+    }
+    return null;
+  }, 120000, "the drive run", before);
+  Object.assign(out, { run: entry });
+  await sleep(800);
+  out.after_run = await page.evaluate(() => window.__driveInfo());
+  out.screenshot_run = path.join(config.screenshots, "drive_editor_after_run.png");
+  await page.screenshot({ path: out.screenshot_run });
+  return out;
 }
 
 async function main() {
@@ -140,6 +275,11 @@ async function main() {
         await page.screenshot({ path: run.screenshot });
       }
       report.run = run;
+    }
+
+    if (config.drive) {
+      await page.evaluate(`window.__driveInfo = ${driveInfo.toString()};`);
+      report.drive = await driveEditor(page, config);
     }
   } finally {
     await browser.close();

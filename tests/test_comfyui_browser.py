@@ -7,7 +7,9 @@ headless Chromium driven by puppeteer-core (``tests/comfyui_browser.js``), loads
 range or combo list, every node inside the opening view at the saved zoom (which is a readable one) with no two
 nodes overlapping, the Notes first in reading order. A screenshot of each lands in ``INTERDYN_SCREENSHOTS``
 (default: the test's temporary folder). Then it presses Run (``app.queuePrompt(0, 1)``) on the toy workflow,
-waits for the outputs and checks the Save nodes wrote their files and show their previews.
+waits for the outputs and checks the Save nodes wrote their files and show their previews. Last, the Drive Editor
+by hand (``interdyn_mask_trajectory.json``): an ellipse drawn, three keyframes clicked, one dragged, one frame number
+typed, an easing picked, Ctrl+Z, save and reload, a text edit, and Run, whose masks must follow what was drawn.
 
 Skipped, with the reason, unless all of these are there: ``COMFYUI_PATH``; Chromium (``INTERDYN_CHROMIUM``,
 default ``/usr/bin/chromium``; Debian's ``chromium`` package); ``node``; the npm module ``puppeteer-core``
@@ -40,6 +42,7 @@ PACK_FOLDER = "ComfyUI-InterDyn"  # the README's clone name
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 RUN = "interdyn_toy_physics.json"  # needs no model files: runs from the Run button as shipped
 RUN_TIMEOUT = 900
+DRIVE = {"workflow": "interdyn_mask_trajectory.json", "prefix": "interdyn_drive/run"}
 # a full-HD desktop browser window; the saved zoom must keep node text drawn (the frontend switches to
 # low-quality rendering, titles and widgets without text, below 0.6)
 VIEWPORT = {"width": 1920, "height": 1080}
@@ -97,7 +100,7 @@ def report(tmp_path_factory):
         srv.wait_ready()
         config = {"url": srv.url, "chromium": CHROMIUM, "viewport": VIEWPORT, "screenshots": str(shots),
                   "workflows": [{"name": p.name, "path": str(p)} for p in WORKFLOWS], "run": RUN,
-                  "run_timeout_s": RUN_TIMEOUT}
+                  "run_timeout_s": RUN_TIMEOUT, "drive": DRIVE}
         (base / "browser.json").write_text(json.dumps(config))
         env = {**os.environ, "NODE_PATH": os.pathsep.join(_node_modules())}
         done = subprocess.run([NODE, str(SCRIPT), str(base / "browser.json")], capture_output=True, text=True,
@@ -225,3 +228,104 @@ def test_no_node_overlaps_another_after_the_run_shows_its_previews(report):
     overlaps = [f"{a['id']} {a['title']!r} / {b['id']} {b['title']!r}" for i, a in enumerate(nodes)
                 for b in nodes[i + 1:] if _overlap(a["bounding"], b["bounding"])]
     assert not overlaps, f"{RUN} after a run: overlapping nodes: {overlaps}"
+
+
+# ---------------------------------------------------------------------------- the Drive Editor by hand
+def _centre(info, key):
+    return info["pivot"][0] + key["x"], info["pivot"][1] + key["y"]
+
+
+def _mask_centroid(m):
+    import torch
+
+    h, w = m.shape
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    return float((m * xs).sum() / m.sum()), float((m * ys).sum() / m.sum())
+
+
+def test_the_drive_editor_draws_a_shape_and_a_path_with_the_mouse(report):
+    import pytest as _pytest
+
+    drive = report["drive"]
+    loaded = drive["loaded"]
+    assert (loaded["W"], loaded["H"]) == (96, 64), "the canvas shows the Load Image picture at its own size"
+    shape = json.loads(drive["steps"]["ellipse"]["shape"])
+    assert len(shape["shapes"]) == 1 and shape["size"] == [96, 64], f"one drawn ellipse, in the picture's pixels: {shape}"
+    e = shape["shapes"][0]
+    # a screen pixel is about a third of an image pixel here: the drawn box is (20, 24) - (36, 40) to half a pixel
+    assert (e["type"], e["cx"], e["cy"], e["rx"], e["ry"]) == ("ellipse", _pytest.approx(28, abs=0.5),
+                                                               _pytest.approx(32, abs=0.5), _pytest.approx(8, abs=0.5),
+                                                               _pytest.approx(8, abs=0.5))
+    clicked = drive["steps"]["clicked"]
+    assert [k["frame"] for k in clicked["keys"]] == [0, 4, 8, 12], "each click adds a keyframe a third of the video on"
+    info = drive["drawn"]
+    for key, point in zip(clicked["keys"][1:], clicked["points"]):
+        assert _centre(info, key) == _pytest.approx(point, abs=0.5), "the driver's centre goes where the click was"
+    assert [k["frame"] for k in drive["steps"]["undone"]["keys"]] == [0, 4, 8], "Ctrl+Z takes the last click back"
+    assert _centre(info, drive["steps"]["dragged"]["keys"][2]) == _pytest.approx(drive["steps"]["dragged"]["to"], abs=0.5), \
+        "dragging a keyframe moves it"
+    assert [k["frame"] for k in drive["steps"]["frame_typed"]["keys"]] == [0, 4, 8, 13], "the typed frame number"
+    assert drive["steps"]["eased"]["keys"][0]["easing"] == "ease_in_out"
+    saved = json.loads(info["widgets"]["keyframes"])
+    assert [(k["frame"], k["easing"]) for k in saved] == [(0, "ease_in_out"), (4, "linear"), (8, "linear"), (13, "linear")], \
+        "everything the editor did is in the keyframes widget"
+    assert info["serialized_widgets"][:2] == [info["widgets"]["shape"], info["widgets"]["keyframes"]] \
+        and len(info["serialized_widgets"]) == 4, \
+        f"the workflow stores the four widgets, not the canvas: {info['serialized_widgets']}"
+    assert not info["error"], info["error"]
+
+
+def test_the_drive_editor_shows_the_same_drive_after_save_and_reload_and_follows_the_text(report):
+    drive = report["drive"]
+    drawn, reloaded = drive["drawn"], drive["reloaded"]
+    assert reloaded["widgets"] == drawn["widgets"], "the saved workflow holds the drive"
+    assert reloaded["keys"] == drawn["keys"] and reloaded["pivot"] == drawn["pivot"], "and the editor shows it again"
+    typed = drive["typed"]
+    assert [(k["frame"], k["x"], k["y"]) for k in typed["keys"]] == [(0, 0, 0), (5, 7, 3)], \
+        "an edit typed in the keyframes widget shows in the canvas"
+    assert typed["restored"] == drawn["keys"]
+
+
+def test_the_drive_editor_run_gives_masks_that_follow_the_drawn_points(report):
+    """Run from the page: the output masks' centroids sit on the drawn keyframes within 1 px, in between on the
+    easing (ease_in_out on the first segment: 4t^3 then 1 - (-2t + 2)^3 / 2; linear after), and the same widget
+    values run headless in Python give the same masks."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    drive = report["drive"]
+    assert drive["queued"]["ok"] and drive["run"]["status"] == "success", json.dumps(drive["run"])[:2000]
+    files = sorted((report["server"].output / "interdyn_drive").glob("run_*.png"))
+    assert len(files) == 14, f"one mask per frame: {[f.name for f in files]}"
+    masks = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255) for f in files])
+    info = drive["drawn"]
+    keys = info["keys"]
+    centres = [_centre(info, k) for k in keys]
+
+    def expected(f):
+        for (a, ca), (b, cb) in zip(zip(keys, centres), zip(keys[1:], centres[1:])):
+            if a["frame"] <= f <= b["frame"]:
+                t = (f - a["frame"]) / (b["frame"] - a["frame"])
+                if a["easing"] == "ease_in_out":
+                    t = 4 * t**3 if t < 0.5 else 1 - (-2 * t + 2) ** 3 / 2
+                return ca[0] + t * (cb[0] - ca[0]), ca[1] + t * (cb[1] - ca[1])
+        return centres[-1]
+
+    for f in range(14):
+        got, want = _mask_centroid(masks[f]), expected(f)
+        assert abs(got[0] - want[0]) <= 1 and abs(got[1] - want[1]) <= 1, \
+            f"frame {f}: the mask's centroid {got} is not within 1 px of the drawn path's {want}"
+    # the same widget values, headless
+    from test_nodes import import_pack
+
+    pack = import_pack("drive_headless_pack")
+    image = torch.from_numpy(np.asarray(Image.open(report["server"].base / "input" / "scene.png").convert("RGB"),
+                                        dtype=np.float32) / 255)[None]
+    w = info["widgets"]
+    out = pack.NODE_CLASS_MAPPINGS["InterDynDriveEditor"]().drive(image, w["shape"], w["keyframes"], w["frames"],
+                                                                   "bilinear")["result"][0]
+    # SaveImage stores floor(255 * value): the saved masks are the headless ones less under one 8-bit step
+    diff = out - masks
+    assert float(diff.min()) >= -1e-6 and float(diff.max()) < 1 / 255 + 1e-6, \
+        f"the page's run and the headless run give the same masks (difference {float(diff.min()):.2e}..{float(diff.max()):.2e})"

@@ -188,7 +188,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.output = base / "output"
+        self.base, self.output = base, base / "output"
         cmd = [PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--base-directory", str(base), "--output-directory", str(self.output),
                "--extra-model-paths-config", str(yaml), "--database-url", f"sqlite:///{base / 'comfyui.db'}",

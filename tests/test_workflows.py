@@ -75,7 +75,8 @@ def signature(pack, node_type):
     links, widgets, types, required = {}, [], {}, set()
     for section in ("required", "optional"):
         for name, (t, opts) in spec.get(section, {}).items():
-            if isinstance(t, list) or t in WIDGET_TYPES:
+            # a forceInput STRING/INT is a socket only: the frontend builds no widget for it
+            if (isinstance(t, list) or t in WIDGET_TYPES) and not opts.get("forceInput"):
                 widgets.append(name)
                 types[name] = "COMBO" if isinstance(t, list) else t
                 if has_control_widget(types[name], name, opts):

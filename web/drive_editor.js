@@ -64,14 +64,19 @@ class DriveEditor {
     this.scrubLabel = el("span", { style: "font-size:11px;min-width:70px" });
     this.scrub.addEventListener("input", () => { this.frame = Number(this.scrub.value); this.render(); });
     const scrubRow = el("div", { style: "display:flex;gap:4px;align-items:center" }, [this.scrubLabel, this.scrub]);
-    this.timeline = el("div", { className: "interdyn-timeline", style: "display:flex;flex-direction:column;gap:2px;max-height:120px;overflow:auto;font-size:11px" });
+    // a fixed height: the picture must not move under the pointer when keyframes are added
+    this.timeline = el("div", { className: "interdyn-timeline", style: "flex:0 0 96px;display:flex;flex-direction:column;gap:2px;overflow:auto;font-size:11px" });
+    // keyboard focus while drawing: ComfyUI leaves keys typed into an input to it (its Ctrl+Z undoes the graph)
+    this.focusInput = el("input", { className: "interdyn-focus", readOnly: true, tabIndex: -1, title: "Drive Editor keys",
+      style: "position:absolute;width:1px;height:1px;opacity:0;pointer-events:none" });
     this.status = el("div", { className: "interdyn-status", style: "font-size:11px;opacity:.8;min-height:14px" });
     this.root = el("div", { className: "interdyn-drive-editor", tabIndex: 0,
-      style: "display:flex;flex-direction:column;gap:3px;width:100%;height:100%;box-sizing:border-box;color:var(--input-text,#ddd);font-family:sans-serif;outline:none" },
-    [bar, this.canvas, scrubRow, this.timeline, this.status]);
+      style: "position:relative;display:flex;flex-direction:column;gap:3px;width:100%;height:100%;box-sizing:border-box;color:var(--input-text,#ddd);font-family:sans-serif;outline:none" },
+    [bar, this.canvas, scrubRow, this.timeline, this.status, this.focusInput]);
     for (const e of ["pointerdown", "pointermove", "pointerup", "pointercancel"]) this.canvas.addEventListener(e, (ev) => this.onPointer(ev));
     this.root.addEventListener("keydown", (ev) => {
-      if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "z" && !/INPUT|SELECT|TEXTAREA/.test(ev.target.tagName)) {
+      const drawing = ev.target === this.focusInput || !/INPUT|SELECT|TEXTAREA/.test(ev.target.tagName);
+      if ((ev.ctrlKey || ev.metaKey) && !ev.shiftKey && ev.key.toLowerCase() === "z" && drawing) {
         ev.preventDefault(); ev.stopPropagation(); this.popUndo();
       }
     });
@@ -241,7 +246,7 @@ class DriveEditor {
     return 1 / s;
   }
 
-  render() {
+  render({ timeline = true } = {}) {
     const F = this.frames();
     this.scrub.max = String(F - 1);
     if (this.frame > F - 1) this.frame = F - 1;
@@ -284,7 +289,7 @@ class DriveEditor {
       g.beginPath(); g.arc(h.rotate[0], h.rotate[1], 4.5 * u, 0, 2 * Math.PI); g.fill();
     }
     if (this.drag && this.drag.preview) this.drawPreview(g, this.drag.preview, u);
-    this.renderTimeline();
+    if (timeline) this.renderTimeline();
     const what = this.maskConnected() ? (this.runView && this.runView.from_mask ? "the connected mask drives" : "a mask is connected: run once to see it")
       : (this.area ? `${this.area} px driver` : "draw the driver (Ellipse, Rectangle, Brush)");
     if (this.error) this.say(`${this.error} (fix the text, or Undo)`);
@@ -332,7 +337,13 @@ class DriveEditor {
       const row = el("div", { className: "interdyn-key", style: `display:flex;gap:3px;align-items:center;${i === this.selected ? "background:rgba(255,200,50,.15)" : ""}` },
         [el("span", { textContent: "frame" }), frame, el("span", { textContent: `x ${round(k.x, 1)} y ${round(k.y, 1)} ×` }), scale,
           el("span", { textContent: "°" }), rot, easing, del]);
-      row.addEventListener("pointerdown", () => { if (this.selected !== i) { this.selected = i; this.frame = k.frame; this.render(); } });
+      // select without rebuilding the rows: the field under the pointer must stay to take the focus
+      row.addEventListener("pointerdown", () => {
+        if (this.selected === i) return;
+        this.selected = i; this.frame = k.frame;
+        for (const [j, r] of Array.from(this.timeline.children).entries()) r.style.background = j === i ? "rgba(255,200,50,.15)" : "";
+        this.render({ timeline: false });
+      });
       return row;
     });
     const focused = this.timeline.contains(document.activeElement);
@@ -350,7 +361,7 @@ class DriveEditor {
   onPointer(ev) {
     const p = this.toImage(ev), tol = HIT_PX * this.pxPerScreen();
     if (ev.type === "pointerdown") {
-      this.root.focus({ preventScroll: true });
+      this.focusInput.focus({ preventScroll: true });
       this.canvas.setPointerCapture?.(ev.pointerId);
       ev.preventDefault(); ev.stopPropagation();
       if (this.tool === "path") this.startPath(p, tol);
