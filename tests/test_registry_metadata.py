@@ -139,5 +139,6 @@ def test_the_node_archive_holds_what_comfyui_needs_and_nothing_else():
         assert needed in files, f"the node archive must hold {needed}"
     assert any(f.startswith("nodes/") for f in files), "the node archive must hold the nodes"
     assert any(f.startswith("workflows/") and f.endswith(".json") for f in files), "... and the example workflows"
+    assert {"web/drive_editor.js", "web/drive_model.js"} <= files, "... and the page's extension (WEB_DIRECTORY)"
     unwanted = sorted(f for f in files if f.split("/")[0] in {"tests", "bench", "training", "docs", ".ci"})
     assert not unwanted, f"tests, benchmarks, training (code, recipe logs), docs and CI stay out: {unwanted[:10]}"
