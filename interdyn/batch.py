@@ -238,6 +238,24 @@ def _generate_group(group: list[Row], models: _Models, steps: GenerateSteps) -> 
         write_video(Path(row.args.out), video, fps=row.args.fps)
 
 
+def _not_this_rows_output(row) -> str | None:
+    """Why an existing ``out`` cannot be an earlier run's result of this row (``None`` when it can): a row is
+    skipped as done only when its output is a readable video of the row's size, never an unrelated file."""
+    from .video_io import read_video_frames
+
+    out = Path(row.args.out)
+    try:
+        first = read_video_frames(out, [0])
+    except Exception as err:  # noqa: BLE001 - unreadable: not ours
+        return (f"out {out} exists and is not a video ({type(err).__name__}: {str(err)[:120]}); it is not this row's "
+                "earlier output, so it is left alone: move it away, or give the row another out")
+    height, width = int(first.shape[1]), int(first.shape[2])
+    if (height, width) != (row.args.height, row.args.width):
+        return (f"out {out} exists and is a {width}x{height} video, not this row's {row.args.width}x"
+                f"{row.args.height}: it is left alone; move it away, or give the row another out")
+    return None
+
+
 def run_manifest(args, steps: GenerateSteps) -> int:
     """``interdyn generate --manifest``: see the module's docstring. Returns the exit status."""
     t0 = time.time()
@@ -262,7 +280,13 @@ def run_manifest(args, steps: GenerateSteps) -> int:
     pending = []
     for row in mine:
         if Path(row.args.out).exists():
-            outcome[row.number] = {"status": "skipped", "out": row.args.out, "reason": "output exists"}
+            problem = _not_this_rows_output(row)
+            if problem is None:
+                outcome[row.number] = {"status": "skipped", "out": row.args.out,
+                                       "reason": "output exists (a video of the row's size from an earlier run)"}
+            else:
+                outcome[row.number] = {"status": "failed", "out": row.args.out, "error": problem}
+                print(f"error: --manifest {args.manifest} {row.label}: {problem}", file=sys.stderr, flush=True)
         else:
             pending.append(row)
     progress = tqdm(total=len(pending), desc=f"generate (rank {ctx.rank}/{ctx.world_size})" if ctx.world_size > 1
@@ -276,10 +300,11 @@ def run_manifest(args, steps: GenerateSteps) -> int:
             except KeyboardInterrupt:
                 raise
             except Exception as err:  # noqa: BLE001 - one bad row must not stop the others; reported below
-                outcome[row.number] = {"status": "failed", "out": row.args.out,
-                                       "error": f"{type(err).__name__}: {err}"}
-                print(f"error: --manifest {args.manifest} {row.label}: {type(err).__name__}: {err}", file=sys.stderr,
-                      flush=True)
+                from .safe_output import storage_error
+
+                text = storage_error(err) or f"{type(err).__name__}: {err}"
+                outcome[row.number] = {"status": "failed", "out": row.args.out, "error": text}
+                print(f"error: --manifest {args.manifest} {row.label}: {text}", file=sys.stderr, flush=True)
             else:
                 outcome[row.number] = {"status": "written", "out": row.args.out,
                                        "seconds": round(time.time() - start, 2)}

@@ -429,6 +429,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{err.strerror or err}: {err.filename}"
         print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - a full or read-only disk is the user's to fix, not a bug
+        from .safe_output import storage_error
+
+        message = storage_error(err)
+        if message is None:
+            raise
+        print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ This module imports nothing heavy and nothing from ComfyUI.
 from __future__ import annotations
 
 import contextlib
+import errno
+import re
 import os
 import shutil
 import uuid
@@ -133,6 +135,41 @@ def readable_tree(folder: str | os.PathLike) -> Path:
         if f.is_file() and not f.is_symlink():
             readable_mode(f)
     return folder
+
+
+#: errno values that mean "this disk cannot take the file", whatever the writer
+_STORAGE_ERRNOS = {errno.ENOSPC: "the disk is full (no space left on device)",
+                   errno.EDQUOT: "the disk quota is exceeded",
+                   errno.EROFS: "the file system is read-only",
+                   errno.EFBIG: "the file is larger than the file system allows"}
+# writers that do not raise OSError say it in their message (safetensors: "No space left on device (os error 28)")
+_STORAGE_TEXT = (("no space left on device", errno.ENOSPC), ("os error 28", errno.ENOSPC),
+                 ("disk quota exceeded", errno.EDQUOT), ("read-only file system", errno.EROFS))
+
+
+def storage_error(err: BaseException) -> str | None:
+    """One line for an error that means the disk could not take a write (full, quota, read-only), else ``None``.
+
+    Every writer in this project writes under a temporary name and renames it into place
+    (:func:`atomic_file`), so such an error leaves the earlier file as it was: the line says so.
+    """
+    code = getattr(err, "errno", None)
+    if code not in _STORAGE_ERRNOS:
+        text = str(err).lower()
+        code = next((c for needle, c in _STORAGE_TEXT if needle in text), None)
+        cause = err.__cause__ or err.__context__
+        if code is None and cause is not None and cause is not err:
+            return storage_error(cause)
+    if code not in _STORAGE_ERRNOS:
+        return None
+    where = getattr(err, "filename", None)
+    if where:  # our temporary names, ".NAME.<8 hex>.tmp" and ".STEM.<8 hex>.tmp.EXT": say the file the user asked for
+        path = Path(where)
+        m = re.fullmatch(r"\.(.+)\.[0-9a-f]{8}\.tmp(\.[^.]+)?", path.name)
+        where = path.with_name(m.group(1) + (m.group(2) or "")) if m else path
+    where = f" writing {where}" if where else ""
+    return (f"{_STORAGE_ERRNOS[code]}{where}: nothing was replaced (files are written under a temporary name and "
+            "renamed only when complete); free some space, or choose another output folder, and run again")
 
 
 @contextlib.contextmanager

@@ -268,7 +268,11 @@ def two_processes(tmp_path_factory):
         _write_manifest(gen["root"] / f"{name}.csv", [dict(r, out=r["out"].replace("out/", f"{name}/"))
                                                        for r in MANIFEST_ROWS])
     (gen["root"] / "two").mkdir()
-    (gen["root"] / "two" / "clip1.mp4").write_bytes(b"made earlier")  # exists: must be skipped, not replaced
+    # an earlier run's output (a 64x64 video, the row's size): must be skipped, not replaced
+    from interdyn.video_io import write_video
+
+    write_video(gen["root"] / "two" / "clip1.mp4", np.full((2, 64, 64, 3), 9, np.uint8), fps=7)
+    (gen["root"] / "clip1_earlier.bytes").write_bytes((gen["root"] / "two" / "clip1.mp4").read_bytes())
 
     with single_thread():
         for name in ("clevrer", "dexycb"):
@@ -298,7 +302,8 @@ def test_generate_manifest_on_two_processes_writes_what_one_process_writes_and_s
     report = json.loads((gen / "two.json").read_text())
     assert report["processes"] == 2 and report["counts"] == {"written": 3, "skipped": 1, "failed": 0}, \
         f"the rows were shared by 2 processes and the existing output skipped: {report}"
-    assert (gen / "two" / "clip1.mp4").read_bytes() == b"made earlier", "an existing output is never replaced"
+    assert (gen / "two" / "clip1.mp4").read_bytes() == (gen / "clip1_earlier.bytes").read_bytes(), \
+        "an existing output is never replaced"
     # not bit-identity: the two runs batch rows differently, and float32 kernels round by batch size and thread
     # scheduling (a loaded machine gave non-identical bytes). The tolerance is what a real mistake cannot meet: the
     # same row must differ far less than two different rows (a wrong seed or a swapped row) do.

@@ -19,7 +19,9 @@ accelerate, which would pickle them), and accelerate's optimizer, scheduler and 
 with ``torch.load(weights_only=True)`` only (:func:`load_checkpoint`). A run starts by removing
 ``.tmp-checkpoint-*`` folders left by a run killed while saving; a resumed run cuts ``loss.csv``
 back to the resumed step. ``output_dir`` must be new, empty or a run of ours (``--resume`` to
-continue one). ``--resume latest`` continues exactly: weights, optimizer,
+continue one), and one run at a time writes it (``.interdyn-lock``, :class:`interdyn.distributed.OutputLock`:
+a second run on the same folder is refused). A full or read-only disk while saving removes the
+half-written temporary folder and ends in one line; the last checkpoint is intact. ``--resume latest`` continues exactly: weights, optimizer,
 LR schedule, EMA, RNG states, the accumulation counter and the data order (epoch and position
 in it) are restored, and all noise is drawn from generators keyed by the optimizer step and the
 clip's place in the step's global batch (so 2 processes x batch 1 draw what 1 process x 2
@@ -52,7 +54,7 @@ from interdyn.loading import load_control_branch, load_svd_backbone, save_contro
 from interdyn.models.backbone import SVDBackbone
 from interdyn.models.controlnet import InterDynControlNet
 from interdyn.safe_load import UnsafeFileError, weights_only_torch_load
-from interdyn.safe_output import OutputError, check_output_folder, mark_folder, write_text_atomic
+from interdyn.safe_output import OutputError, check_output_folder, mark_folder, storage_error, write_text_atomic
 
 from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
@@ -430,38 +432,43 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp))
-        full_state = acc.get_state_dict(self.branch)  # gathers shards (FSDP / ZeRO-3) on every rank
-        fingerprints = None
-        if not self.sharded:
-            mine = torch.tensor([_params_fingerprint(acc.unwrap_model(self.branch))], device=acc.device)
-            fingerprints = [int(v) for v in acc.gather(mine).cpu().tolist()]
-        if self.is_main:
-            model = _state_dict_model(self.branch_config, full_state)
-            save_control_branch(model, tmp / BRANCH_FILE, provenance=self._provenance(ema=False))
-            if self.ema is not None:
-                names = [n for n, _ in acc.unwrap_model(self.branch).named_parameters()]
-                ema_state = dict(full_state)
-                ema_state.update({n: p.detach() for n, p in zip(names, self.ema.shadow_params)})
-                save_control_branch(_state_dict_model(self.branch_config, ema_state), tmp / EMA_FILE,
-                                    provenance=self._provenance(ema=True))
-                (tmp / EMA_STATE_FILE).write_text(json.dumps(
-                    {k: v for k, v in self.ema.state_dict().items() if k != "shadow_params"}, indent=2))
-            (tmp / UNET_CONFIG_FILE).write_text(json.dumps(
-                {k: v for k, v in dict(self.backbone.unet.config).items()}, indent=2,
-                default=lambda v: list(v) if isinstance(v, (tuple, set)) else str(v)))  # e.g. _name_or_path: Path
-            (tmp / "config.yaml").write_text(self.config.to_yaml())
-            (tmp / STATE_FILE).write_text(json.dumps({
-                **self.state.state_dict(), "loss": self.last_loss, "base_model": self.config.pretrained_model,
-                "num_processes": acc.num_processes, "replica_fingerprints": fingerprints,
-                "date": _dt.datetime.now(_dt.timezone.utc).isoformat()}, indent=2))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            keep = self.config.checkpoints_keep
-            if keep > 0:
-                for old in list_checkpoints(self.output_dir)[:-keep]:
-                    shutil.rmtree(old, ignore_errors=True)
+        try:
+            acc.save_state(str(tmp))
+            full_state = acc.get_state_dict(self.branch)  # gathers shards (FSDP / ZeRO-3) on every rank
+            fingerprints = None
+            if not self.sharded:
+                mine = torch.tensor([_params_fingerprint(acc.unwrap_model(self.branch))], device=acc.device)
+                fingerprints = [int(v) for v in acc.gather(mine).cpu().tolist()]
+            if self.is_main:
+                model = _state_dict_model(self.branch_config, full_state)
+                save_control_branch(model, tmp / BRANCH_FILE, provenance=self._provenance(ema=False))
+                if self.ema is not None:
+                    names = [n for n, _ in acc.unwrap_model(self.branch).named_parameters()]
+                    ema_state = dict(full_state)
+                    ema_state.update({n: p.detach() for n, p in zip(names, self.ema.shadow_params)})
+                    save_control_branch(_state_dict_model(self.branch_config, ema_state), tmp / EMA_FILE,
+                                        provenance=self._provenance(ema=True))
+                    (tmp / EMA_STATE_FILE).write_text(json.dumps(
+                        {k: v for k, v in self.ema.state_dict().items() if k != "shadow_params"}, indent=2))
+                (tmp / UNET_CONFIG_FILE).write_text(json.dumps(
+                    {k: v for k, v in dict(self.backbone.unet.config).items()}, indent=2,
+                    default=lambda v: list(v) if isinstance(v, (tuple, set)) else str(v)))  # e.g. _name_or_path: Path
+                (tmp / "config.yaml").write_text(self.config.to_yaml())
+                (tmp / STATE_FILE).write_text(json.dumps({
+                    **self.state.state_dict(), "loss": self.last_loss, "base_model": self.config.pretrained_model,
+                    "num_processes": acc.num_processes, "replica_fingerprints": fingerprints,
+                    "date": _dt.datetime.now(_dt.timezone.utc).isoformat()}, indent=2))
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+        except BaseException:  # a full disk, Ctrl-C: no half-written checkpoint is left taking the space
+            if self.is_main:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        keep = self.config.checkpoints_keep
+        if self.is_main and keep > 0:
+            for old in list_checkpoints(self.output_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
         self.last_checkpoint = final
         return final
@@ -572,6 +579,14 @@ class Trainer:
         return losses.mean()
 
     def run(self) -> dict:
+        """Train to ``max_steps`` holding ``output_dir``'s lock: a second run on the same folder is refused
+        (it would delete this run's checkpoint in progress and interleave the logs)."""
+        from interdyn import distributed
+
+        with distributed.OutputLock(self.output_dir, what="output_dir", claim=mark_folder):
+            return self._run()
+
+    def _run(self) -> dict:
         self._start_time = time.time()
         config, acc, state = self.config, self.accelerator, self.state
         if self.is_main:
@@ -723,6 +738,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.train") 
         return 130
     except (CheckpointError, OutputError, FileNotFoundError, DataError) as err:
         print(f"[interdyn-train] error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line, the last checkpoint is intact
+        message = storage_error(err)
+        if message is None:
+            raise
+        print(f"[interdyn-train] error: {message}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"[interdyn-train] done: step {result['step']}, loss {result['loss']:.5f}, checkpoint {result['checkpoint']}")
