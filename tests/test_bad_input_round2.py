@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -433,3 +436,81 @@ def test_training_on_a_folder_without_usable_clips_is_one_line(tmp_path, capsys)
                        "--output_dir", str(tmp_path / "run"), "--report_to", "none"]) == 2
     err = capsys.readouterr().err
     assert "data_root" in err and "no usable clip folder" in err and "Traceback" not in err, err
+
+
+# ---------------------------------------------------------------------------- every option of train and prepare
+def _train_option_cases():
+    """(option, bad value): each numeric option of ``interdyn train`` with a wrong type, NaN/inf for floats, and
+    an out-of-range value from the rule it must meet; each choice option with a value not in its list."""
+    import dataclasses
+
+    from training.config import TrainConfig, _field_types
+
+    out_of_range = {
+        "max_steps": "0", "num_frames": "0", "batch_size": "0", "gradient_accumulation_steps": "0",
+        "checkpoint_every": "0", "log_every": "0", "vae_chunk": "0", "synthetic_num_scenes": "0",
+        "checkpoints_keep": "-1", "lr_warmup_steps": "-1", "num_workers": "257", "validation_every": "-1",
+        "seed": "-1", "tiny_seed": "-1", "learning_rate": "0", "ema_decay": "1", "adam_beta1": "1",
+        "adam_beta2": "-0.1", "adam_epsilon": "0", "weight_decay": "-1", "max_grad_norm": "0", "height": "100",
+        "width": "100", "image_dropout": "1.5", "p_std": "-1", "noise_aug_log_std": "-1", "noise_aug_min": "-1",
+        "noise_aug_max": "-1", "control_cnn_channels": "16,0", "clip_fps": "0", "fps_conditioning": "0",
+        "motion_bucket_id": "-1", "min_source_height": "-1", "min_source_width": "-1", "synthetic_cache": "-1",
+        "validation_clips": "-1", "validation_num_steps": "0", "validation_min_guidance": "0.5",
+        "validation_max_guidance": "0.5", "output_dir": "", "report_to": "",
+    }
+    cases = [(name, value) for name, value in out_of_range.items()]
+    cases.append(("num_frames", "99999999999"))  # the memory budget
+    for f in dataclasses.fields(TrainConfig):
+        kind = str(_field_types()[f.name])
+        if f.metadata.get("choices"):
+            cases.append((f.name, "no-such-choice"))
+        elif "bool" in kind:
+            cases.append((f.name, "maybe"))
+        elif "float" in kind:
+            cases += [(f.name, "nan"), (f.name, "inf"), (f.name, "abc")]
+        elif "int" in kind:
+            cases += [(f.name, "abc"), (f.name, "1.5")]
+    return cases
+
+
+@pytest.mark.parametrize("name, value", _train_option_cases(), ids=lambda v: str(v))
+def test_every_train_option_refuses_a_bad_value_in_one_line_naming_it(name, value, tmp_path, capsys):
+    from training.train import main as train_main
+
+    out = tmp_path / "run"
+    argv = ["--config", str(REPO / "training" / "configs" / "cpu_tiny.yaml"), "--output_dir", str(out),
+            f"--{name}", value]
+    code = train_main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, f"--{name} {value!r} must be refused, exit {code}: {err[-500:]}"
+    assert name in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, \
+        f"one line naming {name}: {err!r}"
+    assert not out.exists(), "refused before any folder is made"
+
+
+PREPARE_CASES = [  # (dataset, option, bad value)
+    *[(d, "--fps", v) for d in ("ssv2", "clevrer", "dexycb", "synthetic") for v in ("nan", "inf", "0", "-2")],
+    *[(d, o, v) for d in ("ssv2", "clevrer", "dexycb", "synthetic") for o in ("--num-frames", "--height", "--width")
+      for v in ("0", "-1")],
+    *[(d, "--limit", "0") for d in ("ssv2", "clevrer", "dexycb")],
+    ("synthetic", "--height", "100000"), ("synthetic", "--width", "9000"), ("synthetic", "--num-clips", "0"), ("synthetic", "--seed", "-1"),
+    ("ssv2", "--sam2-image-size", "0"), ("ssv2", "--min-height", "-1"), ("ssv2", "--min-width", "-5"),
+    ("ssv2", "--box-frame-offset", "-1"), ("clevrer", "--seed", "-3"), ("dexycb", "--source-fps", "nan"),
+    ("dexycb", "--source-fps", "0"),
+]
+PREPARE_REQUIRED = {"ssv2": ["--videos", "V", "--labels", "L", "--boxes", "B"],
+                    "clevrer": ["--videos", "V", "--annotations", "A", "--proposals", "P"],
+                    "dexycb": ["--root", "R"], "synthetic": []}
+
+
+@pytest.mark.parametrize("dataset, option, value", PREPARE_CASES, ids=lambda v: str(v))
+def test_every_prepare_option_refuses_a_bad_value_before_reading_anything(dataset, option, value, tmp_path, capsys):
+    from training.data.prepare import main as prepare_main
+
+    out = tmp_path / "out"
+    # the inputs named here do not exist: the option must be refused first, by name
+    code = prepare_main([dataset, *PREPARE_REQUIRED[dataset], "--out", str(out), option, value])
+    err = capsys.readouterr().err
+    assert code == 2 and option in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, \
+        f"{dataset} {option} {value}: one line naming {option}: {err!r}"
+    assert not out.exists()

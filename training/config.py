@@ -184,6 +184,33 @@ class TrainConfig:
             raise ValueError("dataset 'folder' needs data_root")
         if not self.pretrained_model:
             raise ValueError("pretrained_model is required: an SVD diffusers folder, a single-file checkpoint, or 'tiny'")
+        for name in ("output_dir", "report_to"):
+            if not str(getattr(self, name)).strip():
+                raise ValueError(f"{name} is empty; give a folder" if name == "output_dir" else
+                                 f"{name} is empty; give 'none' for no tracker")
+        if self.control_cnn_channels is not None and (
+                not self.control_cnn_channels or any(not 1 <= c <= 4096 for c in self.control_cnn_channels)):
+            raise ValueError(f"control_cnn_channels must be whole numbers in 1..4096 (e.g. 16,32,96,256), got "
+                             f"{self.control_cnn_channels}")
+        if not self.clip_fps > 0 or (self.fps_conditioning is not None and not self.fps_conditioning > 0):
+            raise ValueError(f"clip_fps and fps_conditioning must be > 0 frames per second, got {self.clip_fps}, "
+                             f"{self.fps_conditioning}")
+        for name in ("motion_bucket_id", "min_source_height", "min_source_width", "synthetic_cache",
+                     "validation_clips"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.validation_num_steps < 1:
+            raise ValueError(f"validation_num_steps must be >= 1, got {self.validation_num_steps}")
+        if not 1 <= self.validation_min_guidance <= self.validation_max_guidance:
+            raise ValueError("need 1 <= validation_min_guidance <= validation_max_guidance (1 = no guidance), got "
+                             f"{self.validation_min_guidance}, {self.validation_max_guidance}")
+        if self.num_workers > 256:
+            raise ValueError(f"num_workers must be at most 256 DataLoader processes, got {self.num_workers}")
+        from interdyn.validation import check_video_size
+
+        check_video_size(self.batch_size * self.num_frames, self.height, self.width, what="one training batch",
+                         label=f"batch_size {self.batch_size} x num_frames {self.num_frames} x height {self.height} "
+                               f"x width {self.width}")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:

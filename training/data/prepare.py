@@ -105,8 +105,40 @@ def build_parser(prog: str = "python -m training.data.prepare") -> argparse.Argu
     return parser
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Every numeric option of every dataset, before any input is read or any folder made: finite, in range, a
+    clip size within the memory budget; messages name the option as typed (``--num-frames``)."""
+    from interdyn.validation import InputError, check_count, check_range, check_seed, check_video_size
+
+    for dest in ("fps", "source_fps"):
+        value = getattr(args, dest, None)
+        if value is not None and check_range(value, f"--{dest.replace('_', '-')}", 0) <= 0:
+            raise InputError(f"--{dest.replace('_', '-')} must be > 0 frames per second, got {value}")
+    for dest in ("num_frames", "height", "width", "limit", "num_clips", "sam2_image_size"):
+        value = getattr(args, dest, None)
+        if value is not None:
+            check_count(value, f"--{dest.replace('_', '-')}")
+    for dest in ("height", "width"):  # video encoders (libx264) stop far below what memory allows
+        if getattr(args, dest) > 8192:
+            raise InputError(f"--{dest} must be at most 8192 pixels (the clips are encoded as video), got "
+                             f"{getattr(args, dest)}")
+    for dest in ("min_height", "min_width", "box_frame_offset"):
+        value = getattr(args, dest, None)
+        if value is not None:
+            check_count(value, f"--{dest.replace('_', '-')}", minimum=0)
+    if getattr(args, "seed", None) is not None:
+        check_seed(args.seed, "--seed")
+    check_video_size(args.num_frames, args.height, args.width, names=("--num-frames", "--height", "--width"),
+                     what="one clip")
+
+
 def main(argv=None, prog: str = "python -m training.data.prepare") -> int:
     args = build_parser(prog).parse_args(argv)
+    try:
+        check_options(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     run = {"ssv2": ssv2.prepare_ssv2_from_args, "clevrer": clevrer.prepare_clevrer_from_args,
            "dexycb": dexycb.prepare_dexycb_from_args,
            "synthetic": synthetic_clips.prepare_synthetic_from_args}[args.dataset]
