@@ -224,6 +224,12 @@ def load_control_branch(path: str | os.PathLike, *, dtype: str | torch.dtype | N
         k = wrong[0]
         raise ModelLoadError(f"{weights}: tensor {k} has shape {tuple(state[k].shape)} but its config implies "
                              f"{tuple(shapes[k].shape)} ({len(wrong)} tensors differ)")
+    not_float = sorted(k for k in expected if not state[k].is_floating_point())
+    if not_float:
+        k = not_float[0]
+        raise ModelLoadError(f"{weights}: tensor {k} is {str(state[k].dtype).replace('torch.', '')}, not floating point "
+                             f"({len(not_float)} such tensors): a quantised (int) control branch cannot be loaded; "
+                             "export it as fp32, fp16 or bf16 (python -m training.export --dtype fp16)")
     if dtype is not None:
         target = resolve_dtype(dtype, device)
     else:

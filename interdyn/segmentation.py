@@ -156,17 +156,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
         sd = load_file(str(path), device="cpu")
     else:
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - torch raises several types for a bad or unsafe file
-            # torch's own message advises re-running with weights_only=False: wrong and unsafe for a downloaded
-            # file, so only its first line is kept
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise ValueError(
-                f"cannot read SAM2 checkpoint {path}: it is not a plain tensor file ({type(e).__name__}: {first}). "
-                "It was not unpickled (a pickle can run code). Use an official sam2/sam2.1 .pt checkpoint or a "
-                ".safetensors file."
-            ) from None
+        from .safe_load import read_tensor_file
+
+        obj = read_tensor_file(path, "SAM2 checkpoint")
         if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
             sd = obj["model"]
         elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):

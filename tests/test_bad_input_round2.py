@@ -514,3 +514,81 @@ def test_every_prepare_option_refuses_a_bad_value_before_reading_anything(datase
     assert code == 2 and option in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, \
         f"{dataset} {option} {value}: one line naming {option}: {err!r}"
     assert not out.exists()
+
+
+def test_an_int8_control_branch_is_refused_in_one_line(tmp_path, capsys):
+    """It ended in torch's load_state_dict traceback ("Only Tensors of floating point ... can require gradients")."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from interdyn.cli import main
+
+    assert main(["make-tiny", str(tmp_path / "m")]) == 0
+    source = tmp_path / "m" / "interdyn_tiny.safetensors"
+    with safe_open(str(source), "pt") as f:
+        meta = f.metadata()
+    save_file({k: (v * 100).to(torch.int8) for k, v in load_file(str(source)).items()}, str(tmp_path / "int8.safetensors"),
+              metadata=meta)
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "in.png")
+    capsys.readouterr()
+    code = main(["generate", "--svd", str(tmp_path / "m" / "svd_tiny"), "--interdyn", str(tmp_path / "int8.safetensors"),
+                 "--image", str(tmp_path / "in.png"), "--out", str(tmp_path / "o.mp4"), "--height", "64", "--width", "64",
+                 "--frames", "2", "--steps", "1"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "not floating point" in lines[0] and "Traceback" not in err, err[-800:]
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.fixture(scope="module")
+def one_step_run(tmp_path_factory):
+    import subprocess
+    import sys
+
+    run = tmp_path_factory.mktemp("resume") / "run"
+    done = subprocess.run(_train_cmd(run, 1), capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return run
+
+
+def _train_cmd(run, steps, *extra):
+    import sys
+
+    return [sys.executable, "-m", "training.train", "--config", str(REPO / "training" / "configs" / "cpu_tiny.yaml"),
+            "--output_dir", str(run), "--max_steps", str(steps), "--checkpoint_every", "1", "--report_to", "none",
+            "--progress_bar", "false", "--validation_every", "0", "--synthetic_num_scenes", "4", *extra]
+
+
+@pytest.mark.parametrize("name, damage, says", [
+    ("model.safetensors", "symlink", "is a symbolic link (to /etc/passwd)"),
+    ("optimizer.bin", "symlink", "is a symbolic link (to /etc/passwd)"),
+    ("model.safetensors", "truncate", "model.safetensors is not a readable safetensors file"),
+    ("optimizer.bin", "truncate", "optimizer.bin is damaged or not a torch file"),
+])
+def test_resuming_a_damaged_or_symlinked_checkpoint_names_the_file_in_one_line(one_step_run, name, damage, says):
+    """A weights file that was a symlink to a system file ended in a safetensors header traceback naming no file;
+    a truncated optimizer state in the weights-only unpickler's IndexError."""
+    import shutil
+    import subprocess
+
+    target = one_step_run / "checkpoint-1" / name
+    original = target.read_bytes()
+    target.unlink()
+    if damage == "symlink":
+        target.symlink_to("/etc/passwd")
+    else:
+        target.write_bytes(original[: len(original) // 2])
+    try:
+        done = subprocess.run(_train_cmd(one_step_run, 2, "--resume", "latest"), capture_output=True, text=True,
+                              cwd=REPO, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    finally:
+        target.unlink()
+        target.write_bytes(original)
+        shutil.rmtree(one_step_run / "checkpoint-2", ignore_errors=True)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr and len(lines) == 1, \
+        done.stderr[-1500:]

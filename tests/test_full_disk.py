@@ -201,3 +201,14 @@ def test_two_generates_to_the_same_out_at_once_both_leave_a_whole_video(tiny, tm
     video, _ = read_video(out)
     assert video.shape == (4, 64, 64, 3), "the last one renamed into place is whole"
     assert not list(tmp_path.glob(".*tmp*")), "no temporary file is left"
+
+
+def test_make_tiny_onto_a_read_only_file_system_says_so_in_one_line(small_disk, capsys):
+    """It ended in a raw OSError traceback."""
+    done = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"could not remount the tmpfs read-only: {done.stderr.strip()}")
+    code = main(["make-tiny", str(small_disk / "models")])
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "read-only" in lines[0] and "Traceback" not in err, err[-800:]

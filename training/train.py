@@ -47,13 +47,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 
 from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
 from interdyn.models.backbone import SVDBackbone
 from interdyn.models.controlnet import InterDynControlNet
-from interdyn.safe_load import UnsafeFileError, weights_only_torch_load
+from interdyn.safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
 from interdyn.safe_output import OutputError, check_output_folder, mark_folder, storage_error, write_text_atomic
 
 from .config import TrainConfig, parse_args
@@ -255,6 +256,17 @@ def load_checkpoint(accelerator, path: Path, state: TrainingState, ema, param_na
                                      and values[k] >= 0)]
     if bad:
         raise CheckpointError(f"{path / STATE_FILE}: {bad} must be non-negative integers")
+    for item in sorted(path.iterdir()):
+        if item.is_symlink():
+            raise CheckpointError(f"--resume {path}: {item.name} is a symbolic link (to {os.readlink(item)}); a "
+                                  "checkpoint written by training.train holds plain files only. Nothing was read")
+    for item in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(item), framework="pt"):
+                pass
+        except Exception as err:  # noqa: BLE001 - safetensors raises several types
+            raise CheckpointError(f"--resume {path}: {item.name} is not a readable safetensors file ({err}); resume "
+                                  "from an earlier checkpoint-N") from None
     refused: list = []
     pickled = {p.name for p in path.glob("custom_checkpoint_*.pkl")}  # older checkpoints: never opened
     with tempfile.TemporaryDirectory(prefix="interdyn-resume-") as view, weights_only_torch_load(refused):
@@ -268,6 +280,8 @@ def load_checkpoint(accelerator, path: Path, state: TrainingState, ema, param_na
             accelerator.load_state(str(source))
         except UnsafeFileError:
             pass  # reported below with every refused file (accelerate swallows some, e.g. the RNG states)
+        except UnreadableFileError as err:
+            raise CheckpointError(f"--resume {path}: {err}; resume from an earlier checkpoint-N") from None
     if refused:
         raise CheckpointError(
             f"--resume {path}: {', '.join(Path(f).name for f, _ in refused)} hold(s) Python objects other than "

@@ -147,8 +147,15 @@ def load_inception(weights: str | os.PathLike | None = None, device: str | torch
     """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+    from ..safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
+
     path = find_weights(INCEPTION_WEIGHTS, weights, what="FID Inception-v3")
-    extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
+    try:
+        with weights_only_torch_load():
+            extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                                    feature_extractor_weights_path=str(path))
+    except (UnreadableFileError, UnsafeFileError) as err:
+        raise UnreadableFileError(f"cannot read the FID Inception-v3 weights: {err}") from None
     return InceptionFeatures(extractor).eval().to(device)
 
 

@@ -95,7 +95,9 @@ def load_lpips(alexnet_weights: str | os.PathLike | None = None, device: str | t
     import lpips as lpips_package
 
     path = find_weights(ALEXNET_WEIGHTS, alexnet_weights, what="LPIPS AlexNet backbone")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from ..safe_load import read_tensor_file
+
+    state = read_tensor_file(path, "the LPIPS AlexNet backbone")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     # pnet_rand=True: torchvision builds an untrained AlexNet (no download); we then fill it in.
