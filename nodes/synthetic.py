@@ -1,7 +1,8 @@
 """InterDyn Synthetic Scene: a scene of the built-in collision world -> first frame, driver masks, ground truth."""
 from __future__ import annotations
 
-from ..interdyn.synthetic import SCENE_PRESETS, scene_for_preset
+from ..interdyn.builtin import toy_world
+from ..interdyn.synthetic import SCENE_PRESETS, WORLDS, scene_for_preset
 from ..interdyn.validation import InputError, check_count, check_seed
 from . import convert
 
@@ -38,9 +39,15 @@ class InterDynSyntheticScene:
                                "tooltip": "Height in pixels (the built-in model works at 64)."}),
             "frames": ("INT", {"default": 8, "min": 2, "max": 128,
                                "tooltip": "Number of frames (the built-in model works with 8)."}),
+        }, "optional": {
+            "world": (list(WORLDS), {
+                "default": toy_world(),
+                "tooltip": "toy: the built-in model's world (one background, four colours, discs, 1-2 free "
+                           "objects); full: every background, colour and shape of the collision world. Default: "
+                           "the world the shipped built-in model was trained on."}),
         }}
 
-    def make(self, preset, seed, width, height, frames):
+    def make(self, preset, seed, width, height, frames, world=None):
         check_count(frames, "frames", minimum=2)
         check_seed(seed, "seed")
         for name, v in (("width", width), ("height", height)):
@@ -50,6 +57,9 @@ class InterDynSyntheticScene:
                 raise InputError(f"{name} must be at most 1024 pixels (the widget's range), got {v}")
         if frames > 128:
             raise InputError(f"frames must be at most 128 (the widget's range), got {frames}")
-        scene = scene_for_preset(preset, seed, size=(height, width), num_frames=frames)
+        world = toy_world() if world is None else world
+        if world not in WORLDS:
+            raise InputError(f"world must be one of {', '.join(WORLDS)}, got {world!r}")
+        scene = scene_for_preset(preset, seed, size=(height, width), num_frames=frames, world=world)
         return (convert.frames_to_image(scene.frames[:1]), scene.hand_mask.float(),
                 convert.frames_to_image(scene.frames), float(scene.meta["fps"]))
