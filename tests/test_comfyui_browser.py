@@ -8,7 +8,7 @@ range or combo list, every node inside the opening view at the saved zoom (which
 nodes overlapping, the Notes first in reading order. A screenshot of each lands in ``INTERDYN_SCREENSHOTS``
 (default: the test's temporary folder). Then it presses Run (``app.queuePrompt(0, 1)``) on the toy workflow,
 waits for the outputs and checks the Save nodes wrote their files and show their previews. Last, the Drive Editor
-by hand (``interdyn_mask_trajectory.json``): an ellipse drawn, three keyframes clicked, one dragged, one frame number
+by hand (``InterDyn draw the drive on the picture.json``): an ellipse drawn, three keyframes clicked, one dragged, one frame number
 typed, an easing picked, Ctrl+Z, save and reload, a text edit, and Run, whose masks must follow what was drawn.
 
 Skipped, with the reason, unless all of these are there: ``COMFYUI_PATH``; Chromium (``INTERDYN_CHROMIUM``,
@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -40,9 +41,9 @@ NODE = shutil.which("node")
 SCRIPT = Path(__file__).with_name("comfyui_browser.js")
 PACK_FOLDER = "ComfyUI-InterDyn"  # the README's clone name
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
-RUN = "interdyn_toy_physics.json"  # needs no model files: runs from the Run button as shipped
+RUN = "InterDyn toy physics - no downloads.json"  # needs no model files: runs from the Run button as shipped
 RUN_TIMEOUT = 900
-DRIVE = {"workflow": "interdyn_mask_trajectory.json", "prefix": "interdyn_drive/run"}
+DRIVE = {"workflow": "InterDyn draw the drive on the picture.json", "prefix": "interdyn_drive/run"}
 # a full-HD desktop browser window; the saved zoom must keep node text drawn (the frontend switches to
 # low-quality rendering, titles and widgets without text, below 0.6)
 VIEWPORT = {"width": 1920, "height": 1080}
@@ -200,7 +201,8 @@ def test_the_notes_come_first_in_reading_order(report, name):
 def test_the_template_browser_lists_the_workflow_with_its_card_image(report, name):
     server = report["server"]
     assert name in server.request("/workflow_templates").get(PACK_FOLDER, []), f"{name} is not served as a template"
-    with urllib.request.urlopen(f"{server.url}/api/workflow_templates/{PACK_FOLDER}/{name}.jpg", timeout=30) as r:
+    url = f"{server.url}/api/workflow_templates/{PACK_FOLDER}/{urllib.parse.quote(name)}.jpg"  # titles hold spaces
+    with urllib.request.urlopen(url, timeout=30) as r:
         assert r.headers.get_content_type() == "image/jpeg", f"{name}.jpg: the card image must be served"
 
 

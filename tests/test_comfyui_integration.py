@@ -8,7 +8,7 @@ extra_model_paths.yaml; converts each workflow from the UI to the API format, po
 and file widgets at tiny models and inputs it wrote, queues it with POST /prompt, waits for it,
 checks that the video was written, and stops the server by its PID.
 
-The native SVD workflow (``interdyn_native_svd.json``) starts from ComfyUI's Image Only Checkpoint
+The native SVD workflow (``InterDyn in the core SVD graph - KSampler.json``) starts from ComfyUI's Image Only Checkpoint
 Loader, whose model detection refuses the tiny SVD checkpoint (it recognises SVD by its real widths);
 the test swaps that one node for a test-only loader (a second custom node folder it writes) that
 builds ComfyUI's own MODEL / CLIP_VISION / VAE objects from ``../shared/fixtures/svd_single_file_tiny``
@@ -43,7 +43,7 @@ START_TIMEOUT = int(os.environ.get("COMFYUI_START_TIMEOUT", "180"))  # seconds; 
 RUN_TIMEOUT = 600
 SVD_TINY = Path(os.environ.get("SVD_TINY_FIXTURE", Path(os.environ.get("INTERDYN_SHARED", REPO.parent / "shared")) / "fixtures"
                               / "svd_single_file_tiny"))
-NATIVE = "interdyn_native_svd.json"
+NATIVE = "InterDyn in the core SVD graph - KSampler.json"
 TINY_SVD_NODE = "InterDynTestTinySVDLoader"
 
 pytestmark = pytest.mark.skipif(
@@ -68,10 +68,10 @@ FAST = {
     "KSampler": {"steps": 2},
 }
 # workflows that run exactly as shipped (the built-in model: already small, no files needed)
-AS_SHIPPED = {"interdyn_toy_physics.json"}
+AS_SHIPPED = {"InterDyn toy physics - no downloads.json"}
 PROMPTS = {
-    "interdyn_hand_object.json": '[{"box": [10, 10, 40, 40]}]',
-    "interdyn_multi_object.json": '[{"box": [10, 10, 40, 40]}, {"points": [[70, 40]], "labels": [1]}]',
+    "InterDyn hand pushes an object - SAM2 masks.json": '[{"box": [10, 10, 40, 40]}]',
+    "InterDyn several driving objects - SAM2.json": '[{"box": [10, 10, 40, 40]}, {"points": [[70, 40]], "labels": [1]}]',
 }
 
 
@@ -353,15 +353,15 @@ def test_workflow_runs(server, name):
     status = entry["status"]
     assert status.get("status_str") == "success", \
         f"{name} failed: {json.dumps(status.get('messages'))[:4000]}\n{server.log_text()[-3000:]}"
-    prefix = {"interdyn_hand_object.json": "hand_object", "interdyn_mask_trajectory.json": "mask_trajectory",
-              "interdyn_multi_object.json": "multi_object", "interdyn_toy_physics.json": "toy_physics_0",
+    prefix = {"InterDyn hand pushes an object - SAM2 masks.json": "hand_object", "InterDyn draw the drive on the picture.json": "mask_trajectory",
+              "InterDyn several driving objects - SAM2.json": "multi_object", "InterDyn toy physics - no downloads.json": "toy_physics_0",
               NATIVE: "native_svd"}[name]
     written = [p for p in (server.output / "interdyn").glob(f"{prefix}*") if p.stat().st_size > 0]
     assert written, f"{name} wrote no video into {server.output / 'interdyn'}"
 
 
 def test_cancel_stops_sampling_and_the_server_goes_on(server):
-    name = "interdyn_mask_trajectory.json"
+    name = "InterDyn draw the drive on the picture.json"
     prompt_id = queue(server, name, fast_prompt(server, name, steps=400, seed=7))
     deadline = time.time() + RUN_TIMEOUT
     while not server.request("/queue")["queue_running"] and time.time() < deadline:

@@ -24,11 +24,11 @@ FONT_LIGHT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 #: workflow -> (title, what it needs / does)
 CARDS = {
-    "interdyn_toy_physics": ("Toy physics: runs as is", "built-in model, no downloads: a push, and what it moves"),
-    "interdyn_hand_object": ("A hand pushes an object", "SVD + InterDyn weights; first frame + hand masks"),
-    "interdyn_mask_trajectory": ("Drive without a video", "draw the hand and its path on the picture: no video, no mask file"),
-    "interdyn_multi_object": ("Several driving objects", "one colour per object mask (SAM2 or your own masks)"),
-    "interdyn_native_svd": ("InterDyn in ComfyUI's SVD graph", "core checkpoint loader, KSampler + Apply InterDyn"),
+    "InterDyn toy physics - no downloads": ("Toy physics: runs as is", "built-in model, no downloads: a push, and what it moves"),
+    "InterDyn hand pushes an object - SAM2 masks": ("A hand pushes an object", "SVD + InterDyn weights; first frame + hand masks"),
+    "InterDyn draw the drive on the picture": ("Drive without a video", "draw the hand and its path on the picture: no video, no mask file"),
+    "InterDyn several driving objects - SAM2": ("Several driving objects", "one colour per object mask (SAM2 or your own masks)"),
+    "InterDyn in the core SVD graph - KSampler": ("InterDyn in ComfyUI's SVD graph", "core checkpoint loader, KSampler + Apply InterDyn"),
 }
 
 
