@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "CONTROL_PALETTE",
+    "fit_control",
     "masks_to_control",
     "renders_to_control",
     "fit_to_size",
@@ -535,6 +536,37 @@ def normalize_control(control) -> torch.Tensor:
 # --------------------------------------------------------------------------- pipeline
 
 
+def fit_control(video=None, *, masks=None, renders=None, height: int, width: int, crop: str = "center",
+                drivers: Sequence[int] | None = None, colors: Sequence[Sequence[float]] | None = None,
+                multiple_of: int | None = 8):
+    """InterDyn's central step, the one place that builds control frames: the scene's frames (optional) and the
+    driving motion fitted *jointly* to ``height x width`` (:func:`fit_to_size`), then the driving masks coloured
+    (:func:`masks_to_control`).
+
+    Give exactly one of ``masks`` (``[F, H, W]``, ``[O, F, H, W]`` or a list; every mask shapes a
+    ``crop="mask"`` window, but only those listed in ``drivers``, default all, are drawn into the control, so
+    a dataset can crop around its objects and draw the hand alone) or ``renders`` (RGB control frames
+    ``[F, 3, H, W]`` used as they are, resized bicubic). ``video``: ``[F, 3, H, W]`` in ``[0, 1]``, e.g. the
+    first frame repeated. Returns ``(video or None, control [F, 3, height, width], fitted masks or None)``.
+    Callers: :func:`prepare_control` (CLI, API), the Control From Masks/Renders nodes, the folder and CLEVRER
+    datasets; the synthetic world colours its driven objects with :func:`masks_to_control` too.
+    """
+    if (masks is None) == (renders is None):
+        raise ValueError("fit_control needs exactly one of masks= or renders=.")
+    if renders is not None:
+        video, control, _ = fit_to_size(video=video, control=renders, height=height, width=width, crop=crop,
+                                        control_interpolation="bicubic", multiple_of=multiple_of)
+        return video, control, None
+    video, _, fitted = fit_to_size(video=video, masks=masks, height=height, width=width, crop=crop,
+                                   multiple_of=multiple_of)
+    if drivers is None:
+        chosen = fitted
+    else:
+        stacked = fitted if isinstance(fitted, torch.Tensor) and fitted.dim() == 4 else _stack_masks(fitted)[0]
+        chosen = stacked[list(drivers)]
+    return video, masks_to_control(chosen, colors=colors), fitted
+
+
 def prepare_control(
     masks=None,
     renders=None,
@@ -569,11 +601,9 @@ def prepare_control(
     check_count(num_frames, "num_frames")
     check_video_size(num_frames, height, width, names=("num_frames", "height", "width"), what="the control frames")
     if masks is not None:
-        m, single = _stack_masks(masks)
+        m, _ = _stack_masks(masks)
         m = resample_frames(m, source_fps, target_fps, num_frames, start, dim=1)
-        _, _, m = fit_to_size(masks=m, height=height, width=width, crop=crop)
-        return masks_to_control(m[0] if single else m, colors=colors)
+        return fit_control(masks=m, height=height, width=width, crop=crop, colors=colors)[1]
     r = renders_to_control(renders, layout=layout)
     r = resample_frames(r, source_fps, target_fps, num_frames, start, dim=0)
-    _, r, _ = fit_to_size(control=r, height=height, width=width, crop=crop, control_interpolation="bicubic")
-    return r
+    return fit_control(renders=r, height=height, width=width, crop=crop)[1]

@@ -56,7 +56,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .control import CONTROL_PALETTE
+from .control import CONTROL_PALETTE, masks_to_control
 from .video_io import write_video
 
 __all__ = [
@@ -599,10 +599,11 @@ def simulate(objects: Sequence[SceneObject], *, size: tuple[int, int] = (64, 64)
 
     driven = np.array([o.driven for o in objects], dtype=bool)
     driven_idx = np.flatnonzero(driven)
-    # control: driven masks in CONTROL_PALETTE order, later ones on top (as masks_to_control)
-    control = np.zeros((num_frames, height, width, 3), dtype=np.float32)
-    for n, k in enumerate(driven_idx):
-        control[masks[k]] = CONTROL_PALETTE[n]
+    # control: the driven masks coloured by the one function that builds control frames everywhere
+    if len(driven_idx):
+        control = masks_to_control(torch.from_numpy(masks[driven_idx])).permute(0, 2, 3, 1).numpy()
+    else:
+        control = np.zeros((num_frames, height, width, 3), dtype=np.float32)
     control_colours = {int(k): CONTROL_PALETTE[n] for n, k in enumerate(driven_idx)}
 
     meta_objects = []

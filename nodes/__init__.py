@@ -1,7 +1,9 @@
 """ComfyUI nodes for InterDyn: thin adapters over the ``interdyn`` library (no maths here).
 
 Every runtime contact with ComfyUI goes through :mod:`.host`, which falls back to plain
-behaviour outside ComfyUI, so these classes import and run without it.
+behaviour outside ComfyUI, so these classes import and run without it; the one exception is
+:mod:`.native_control`, which subclasses ComfyUI's ``ControlBase`` and so imports ``comfy`` (lazily,
+on first use, inside ComfyUI only).
 """
 from . import host
 from .control import InterDynControlFromMasks, InterDynControlFromRenders

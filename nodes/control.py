@@ -1,7 +1,7 @@
 """Control frames from masks or renders -> INTERDYN_CONTROL (``[F, 3, H, W]`` in [0, 1]) + preview."""
 from __future__ import annotations
 
-from ..interdyn.control import CONTROL_PALETTE, fit_to_size, masks_to_control, renders_to_control, resample_frames
+from ..interdyn.control import CONTROL_PALETTE, fit_control, renders_to_control, resample_frames
 from ..interdyn.validation import InputError, check_count, check_finite, check_image_tensor
 from . import convert
 
@@ -82,12 +82,8 @@ def _fit_and_output(image, height, width, crop, frames, *, masks=None, renders=N
     if image is not None:
         first = convert.image_to_frames(image)[:1]
         video = first.expand(frames, *first.shape[1:])
-    if masks is not None:
-        video, _, fitted = fit_to_size(video=video, masks=masks, height=height, width=width, crop=crop, multiple_of=64)
-        control = masks_to_control(fitted)
-    else:
-        video, control, _ = fit_to_size(video=video, control=renders, height=height, width=width, crop=crop,
-                                        control_interpolation="bicubic", multiple_of=64)
+    video, control, _ = fit_control(video, masks=masks, renders=renders, height=height, width=width, crop=crop,
+                                    multiple_of=64)
     fitted_image = None if video is None else convert.frames_to_image(video[:1])
     return control, convert.frames_to_image(control), fitted_image
 

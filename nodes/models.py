@@ -245,7 +245,3 @@ def load_model(svd: str, control: str = NONE, precision: str = "auto", keep_load
         _CACHE.clear()  # keep one model in memory, not every one ever loaded
         _CACHE[key] = model
     return model
-
-
-def clear_cache() -> None:
-    _CACHE.clear()

@@ -20,7 +20,7 @@ from interdyn.testing import write_tiny_models
 from interdyn.video_io import read_video, write_video
 from training import baselines
 from training import evaluate as E
-from training.data.synthetic import default_scene, write_scene_folder
+from interdyn.synthetic import default_scene, write_scene_folder
 
 ALL_METHODS = ["interdyn", "no_control", "copy_first_frame", "coshand_independent", "coshand_autoregressive"]
 SETTINGS = E.GenerationSettings(num_frames=4, height=64, width=64, num_steps=1, clip_fps=3.0, crop="center", seed=3)

@@ -118,7 +118,7 @@ LABELS = ["pushing something", "hitting something", "pushing something", "rollin
 @pytest.fixture(scope="module")
 def eval_world(tmp_path_factory):
     from interdyn.testing import write_tiny_models
-    from training.data.synthetic import default_scene, write_scene_folder
+    from interdyn.synthetic import default_scene, write_scene_folder
 
     root = tmp_path_factory.mktemp("scale")
     models = write_tiny_models(root / "models", seed=0)

@@ -1,4 +1,4 @@
-"""training.data.synthetic: the 2D collision world, checked against physics invariants."""
+"""interdyn.synthetic: the 2D collision world, checked against physics invariants."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from interdyn.video_io import read_video
-from training.data.synthetic import (
+from interdyn.synthetic import (
     SceneObject,
     counterfactual_pair,
     default_scene,

@@ -1,3 +1,2 @@
-"""Datasets and data generation for training the InterDyn control branch."""
-from .synthetic import *  # noqa: F401,F403  (the collision world, interdyn.synthetic)
-from .synthetic import __all__  # noqa: F401
+"""Datasets and data preparation for training the InterDyn control branch (the synthetic collision world
+itself is the library's: :mod:`interdyn.synthetic`)."""

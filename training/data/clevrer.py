@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interdyn.control import CONTROL_PALETTE, fit_to_size, masks_to_control, resample_frame_indices
+from interdyn.control import CONTROL_PALETTE, fit_control, resample_frame_indices
 from interdyn.video_io import VideoReadError, read_video
 
 from .clip_writer import PreparedRun, safe_name, unique_names, write_clip_folder
@@ -224,8 +224,7 @@ def _prepare_clevrer_videos(summary, ids, videos, annots, props, out_dir, *, fps
         indices = [start + o for o in offsets]
         clip = torch.from_numpy(np.ascontiguousarray(frames[indices])).permute(0, 3, 1, 2).float() / 255.0
         m = masks[:, indices]
-        video, _, m = fit_to_size(clip, masks=m, height=height, width=width, crop=crop)
-        control = masks_to_control(m[entering])
+        video, control, m = fit_control(clip, masks=m, height=height, width=width, crop=crop, drivers=entering)
         prop = annotation["object_property"]
         names = unique_names([safe_name(f"{o.get('color', '')}_{o.get('material', '')}_{o.get('shape', '')}")
                               for o in prop])

@@ -51,7 +51,7 @@ class EpochShuffleSampler(Sampler[int]):
 
 # ---------------------------------------------------------------------------- synthetic world
 class SyntheticClips(Dataset):
-    """Clips of the synthetic collision world (training/data/synthetic.py), made on the fly.
+    """Clips of the synthetic collision world (:mod:`interdyn.synthetic`), made on the fly.
 
     Item ``i`` is the scene generated from ``(seed, i)``, ``num_frames`` frames of
     ``height x width`` at the world's frame rate (one simulated frame per model frame); it is

@@ -7,13 +7,13 @@
     ROOT/<id>/mask_<object>.mp4  optional, one per object (e.g. mask_cup.mp4)
     ROOT/<id>/label.txt          optional, a text label (e.g. the action)
 
-:func:`training.data.synthetic.write_scene_folder` writes this layout too (its extra files are
+:func:`interdyn.synthetic.write_scene_folder` writes this layout too (its extra files are
 ignored). Each sample (format: :mod:`training.data.samples`): a start frame drawn from the
 seeded generator of ``(seed, epoch, clip)``; ``num_frames`` frames resampled from the source rate
-to ``fps`` (nearest source frame, :func:`interdyn.control.resample_frame_indices`); video and
-masks fitted jointly to ``height x width`` (:func:`interdyn.control.fit_to_size`, ``crop="mask"``
-keeps the masks' bounding box in view); control = the hand mask in white
-(:func:`interdyn.control.masks_to_control`). ``meta["masks"]`` holds ``hand`` and the objects.
+to ``fps`` (nearest source frame, :func:`interdyn.control.resample_frame_indices`); video, masks
+and control from :func:`interdyn.control.fit_control`: fitted jointly to ``height x width``
+(``crop="mask"`` keeps the masks' bounding box in view), control = the hand mask in white.
+``meta["masks"]`` holds ``hand`` and the objects.
 
 Clips are checked once when the dataset is built; unusable ones are skipped with a summary
 warning (``skipped``: reason -> ids): no video, no ``mask_hand``, unreadable, too short for
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from interdyn.control import fit_to_size, masks_to_control, resample_frame_indices
+from interdyn.control import fit_control, resample_frame_indices
 from interdyn.video_io import VideoReadError, read_video, read_video_frames
 
 from .samples import item_rng, make_sample, split_key
@@ -172,6 +172,8 @@ class FolderClips(Dataset):
         size = tuple(video.shape[-2:])
         names = ["hand", *e.objects]
         masks = torch.stack([_read_masks(p, indices, size) for p in [e.hand, *e.objects.values()]])
-        video, _, masks = fit_to_size(video, masks=masks, height=self.height, width=self.width, crop=self.crop)
-        return make_sample(video, masks_to_control(masks[0]), source=e.id, label=e.label, fps=self.fps,
+        # every mask shapes the crop; the hand alone is the driving motion
+        video, control, masks = fit_control(video, masks=masks, height=self.height, width=self.width, crop=self.crop,
+                                            drivers=[0])
+        return make_sample(video, control, source=e.id, label=e.label, fps=self.fps,
                            masks=dict(zip(names, masks)), start_frame=indices[0], source_fps=e.fps)
