@@ -267,7 +267,7 @@ def _own_convert(workflow: dict, object_info: dict) -> dict:
                 spec = info["input"][section][name]
                 kind = "COMBO" if isinstance(spec[0], list) else spec[0]
                 opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-                if kind in WIDGET_TYPES:
+                if kind in WIDGET_TYPES and not opts.get("forceInput"):  # a forceInput is a socket only
                     value = values.pop(0) if values else opts.get("default")
                     if opts.get("control_after_generate"):
                         values.pop(0)

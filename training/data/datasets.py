@@ -84,7 +84,7 @@ class SyntheticClips(Dataset):
         return dataset_scene_seed(self.seed, index)
 
     def _generate(self, index: int) -> dict:
-        from . import synthetic
+        from interdyn import synthetic
 
         if self.preset == "mix":  # interdyn.synthetic.TRAINING_MIX: random, chains, hit/miss pairs
             scene = synthetic.mixed_scene(self.scene_seed(index), index, size=self.size, num_frames=self.num_frames,
