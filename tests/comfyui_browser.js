@@ -150,6 +150,23 @@ async function driveEditor(page, config) {
   await sleep(300);
   info = await page.evaluate(() => window.__driveInfo());
   out.steps.eased = { keys: info.keys };
+  // another zoom of the graph and another node size: a click still lands where it points (then undone)
+  const beforeZoom = info.canvas;
+  await page.evaluate(() => {
+    const node = (window.app.graph._nodes || window.app.graph.nodes).find((n) => n.type === "InterDynDriveEditor");
+    const scrub = node.interdynDrive.scrub; // scrub to frame 2, which has no keyframe: the click adds one there
+    scrub.value = "2"; scrub.dispatchEvent(new Event("input"));
+    window.app.canvas.ds.scale *= 1.25;
+    node.setSize([node.size[0] + 120, node.size[1] + 80]);
+    window.app.canvas.setDirty(true, true);
+  });
+  await sleep(600);
+  info = await page.evaluate(() => window.__driveInfo());
+  { const [sx, sy] = P(30, 50); await page.mouse.click(sx, sy); await sleep(250); }
+  const zoomed = await page.evaluate(() => window.__driveInfo());
+  out.steps.zoomed = { keys: zoomed.keys, pivot: zoomed.pivot, point: [30, 50], canvas: zoomed.canvas, before: beforeZoom };
+  await page.keyboard.down("Control"); await page.keyboard.press("z"); await page.keyboard.up("Control"); await sleep(250);
+  info = await page.evaluate(() => window.__driveInfo());
   out.drawn = info;
   out.screenshot = path.join(config.screenshots, "drive_editor_drawn.png");
   await page.screenshot({ path: out.screenshot });

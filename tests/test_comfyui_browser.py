@@ -275,6 +275,12 @@ def test_the_drive_editor_draws_a_shape_and_a_path_with_the_mouse(report):
         and len(info["serialized_widgets"]) == 4, \
         f"the workflow stores the four widgets, not the canvas: {info['serialized_widgets']}"
     assert not info["error"], info["error"]
+    zoomed = drive["steps"]["zoomed"]
+    assert zoomed["canvas"]["w"] > zoomed["before"]["w"] * 1.1, "the zoom and the resize made the canvas larger"
+    added = [k for k in zoomed["keys"] if k["frame"] not in (0, 4, 8, 13)]
+    assert len(added) == 1 and _centre(zoomed, added[0]) == _pytest.approx(zoomed["point"], abs=0.5), \
+        f"at another zoom and node size a click still lands where it points: {added}"
+    assert [k["frame"] for k in info["keys"]] == [0, 4, 8, 13], "and Ctrl+Z took it back"
 
 
 def test_the_drive_editor_shows_the_same_drive_after_save_and_reload_and_follows_the_text(report):
