@@ -430,12 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk is the user's to fix, not a bug
-        from .safe_output import storage_error
+        from .safe_output import storage_message_or_raise
 
-        message = storage_error(err)
-        if message is None:
-            raise
-        print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
+        print(f"error: {storage_message_or_raise(err)} (run with --debug for the traceback)", file=sys.stderr)
         return 2
 
 

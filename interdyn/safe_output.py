@@ -172,6 +172,15 @@ def storage_error(err: BaseException) -> str | None:
             "renamed only when complete); free some space, or choose another output folder, and run again")
 
 
+def storage_message_or_raise(err: BaseException) -> str:
+    """Inside an ``except Exception`` of a command's entry point: :func:`storage_error`'s line for ``err``, or
+    ``err`` raised again when it is not a storage error (a bug keeps its traceback)."""
+    message = storage_error(err)
+    if message is None:
+        raise err
+    return message
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """``with atomic_file(path) as tmp: write(tmp)``: ``tmp`` is a temporary name in ``path``'s folder, renamed

@@ -27,6 +27,21 @@ async function waitFor(page, fn, timeoutMs, what, ...args) {
   }
 }
 
+// A queued prompt's end: its /history entry (success or error), or the dialog of a prompt the page refused.
+function waitForRun(page, known, timeoutMs, what) {
+  return waitFor(page, async (before) => {
+    const dialog = Array.from(document.querySelectorAll(".p-dialog")).map((d) => d.innerText).join("\n");
+    if (/failed validation|Prompt execution failed|Error/i.test(dialog)) return { dialog: dialog.slice(0, 2000) };
+    const history = await (await fetch("/history")).json();
+    for (const [id, e] of Object.entries(history)) {
+      if (before.includes(id)) continue;
+      const status = e.status && e.status.status_str;
+      if (status === "success" || status === "error") return { id, status, messages: e.status.messages, outputs: e.outputs };
+    }
+    return null;
+  }, timeoutMs, what, known);
+}
+
 // Everything the test needs to know about the loaded graph, measured in the page.
 function inspectGraph() {
   const app = window.app;
@@ -205,15 +220,7 @@ async function driveEditor(page, config) {
     save.widgets.find((w) => w.name === "filename_prefix").value = prefix;
     try { await window.app.queuePrompt(0, 1); return { ok: true }; } catch (e) { return { ok: false, error: String(e) }; }
   }, config.drive.prefix);
-  const entry = await waitFor(page, async (known) => {
-    const history = await (await fetch("/history")).json();
-    for (const [id, e] of Object.entries(history)) {
-      if (known.includes(id)) continue;
-      const status = e.status && e.status.status_str;
-      if (status === "success" || status === "error") return { id, status, messages: e.status.messages, outputs: e.outputs };
-    }
-    return null;
-  }, 120000, "the drive run", before);
+  const entry = await waitForRun(page, before, 120000, "the drive run");
   Object.assign(out, { run: entry });
   await sleep(800);
   out.after_run = await page.evaluate(() => window.__driveInfo());
@@ -269,17 +276,7 @@ async function main() {
       });
       const run = { queued, errors_shown: [] };
       // a validation error shows a dialog and marks nodes; the prompt then never reaches /history
-      const entry = await waitFor(page, async (known) => {
-        const dialog = Array.from(document.querySelectorAll(".p-dialog")).map((d) => d.innerText).join("\n");
-        if (/failed validation|Prompt execution failed|Error/i.test(dialog)) return { dialog: dialog.slice(0, 2000) };
-        const history = await (await fetch("/history")).json();
-        for (const [id, e] of Object.entries(history)) {
-          if (known.includes(id)) continue;
-          const status = e.status && e.status.status_str;
-          if (status === "success" || status === "error") return { id, status, messages: e.status.messages, outputs: e.outputs };
-        }
-        return null;
-      }, config.run_timeout_s * 1000, "the run to finish", before);
+      const entry = await waitForRun(page, before, config.run_timeout_s * 1000, "the run to finish");
       run.seconds = (Date.now() - t) / 1000;
       Object.assign(run, entry);
       if (entry.status === "success") {

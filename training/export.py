@@ -171,12 +171,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.export")
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line, the earlier export is intact
-        from interdyn.safe_output import storage_error
+        from interdyn.safe_output import storage_message_or_raise
 
-        message = storage_error(err)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {storage_message_or_raise(err)}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
     return 0

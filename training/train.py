@@ -55,7 +55,7 @@ from interdyn.loading import load_control_branch, load_svd_backbone, save_contro
 from interdyn.models.backbone import SVDBackbone
 from interdyn.models.controlnet import InterDynControlNet
 from interdyn.safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
-from interdyn.safe_output import OutputError, check_output_folder, mark_folder, storage_error, write_text_atomic
+from interdyn.safe_output import OutputError, check_output_folder, mark_folder, storage_message_or_raise, write_text_atomic
 
 from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
@@ -754,10 +754,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.train") 
         print(f"[interdyn-train] error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line, the last checkpoint is intact
-        message = storage_error(err)
-        if message is None:
-            raise
-        print(f"[interdyn-train] error: {message}", file=sys.stderr)
+        print(f"[interdyn-train] error: {storage_message_or_raise(err)}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"[interdyn-train] done: step {result['step']}, loss {result['loss']:.5f}, checkpoint {result['checkpoint']}")
