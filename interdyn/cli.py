@@ -1,6 +1,6 @@
 """Command line: ``interdyn generate``, ``interdyn demo``, ``interdyn probes``, ``interdyn make-tiny``, and the
-training package's ``interdyn train``, ``export``, ``evaluate``, ``prepare`` (:mod:`interdyn.training_commands`)
-and ``interdyn configs``."""
+commands other packages register (:mod:`interdyn.plugins`): the training package's ``interdyn train``, ``export``,
+``evaluate``, ``prepare`` and ``configs``."""
 from __future__ import annotations
 
 import argparse
@@ -312,24 +312,12 @@ def cmd_make_tiny(args) -> int:
     return 0
 
 
-def cmd_configs(args) -> int:
-    from .training_commands import shipped_configs
-
-    configs = shipped_configs()
-    if args.name is None:
-        width = max(map(len, configs))
-        for name, path in configs.items():
-            print(f"{name:{width}s}  {path}")
-        return 0
-    key = args.name[:-5] if args.name.endswith(".yaml") else args.name
-    if key not in configs:
-        raise SystemExit(f"error: no shipped config named {args.name!r}; shipped: {', '.join(configs)}")
-    print(configs[key])
-    return 0
+#: the commands this library defines; others come from the registry (:mod:`interdyn.plugins`)
+LIBRARY_COMMANDS = ("generate", "demo", "probes", "make-tiny")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .training_commands import TRAINING_COMMANDS
+    from .plugins import registered_commands
 
     parser = argparse.ArgumentParser(prog="interdyn", description="InterDyn: image + driving motion -> video")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -384,14 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--residual-mode", default="standard", choices=["standard", "official"])
     p.set_defaults(func=cmd_make_tiny)
 
-    # the training package's commands: their own parsers take the arguments (see main)
-    for command, (_, text) in TRAINING_COMMANDS.items():
-        sub.add_parser(command, help=text + " (--help: its options)", add_help=False)
-
-    p = sub.add_parser("configs", help="list the shipped training and accelerate configs, or print one's path "
-                                       "(for `accelerate launch --config_file $(interdyn configs accelerate/ddp_2gpus)`)")
-    p.add_argument("name", nargs="?", default=None, help="a config's name (e.g. cpu_tiny): print its path only")
-    p.set_defaults(func=cmd_configs)
+    assert tuple(sub.choices) == LIBRARY_COMMANDS, "LIBRARY_COMMANDS lists the commands defined above"
+    # registered commands (the training package's): their own parsers take the arguments (see main)
+    for command, entry in registered_commands().items():
+        if command not in LIBRARY_COMMANDS:
+            sub.add_parser(command, help=entry.load().help + " (--help: its options)", add_help=False)
     return parser
 
 
@@ -412,10 +397,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("INTERDYN_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
-    from .training_commands import TRAINING_COMMANDS, run_training_command
+    from .plugins import TRAINING_COMMAND_NAMES, missing_command_message, registered_commands
 
-    if argv and argv[0] in TRAINING_COMMANDS:  # every later argument, --help included, is the module's own
-        return run_training_command(argv[0], argv[1:])
+    registered = registered_commands()
+    if argv and argv[0] in registered and argv[0] not in LIBRARY_COMMANDS:
+        # every later argument, --help included, is the registered command's own
+        return registered[argv[0]].load().run(argv[1:], prog=f"interdyn {argv[0]}")
+    if argv and argv[0] in TRAINING_COMMAND_NAMES and argv[0] not in registered:
+        print(f"error: {missing_command_message(argv[0])}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     if debug:
         return args.func(args)

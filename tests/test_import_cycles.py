@@ -122,3 +122,84 @@ def test_the_cycle_finder_finds_lazy_and_relative_cycles(tmp_path):
     cycles = import_cycles(import_graph(tmp_path, ("pkg",)))
     assert cycles == [["pkg.a", "pkg.c", "pkg.sub.b"]], \
         f"a -> sub.b -> (lazily) c -> a is one cycle and d is outside it; the finder reported {cycles}"
+
+
+#: what each layer may import of the project (architecture.md): the library imports neither of the others
+ALLOWED_LAYERS = {"interdyn": {"interdyn"}, "training": {"training", "interdyn"}, "nodes": {"nodes", "interdyn"}}
+#: the installed name of training/ (pyproject.toml's package-dir) counts as the training layer
+LAYER_NAMES = {"interdyn": "interdyn", "training": "training", "interdyn_training": "training", "nodes": "nodes"}
+DYNAMIC_IMPORTERS = {"import_module", "__import__", "spec_from_file_location", "find_spec"}
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Static imports that go the wrong way between layers (e.g. ``interdyn`` -> ``training``)."""
+    return [f"{module} imports {target}" for module, targets in sorted(graph.items()) for target in sorted(targets)
+            if target.split(".")[0] not in ALLOWED_LAYERS[module.split(".")[0]]]
+
+
+def _literal_prefix(node: ast.AST) -> str | None:
+    """The module name a dynamic import asks for, as far as the source says it: a string literal, the literal start
+    of an f-string, ``"<package>"`` for an f-string starting with ``__package__`` (its own package); else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr) and node.values:
+        first = node.values[0]
+        if isinstance(first, ast.Constant):
+            return first.value
+        if isinstance(first, ast.FormattedValue) and isinstance(first.value, ast.Name) and first.value.id == "__package__":
+            return "<package>"
+    return None
+
+
+def dynamic_import_violations(root: Path, packages=("interdyn", "nodes")) -> list[str]:
+    """``importlib.import_module`` / ``__import__`` / ``spec_from_file_location`` / ``find_spec`` calls in a lower
+    layer that reach a layer it may not import, or whose target the source does not say (the static graph above
+    cannot see those, so they are refused here)."""
+    found = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+                if name not in DYNAMIC_IMPORTERS or not node.args:
+                    continue
+                where = f"{path.relative_to(root)}:{node.lineno}"
+                if name == "spec_from_file_location":  # loads a file by path: the target is never checkable
+                    found.append(f"{where}: {name} loads code by file path")
+                    continue
+                target = _literal_prefix(node.args[0])
+                if target is None:
+                    found.append(f"{where}: {name} of a name the source does not spell out")
+                elif target != "<package>":
+                    layer = LAYER_NAMES.get(target.split(".")[0])
+                    if layer is not None and layer not in ALLOWED_LAYERS[package]:
+                        found.append(f"{where}: {name}({target!r}) reaches the {layer} layer")
+    return found
+
+
+def test_layers_import_one_way_statically_and_dynamically():
+    """interdyn is the bottom layer: it never imports training or nodes, not even through importlib (the training
+    package adds its commands through the entry-point registry instead: interdyn/plugins.py)."""
+    assert not layer_violations(import_graph(REPO)), \
+        f"imports against the layers (interdyn <- training, interdyn <- nodes): {layer_violations(import_graph(REPO))}"
+    found = dynamic_import_violations(REPO)
+    assert not found, f"dynamic imports that reach across the layers or hide their target: {found}"
+
+
+def test_the_layer_check_catches_importlib_and_dunder_import(tmp_path):
+    lib = tmp_path / "interdyn"
+    lib.mkdir()
+    (lib / "__init__.py").write_text("")
+    (lib / "a.py").write_text("import importlib\ndef f():\n    return importlib.import_module('training.train')\n")
+    (lib / "b.py").write_text("def g(n):\n    return __import__(n)\n")
+    (lib / "c.py").write_text("import importlib.util\nS = importlib.util.spec_from_file_location('x', 'training/x.py')\n")
+    (lib / "d.py").write_text("import importlib\nM = importlib.import_module(f'interdyn_training.{1}')\n")
+    (lib / "ok.py").write_text("import importlib, importlib.util\nA = importlib.import_module(f'{__package__}.a')\n"
+                               "B = importlib.util.find_spec('sam2._C')\n")
+    found = dynamic_import_violations(tmp_path, ("interdyn",))
+    assert [f.split(":")[0] for f in found] == ["interdyn/a.py", "interdyn/b.py", "interdyn/c.py", "interdyn/d.py"], \
+        f"each of a-d reaches across or hides its target, ok.py does neither: {found}"
+    graph = {"interdyn.x": {"training.train"}, "training.y": {"interdyn.x"}, "nodes.z": {"training.y"}}
+    assert layer_violations(graph) == ["interdyn.x imports training.train", "nodes.z imports training.y"]

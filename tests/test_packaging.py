@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from interdyn.cli import main
-from interdyn.training_commands import TRAINING_COMMANDS, training_module
+from interdyn.cli import LIBRARY_COMMANDS, main
+from interdyn.plugins import GROUP, registered_commands
+from training.commands import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -63,7 +64,7 @@ def test_the_training_package_imports_itself_only_relatively():
 
 
 def test_every_shipped_config_is_package_data_and_resolves_by_name():
-    config = training_module("config")
+    from training import config
     shipped = config.shipped_configs()
     assert {"cpu_tiny", "toy_physics", "two_gpus", "one_gpu", "accelerate/ddp_2gpus"} <= set(shipped), \
         f"the shipped configs are addressable by name; found {sorted(shipped)}"
@@ -86,17 +87,20 @@ def _help(call) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("command", ["generate", "demo", "probes", "make-tiny", "configs"])
+@pytest.mark.parametrize("command", LIBRARY_COMMANDS)
 def test_the_library_commands_have_help(command):
     text = _help(lambda: main([command, "--help"]))
     assert text.startswith(f"usage: interdyn {command}"), f"`interdyn {command} --help` prints its usage: {text[:200]}"
 
 
 @pytest.mark.parametrize("argv", [["train"], ["export"], ["evaluate"], ["prepare"], ["prepare", "ssv2"],
-                                  ["prepare", "clevrer"], ["prepare", "dexycb"]], ids=" ".join)
+                                  ["prepare", "clevrer"], ["prepare", "dexycb"], ["prepare", "synthetic"],
+                                  ["configs"]], ids=" ".join)
 def test_the_training_commands_have_the_modules_own_options(argv):
+    import importlib
+
     text = _help(lambda: main([*argv, "--help"]))
-    module = training_module(TRAINING_COMMANDS[argv[0]][0])
+    module = importlib.import_module(f"training.{COMMANDS[argv[0]].module}")
     own = _help(lambda: module.main([*argv[1:], "--help"]))
     command = " ".join(argv)
     assert text.startswith(f"usage: interdyn {command}"), f"the usage line names `interdyn {command}`: {text[:200]}"
@@ -111,27 +115,68 @@ def test_the_training_commands_have_the_modules_own_options(argv):
 
 def test_the_top_level_help_lists_every_command():
     text = _help(lambda: main(["--help"]))
-    for command in ["generate", "demo", "probes", "make-tiny", "configs", *TRAINING_COMMANDS]:
+    for command in [*LIBRARY_COMMANDS, *COMMANDS]:
         assert command in text, f"`interdyn --help` lists `{command}`"
 
 
+def test_the_registry_offers_exactly_the_training_packages_commands():
+    """pyproject.toml registers every command of training/commands.py (and nothing else) in the group interdyn reads;
+    the installed metadata (this checkout's editable install or the wheel) says the same."""
+    declared = PYPROJECT["project"]["entry-points"][GROUP]
+    assert declared == {name: f"interdyn_training.commands:{name}" for name in COMMANDS}, \
+        f"pyproject.toml's [project.entry-points.{GROUP!r}] must list training.commands.COMMANDS: {declared}"
+    installed = registered_commands()
+    assert set(installed) == set(COMMANDS), \
+        f"the installed metadata registers {sorted(installed)}; reinstall (`pip install -e .`) after changing them"
+    assert not set(COMMANDS) & set(LIBRARY_COMMANDS), "a registered name must not shadow a library command"
+
+
+def test_without_the_registry_the_training_commands_say_how_to_get_them(monkeypatch, capsys):
+    """A checkout used without installing it has no entry points: `interdyn train` explains, in one line, instead of
+    an argparse 'invalid choice' or a traceback; the library's own commands still work."""
+    import interdyn.plugins
+
+    monkeypatch.setattr(interdyn.plugins, "distributions", lambda: [])
+    assert main(["train", "--config", "cpu_tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: `interdyn train`") and "pip install -e ." in err and "python -m training.train" in err \
+        and err.count("\n") == 1, err
+    assert "train" not in _help(lambda: main(["--help"])).split("make-tiny", 1)[1], "unregistered: not listed"
+
+
 def test_a_checkout_run_from_another_folder_uses_its_own_training_folder(tmp_path):
-    """Outside the repository `training` is sam2's (or nothing); the checkout's interdyn must still find the
-    checkout's training/ (loaded as interdyn_training) and leave `import training` alone. No torch: quick."""
+    """Outside the repository `training` is sam2's (or nothing); the registered commands must still run the
+    checkout's training/ (installed editable as interdyn_training) and leave `import training` alone. No torch."""
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "interdyn").symlink_to(REPO / "interdyn", target_is_directory=True)
     code = ("import importlib.util, sys\n"
-            "from interdyn.training_commands import training_package, shipped_configs\n"
-            "p = training_package()\n"
+            "from interdyn.plugins import load_command\n"
+            "command = load_command('configs')\n"
+            "owner = sys.modules[type(command).__module__]\n"
             "spec = importlib.util.find_spec('training')\n"
-            "print(p.__name__, p.__file__, shipped_configs()['cpu_tiny'], spec and spec.origin, sep='\\n')\n")
+            "print(owner.__name__, owner.__file__, owner.shipped_configs()['cpu_tiny'], spec and spec.origin,\n"
+            "      'torch' in sys.modules, sep='\\n')\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
-    name, init, cpu_tiny, other = out.stdout.splitlines()
-    assert Path(init) == REPO / "training" / "__init__.py", f"the checkout's training/ is used, got {init}"
+    name, module_file, cpu_tiny, other, torch_loaded = out.stdout.splitlines()
+    assert name == "interdyn_training.commands", f"the registry loads the installed name, got {name}"
+    assert Path(module_file) == REPO / "training" / "commands.py", f"the checkout's training/ is used, got {module_file}"
     assert Path(cpu_tiny) == REPO / "training" / "configs" / "cpu_tiny.yaml"
-    if other not in ("None", ""):
-        assert name == "interdyn_training" and Path(other).parent != REPO / "training", \
-            f"`training` finds another package here ({other}): ours is loaded under interdyn_training, got {name}"
+    assert other in ("None", "") or Path(other).parent != REPO / "training", \
+        f"`import training` outside the checkout is not ours (sam2's or nothing), got {other}"
+    assert torch_loaded == "False", "listing the commands imports no torch: `interdyn --help` stays quick"
+
+def test_a_stale_egg_info_in_the_checkout_does_not_hide_the_registry(tmp_path, monkeypatch):
+    """An older build can leave interdyn.egg-info (console script only) in a checkout, found before the installed
+    metadata when the checkout is on sys.path (pytest, `python -m` from the checkout): the commands stay registered."""
+    stale = tmp_path / "interdyn.egg-info"
+    stale.mkdir()
+    (stale / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: interdyn\nVersion: 0.0.1\n")
+    (stale / "entry_points.txt").write_text("[console_scripts]\ninterdyn = interdyn.cli:main\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from importlib.metadata import distribution
+
+    assert distribution("interdyn").version == "0.0.1", "the stale metadata is the first one found (the setup)"
+    assert set(registered_commands()) == set(COMMANDS), "the installed registry is still read"

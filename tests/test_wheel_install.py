@@ -83,8 +83,9 @@ def test_the_wheel_installs_beside_sam2_and_runs_from_another_folder(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     probe = ("import interdyn, interdyn_training, training, training.utils.distributed, training.utils.checkpoint_utils\n"
-             "from interdyn.training_commands import training_package\n"
-             "print(interdyn.__file__, interdyn_training.__file__, training_package().__name__, training.__file__,\n"
+             "from interdyn.plugins import load_command\n"
+             "print(interdyn.__file__, interdyn_training.__file__, type(load_command('train')).__module__.split('.')[0],\n"
+             "      training.__file__,\n"
              "      training.utils.distributed.__file__, training.utils.checkpoint_utils.__file__, sep='\\n')\n")
     lines = _run([python, "-c", probe], elsewhere, env, "importing from another folder").splitlines()
     ours, ours_training, used, theirs, *their_modules = [Path(p) for p in lines[:2]] + [lines[2]] + \
