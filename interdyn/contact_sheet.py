@@ -9,6 +9,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .safe_output import atomic_file
+
 
 def contact_sheet(rows: Sequence[tuple[str, torch.Tensor]], *, zoom: int = 2, gap: int = 2,
                   label_width: int = 150, title: str | None = None):
@@ -50,8 +52,6 @@ def write_contact_sheet(path: str | os.PathLike, rows: Sequence[tuple[str, torch
     if path.suffix.lower() != ".png":
         raise ValueError(f"a contact sheet is written as .png, got {path.name!r}")
     image = contact_sheet(rows, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:  # removed again if saving fails; an earlier sheet stays whole
+        image.save(tmp, format="PNG")
     return path

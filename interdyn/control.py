@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .validation import FRAME_LAYOUTS, check_frame_size, frame_layout
+
 __all__ = [
     "CONTROL_PALETTE",
     "fit_control",
@@ -64,7 +66,6 @@ CONTROL_PALETTE: tuple[tuple[float, float, float], ...] = tuple(
     )
 )
 
-_LAYOUTS = ("FCHW", "FHWC")
 _CROPS = ("center", "mask")
 _INTERPOLATIONS = ("bicubic", "nearest")
 
@@ -165,21 +166,6 @@ def _check_frames(x: torch.Tensor, name: str) -> None:
         )
 
 
-def _check_size(height: int, width: int, multiple_of: int | None) -> None:
-    for n, v in (("height", height), ("width", width)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"{n} must be a positive integer, got {v!r}.")
-    if multiple_of and multiple_of > 1 and (height % multiple_of or width % multiple_of):
-        def up(v: int) -> int:
-            return int(math.ceil(v / multiple_of) * multiple_of)
-
-        raise ValueError(
-            f"height and width must be multiples of {multiple_of} (the VAE and the control CNN "
-            f"downsample by 8; the SVD UNet needs multiples of 64), got {height}x{width}; "
-            f"use e.g. {up(height)}x{up(width)} (the paper uses 256x384 or 256x256)."
-        )
-
-
 # --------------------------------------------------------------------------- masks / renders
 
 
@@ -233,27 +219,9 @@ def renders_to_control(frames, layout: str = "FCHW") -> torch.Tensor:
     divided by 255; float frames must already be in ``[0, 1]``.
     """
     x = _as_tensor(frames, "frames")
-    if layout not in _LAYOUTS:
-        raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}.")
-    if x.dim() != 4:
-        raise ValueError(
-            f"frames must be rank 4 ({'[F, 3, H, W]' if layout == 'FCHW' else '[F, H, W, 3]'} for "
-            f"layout={layout!r}), got shape {tuple(x.shape)}; add a frame dimension for a single image."
-        )
-    cdim = 1 if layout == "FCHW" else 3
-    if x.shape[cdim] != 3:
-        other = "FHWC" if layout == "FCHW" else "FCHW"
-        other_dim = 3 if layout == "FCHW" else 1
-        hint = (
-            f" It looks like layout={other!r}; pass that."
-            if x.shape[other_dim] == 3
-            else " Drop an alpha channel with x[..., :3] or repeat a grey channel 3 times."
-        )
-        raise ValueError(
-            f"frames with layout={layout!r} must have 3 channels in dim {cdim}, got shape "
-            f"{tuple(x.shape)}.{hint}"
-        )
-    if layout == "FHWC":
+    if layout == "auto":
+        raise ValueError(f"layout must be one of {FRAME_LAYOUTS}, got {layout!r}.")
+    if frame_layout(x.shape, layout) == "FHWC":
         x = x.permute(0, 3, 1, 2)
     if x.dtype == torch.uint8:
         x = x.to(torch.float32) / 255.0
@@ -345,7 +313,7 @@ def fit_to_size(
         raise ValueError(
             f"control_interpolation must be one of {_INTERPOLATIONS}, got {control_interpolation!r}."
         )
-    _check_size(height, width, multiple_of)
+    check_frame_size(height, width, multiple_of=multiple_of)
 
     shapes: dict[str, tuple[int, int, int]] = {}  # name -> (F, H, W)
     if video is not None:
@@ -595,7 +563,7 @@ def prepare_control(
     """
     if (masks is None) == (renders is None):
         raise ValueError("prepare_control needs exactly one of masks= or renders=.")
-    _check_size(height, width, 8)
+    check_frame_size(height, width, multiple_of=8)
     from .validation import check_count, check_video_size
 
     check_count(num_frames, "num_frames")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 __all__ = ["MARKER", "OutputError", "is_ours", "check_output_folder", "claim_output_folder", "mark_folder",
-           "replace_folder", "write_text_atomic", "write_bytes_atomic", "check_not_inside", "atomic_file",
+           "replace_folder", "write_text_atomic", "write_bytes_atomic", "check_not_inside", "atomic_file", "atomic_folder",
            "readable_mode", "readable_tree"]
 
 #: The file that says "interdyn made this folder"; its content is informative only.
@@ -107,7 +107,7 @@ def replace_folder(tmp: str | os.PathLike, path: str | os.PathLike, *, what: str
     if not path.exists():
         os.replace(tmp, path)
         return path
-    old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"
+    old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"  # ours, removed below
     os.replace(path, old)
     try:
         os.replace(tmp, path)
@@ -181,22 +181,58 @@ def storage_message_or_raise(err: BaseException) -> str:
     return message
 
 
+def _temporary_name(path: Path, keep_suffix: bool = False) -> Path:
+    """The hidden temporary name beside ``path``: ``.NAME.<8 hex>.tmp``, or ``.STEM.<8 hex>.tmp.EXT`` when the
+    writer needs the extension (video encoders pick the container by it); :func:`storage_error` maps both back."""
+    tag = uuid.uuid4().hex[:8]
+    if keep_suffix and path.suffix:
+        return path.parent / f".{path.stem}.{tag}.tmp{path.suffix}"
+    return path.parent / f".{path.name}.{tag}.tmp"
+
+
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_file(path: str | os.PathLike, *, keep_suffix: bool = False) -> Iterator[Path]:
     """``with atomic_file(path) as tmp: write(tmp)``: ``tmp`` is a temporary name in ``path``'s folder, renamed
     onto ``path`` with the umask's mode when the block succeeds and removed when it fails (the old ``path``
-    is then intact)."""
+    is then intact). ``keep_suffix``: the temporary name ends with ``path``'s extension."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write the file {path}: a folder of that name is in the way (nothing was changed)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = _temporary_name(path, keep_suffix)
     try:
         yield tmp
         readable_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, *, what: str = "output folder", legacy: Iterable[str] = (),
+                  mark: bool = True) -> Iterator[Path]:
+    """``with atomic_folder(path) as tmp: write files into tmp``: the folder appears whole or not at all.
+
+    ``path`` is checked first (:func:`check_output_folder`: missing, empty, or ours). ``tmp`` is a new hidden
+    folder beside it; when the block succeeds its files get the umask's mode and it replaces ``path``
+    (:func:`replace_folder`, which marks it ours; with ``mark=False`` a ``path`` that did not exist is created
+    without the marker, for folders read by others, e.g. dataset clips). On any error ``tmp`` is removed and the
+    old ``path`` is intact."""
+    path = Path(path)
+    check_output_folder(path, what=what, legacy=legacy)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+        readable_tree(tmp)
+        if mark or path.exists():
+            replace_folder(tmp, path, what=what, legacy=legacy)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

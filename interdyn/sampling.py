@@ -21,7 +21,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
 
 from .control import normalize_control
 from .models.backbone import SVDBackbone
@@ -69,12 +68,55 @@ def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 7
     return torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))
 
 
-def edm_v_scalings(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(c_skip, c_out, c_in, c_noise)`` of SVD's EDM v-prediction parameterisation."""
-    return 1 / (sigma**2 + 1), -sigma / (sigma**2 + 1) ** 0.5, 1 / (sigma**2 + 1) ** 0.5, 0.25 * sigma.log()
+# SVD's EDM v-prediction parameterisation (the module docstring), in one place for the sampler, the training loss
+# and the toy prior; written in diffusers' EulerDiscreteScheduler's order of operations (bit-identical to it)
+def edm_scale_input(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """``c_in * x``: the noisy latent as the UNet sees it."""
+    return x / (sigma**2 + 1) ** 0.5
+
+
+def edm_noise_level(log_sigma: torch.Tensor) -> torch.Tensor:
+    """``c_noise = 0.25 ln sigma``: the UNet's timestep input, from ``ln sigma``."""
+    return 0.25 * log_sigma
+
+
+def edm_denoised(v: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """``x0 = c_out * v + c_skip * x``: the denoised latent from the UNet's v-prediction."""
+    return v * (-sigma / (sigma**2 + 1) ** 0.5) + (x / (sigma**2 + 1))
 
 
 # ---------------------------------------------------------------------------- conditioning
+def _gaussian_blur_axis(x: torch.Tensor, sigma: float, size: int, axis: int) -> torch.Tensor:
+    """Blur ``x`` ``[B, C, H, W]`` along ``axis`` (-1: width, -2: height) with a normalised Gaussian of ``size`` taps
+    (odd), reflecting at the borders. The kernel is built on the CPU from Python numbers: no device read."""
+    taps = torch.arange(size, dtype=x.dtype) - size // 2
+    kernel = torch.exp(-taps.pow(2.0) / (2 * torch.tensor(sigma, dtype=x.dtype).pow(2.0)))
+    kernel = (kernel / kernel.sum()).to(x.device)
+    half = size // 2
+    if axis == -1:
+        kernel, padding = kernel.view(1, 1, 1, size), (half, half, 0, 0)
+    else:
+        kernel, padding = kernel.view(1, 1, size, 1), (0, 0, half, half)
+    channels = x.shape[1]
+    x = torch.nn.functional.pad(x, padding, mode="reflect")
+    return torch.nn.functional.conv2d(x, kernel.expand(channels, -1, -1, -1), groups=channels)
+
+
+def resize_antialiased(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """SVD's resize for CLIP: a Gaussian blur with sigma ``(factor - 1) / 2`` per axis (skimage's rule; kernel
+    ``2 * 2 sigma`` taps, at least 3, odd; reflect borders; width first) and then bicubic with
+    ``align_corners=True``.
+
+    What diffusers' SVD pipeline and the official InterDyn code compute, equal to the last bit to diffusers'
+    private ``_resize_with_antialiasing`` (``tests/test_sampling.py``), which we no longer import."""
+    height, width = x.shape[-2:]
+    sigmas = [max((size_in / size_out - 1.0) / 2.0, 0.001) for size_in, size_out in zip((height, width), size)]
+    taps = [k + 1 - k % 2 for k in (int(max(4.0 * s, 3)) for s in sigmas)]
+    x = _gaussian_blur_axis(x, sigmas[1], taps[1], axis=-1)
+    x = _gaussian_blur_axis(x, sigmas[0], taps[0], axis=-2)
+    return torch.nn.functional.interpolate(x, size=size, mode="bicubic", align_corners=True)
+
+
 def clip_image_embeddings(backbone: SVDBackbone, image: torch.Tensor) -> torch.Tensor:
     """CLIP embedding ``[B, 1, D]`` of images in [0, 1], as both reference pipelines compute it.
 
@@ -82,7 +124,7 @@ def clip_image_embeddings(backbone: SVDBackbone, image: torch.Tensor) -> torch.T
     to [0, 1] and CLIP-normalised.
     """
     encoder = backbone.image_encoder
-    x = _resize_with_antialiasing(image * 2.0 - 1.0, (backbone.clip_size, backbone.clip_size))
+    x = resize_antialiased(image * 2.0 - 1.0, (backbone.clip_size, backbone.clip_size))
     x = (x + 1.0) / 2.0
     mean = torch.tensor(backbone.clip_mean, dtype=x.dtype, device=x.device)[:, None, None]
     std = torch.tensor(backbone.clip_std, dtype=x.dtype, device=x.device)[:, None, None]
@@ -194,9 +236,9 @@ class InterDynDenoiser:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, step: int) -> torch.Tensor:
         x_in = torch.cat([x] * 2) if self.cfg else x
-        x_in = x_in / ((sigma**2 + 1) ** 0.5)
+        x_in = edm_scale_input(x_in, sigma)
         x_in = torch.cat([x_in.to(self.dtype), self.image_latents], dim=2)
-        t = 0.25 * sigma.log()
+        t = edm_noise_level(sigma.log())
         residuals = {}
         if self.control_active(step):
             self.branch_calls += 1
@@ -210,8 +252,7 @@ class InterDynDenoiser:
             v_uncond, v_cond = v.chunk(2)
             v = v_uncond + self.guidance * (v_cond - v_uncond)
         v = v.float()
-        # x0 = c_out * v + c_skip * x, in diffusers' EulerDiscreteScheduler's order of operations
-        return v * (-sigma / (sigma**2 + 1) ** 0.5) + (x / (sigma**2 + 1))
+        return edm_denoised(v, x, sigma)
 
 
 # ---------------------------------------------------------------------------- sampler
@@ -245,7 +286,8 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
     ``names`` maps the Python names to the caller's (``{"num_frames": "--frames"}`` on the command line,
     a widget name in a node), so messages speak the caller's language.
     """
-    from .validation import InputError, check_count, check_finite, check_guidance, check_range, check_seed
+    from .validation import (InputError, check_count, check_finite, check_frame_size, check_guidance, check_range,
+                             check_seed)
 
     n = lambda key: (names or {}).get(key, key)  # noqa: E731
     check_count(num_frames, n("num_frames"))
@@ -266,21 +308,11 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
             check_seed(g, n("generator") + (f"[{i}]" if isinstance(generator, (list, tuple)) else ""))
     if decode_chunk_size is not None:
         check_count(decode_chunk_size, n("decode_chunk_size"))
-    for key, value in (("height", height), ("width", width)):
-        if value is not None:
-            check_count(value, n(key), minimum=64)
-            if value % 64:
-                raise InputError(f"{n(key)} must be a multiple of 64 for SVD's VAE and UNet, got {value}")
+    check_frame_size(height, width, names=(n("height"), n("width")))
     if height is not None and width is not None:
         from .validation import check_video_size
 
         check_video_size(num_frames, height, width, names=(n("num_frames"), n("height"), n("width")))
-
-
-def _check_size(height: int, width: int, factor: int) -> None:
-    if height % factor or width % factor:
-        raise ValueError(f"height and width must be multiples of {factor} for SVD's VAE and UNet, got "
-                         f"{height}x{width}; resize or crop the image (e.g. to 256x384)")
 
 
 @torch.no_grad()
@@ -319,7 +351,7 @@ def sample_latents(
     control must be floating point, finite, in [0, 1]): a bad one raises
     :class:`~interdyn.validation.InputError` naming it.
     """
-    from .validation import InputError, check_image_tensor
+    from .validation import InputError, check_frame_size, check_image_tensor
 
     check_sampling_args(num_frames=num_frames, num_steps=num_steps if sigmas is None else 1,
                         min_guidance=min_guidance, max_guidance=max_guidance, fps=fps,
@@ -346,7 +378,9 @@ def sample_latents(
         raise InputError(f"image must be [batch, 3, height, width] in [0, 1], got shape {tuple(image.shape)}")
     check_image_tensor(image, "image")
     height, width = image.shape[-2:]
-    _check_size(height, width, 8 * backbone.vae_scale_factor)
+    check_frame_size(height, width, multiple_of=8 * backbone.vae_scale_factor, names=("image height", "image width"),
+                     why=f"this backbone's VAE downsamples by {backbone.vae_scale_factor} and its UNet by 8 more; "
+                         "resize or crop the image")
     if control is not None:
         if not isinstance(control, torch.Tensor):
             raise InputError(f"control must be a torch.Tensor [batch, frames, 3, height, width], got "

@@ -26,6 +26,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .validation import frame_layout
+
 __all__ = [
     "SAM2_CHECKPOINT_CONFIGS",
     "ObjectPrompt",
@@ -329,18 +331,11 @@ def _frames_to_uint8_hwc(frames, layout: str | None) -> np.ndarray:
         raise ValueError(
             f"frames must be a video of rank 4 ([F, H, W, 3] uint8 or [F, 3, H, W] float), got shape {tuple(x.shape)}."
         )
-    if layout is None:
+    if layout is None:  # default: FHWC for uint8, FCHW for float
         layout = "FHWC" if x.dtype == torch.uint8 else "FCHW"
-    if layout not in ("FCHW", "FHWC"):
+    if layout == "auto":
         raise ValueError(f"layout must be 'FCHW', 'FHWC' or None, got {layout!r}.")
-    cdim = 1 if layout == "FCHW" else 3
-    if x.shape[cdim] != 3:
-        other = "FHWC" if layout == "FCHW" else "FCHW"
-        raise ValueError(
-            f"frames of shape {tuple(x.shape)} have no 3 colour channels in dim {cdim} for layout={layout!r}"
-            f" (default: FHWC for uint8, FCHW for float); pass layout={other!r} if that is how they are laid out."
-        )
-    if layout == "FCHW":
+    if frame_layout(x.shape, layout) == "FCHW":
         x = x.permute(0, 2, 3, 1)
     if x.dtype == torch.uint8:
         return np.ascontiguousarray(x.numpy())

@@ -46,9 +46,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -57,6 +55,7 @@ import numpy as np
 import torch
 
 from .control import CONTROL_PALETTE, masks_to_control
+from .safe_output import write_text_atomic
 from .video_io import write_video
 
 __all__ = [
@@ -960,17 +959,6 @@ def random_scene(seed: int, *, size: tuple[int, int] = (64, 64), num_frames: int
 # --------------------------------------------------------------------------- writing
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-
-
 def write_scene_folder(scene: SyntheticScene, folder, *, ext: str = ".mp4", crf: int = 18) -> Path:
     """Write ``scene`` in the released InterDyn examples' layout and return the folder.
 
@@ -999,6 +987,6 @@ def write_scene_folder(scene: SyntheticScene, folder, *, ext: str = ".mp4", crf:
             for k, e in enumerate(scene.meta["objects"])
         ],
     }
-    _write_json(folder / "tracks.json", tracks)
-    _write_json(folder / "meta.json", scene.meta)
+    write_text_atomic(folder / "tracks.json", json.dumps(tracks, indent=1))
+    write_text_atomic(folder / "meta.json", json.dumps(scene.meta, indent=1))
     return folder

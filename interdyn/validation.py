@@ -11,7 +11,7 @@ import numbers
 
 import torch
 
-__all__ = ["InputError", "check_count", "check_finite", "check_range", "check_guidance", "check_image_tensor",
+__all__ = ["InputError", "FRAME_LAYOUTS", "frame_layout", "check_count", "check_frame_size", "check_finite", "check_range", "check_guidance", "check_image_tensor",
            "check_seed", "memory_budget", "check_video_size", "check_device", "check_path_length"]
 
 #: environment variable that sets the memory budget (GB) for requested sizes; default: 80 % of this machine's RAM
@@ -36,6 +36,67 @@ def check_count(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise InputError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
+
+
+def check_frame_size(height, width, *, multiple_of: int | None = 64, names: tuple[str, str] = ("height", "width"),
+                     width_first: bool = False, why: str | None = None) -> tuple[int | None, int | None]:
+    """Whole numbers ``>= multiple_of``, each a multiple of it (SVD's VAE downsamples by 8 and its UNet by 8 more:
+    64 for a video; the control CNN alone needs 8); ``None`` skips that side. The message names the caller's
+    ``names`` and suggests the nearest size that works, written ``width x height`` when ``width_first`` (the order
+    of ComfyUI's widgets); ``why`` replaces the reason given for ``multiple_of``."""
+    step = multiple_of if multiple_of and multiple_of > 1 else 1
+    # 0, negatives and non-numbers: "at least <step>"; 1..step-1 fail the multiple check below, with a suggestion
+    sides = [(name, None if value is None else
+              check_count(value, name, minimum=1 if _is_number(value) and value >= 1 else step))
+             for name, value in zip(names, (height, width))]
+    bad = [name for name, value in sides if value is not None and value % step]
+    if bad:
+        up = lambda v: -(-v // step) * step  # noqa: E731
+        shown = [side for side in (sides[::-1] if width_first else sides) if side[1] is not None]
+        got = " x ".join(name for name, _ in shown) + " is " + "x".join(str(v) for _, v in shown)
+        use = "x".join(str(up(v)) for _, v in shown)
+        why = why or ("SVD's VAE downsamples by 8 and its UNet by 8 more" if step == 64 else
+                      "the VAE and the control CNN downsample by 8; a video for SVD needs multiples of 64" if step == 8
+                      else f"the model downsamples by {step}")
+        raise InputError(f"{' and '.join(bad)} must be {'a multiple' if len(bad) == 1 else 'multiples'} of {step} "
+                         f"({why}): {got}; use e.g. {use} (the paper uses {'384x256' if width_first else '256x384'})")
+    return sides[0][1], sides[1][1]
+
+
+#: the two layouts of a video tensor: frames first, then channels first ([F, C, H, W]) or last ([F, H, W, C])
+FRAME_LAYOUTS = ("FCHW", "FHWC")
+
+
+def frame_layout(shape, layout: str, *, name: str = "frames", channels: tuple[int, ...] = (3,)) -> str:
+    """Which layout a rank-4 video ``shape`` has: ``"FCHW"`` or ``"FHWC"`` (:data:`FRAME_LAYOUTS`).
+
+    An explicit ``layout`` is checked (a channel axis of a size in ``channels`` where it says; otherwise the
+    message names the other layout when that one fits, or how to fix alpha and grey); ``"auto"`` infers it and
+    refuses a shape that fits both layouts or neither. Every reader of frames (video writer, renders as
+    control, segmentation) resolves its layout here, so they accept and refuse the same shapes."""
+    if layout not in ("auto", *FRAME_LAYOUTS):
+        raise InputError(f"layout must be one of {('auto', *FRAME_LAYOUTS)}, got {layout!r}.")
+    shape = tuple(shape)
+    if len(shape) != 4:
+        raise InputError(f"{name} must be rank 4 ([F, 3, H, W] or [F, H, W, 3]), got shape {shape}; add a frame "
+                         "dimension for a single image.")
+    fits = {"FCHW": shape[1] in channels, "FHWC": shape[3] in channels}
+    wanted = " or ".join(str(c) for c in channels)
+    if layout == "auto":
+        if all(fits.values()):
+            raise InputError(f"{name} of shape {shape} are ambiguous ([F, H, W, C] or [F, C, H, W]); pass "
+                             "layout='FHWC' or layout='FCHW'.")
+        if not any(fits.values()):
+            raise InputError(f"{name} of shape {shape} have no channel axis of size {wanted} in position 1 or 3; "
+                             "expected [F, H, W, 3] or [F, 3, H, W] (RGBA is not supported).")
+        return "FCHW" if fits["FCHW"] else "FHWC"
+    if not fits[layout]:
+        other = "FHWC" if layout == "FCHW" else "FCHW"
+        hint = (f" It looks like layout={other!r}; pass that." if fits[other] else
+                " Drop an alpha channel with x[..., :3] or repeat a grey channel 3 times.")
+        raise InputError(f"{name} with layout={layout!r} must have {wanted} channels in dim "
+                         f"{1 if layout == 'FCHW' else 3}, got shape {shape}.{hint}")
+    return layout
 
 
 def check_finite(value, name: str) -> float:

@@ -35,17 +35,15 @@ back from it (other GIF writers' files give ``100 / duration_cs``).
 from __future__ import annotations
 
 import math
-import os
 import re
-import shutil
-import uuid
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .safe_output import OutputError, check_output_folder, replace_folder
+from .safe_output import OutputError, atomic_file, atomic_folder
+from .validation import frame_layout
 
 __all__ = [
     "VideoReadError",
@@ -104,23 +102,8 @@ def _as_uint8_fhwc(frames, layout: str = "auto") -> np.ndarray:
         raise ValueError(
             f"frames must be [F, H, W, 3], [F, 3, H, W] or grey [F, H, W]; got shape {a.shape}."
         )
-    if layout == "auto":
-        last, second = a.shape[-1] in (1, 3), a.shape[1] in (1, 3)
-        if last and second:
-            raise ValueError(
-                f"frames of shape {a.shape} are ambiguous ([F, H, W, C] or [F, C, H, W]); "
-                "pass layout='FHWC' or layout='FCHW'."
-            )
-        if not (last or second):
-            raise ValueError(
-                f"frames of shape {a.shape} have no channel axis of size 3 (or 1) in position "
-                "1 or 3; expected [F, H, W, 3] or [F, 3, H, W] (RGBA is not supported)."
-            )
-        layout = "FHWC" if last else "FCHW"
-    if layout == "FCHW":
+    if frame_layout(a.shape, layout, channels=(1, 3)) == "FCHW":
         a = a.transpose(0, 2, 3, 1)
-    if a.shape[-1] not in (1, 3):
-        raise ValueError(f"frames have {a.shape[-1]} channels in layout {layout}; expected 3 (RGB) or 1 (grey).")
     if a.shape[0] == 0 or a.shape[1] == 0 or a.shape[2] == 0:
         raise ValueError(f"frames must be non-empty, got shape [F, H, W, C] = {a.shape}.")
     if a.dtype == np.bool_:
@@ -215,7 +198,6 @@ def _write_gif(tmp: Path, frames: np.ndarray, fps: Fraction, lossless: bool) -> 
 def _write_png_folder(tmp: Path, frames: np.ndarray, fps: Fraction) -> None:
     from PIL import Image
 
-    tmp.mkdir()
     digits = max(5, len(str(frames.shape[0] - 1)))
     for i, fr in enumerate(frames):
         Image.fromarray(fr).save(tmp / f"{i:0{digits}d}.png", compress_level=1)
@@ -250,15 +232,10 @@ def write_video(path, frames, fps, *, crf: int = 18, lossless: bool = False,
         kind = "folder" if path.is_dir() else "file"
         raise OutputError(f"cannot write {str(path)!r}: a {kind} of that name is in the way (nothing was changed).")
     if ext == "":  # a frame folder replaces only a folder we wrote (or an empty one)
-        check_output_folder(path, what="frame folder", legacy=())
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{ext}"
-    try:
-        if ext == "":
+        with atomic_folder(path, what="frame folder") as tmp:
             _write_png_folder(tmp, data, rate)
-            replace_folder(tmp, path, what="frame folder")
-            return path
+        return path
+    with atomic_file(path, keep_suffix=True) as tmp:  # the encoders see the extension; an old video stays whole
         if ext == ".gif":
             _write_gif(tmp, data, rate, lossless)
         else:
@@ -280,13 +257,6 @@ def write_video(path, frames, fps, *, crf: int = 18, lossless: bool = False,
                     data = np.pad(data, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
                     metadata["comment"] = f"{_SIZE_TAG}{w}x{h}"
             _encode_av(tmp, fmt, data, rate, codec, pix_fmt, options, metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
-        raise
     return path
 
 

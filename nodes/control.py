@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..interdyn.control import CONTROL_PALETTE, fit_control, renders_to_control, resample_frames
-from ..interdyn.validation import InputError, check_count, check_finite, check_image_tensor
+from ..interdyn.validation import InputError, check_count, check_finite, check_frame_size, check_image_tensor
 from . import convert
 
 INTERDYN_CONTROL = "INTERDYN_CONTROL"
@@ -12,11 +12,8 @@ assert len(_COLOURS) == len(CONTROL_PALETTE)
 
 
 def check_size(width: int, height: int) -> None:
-    """SVD needs multiples of 64; say so with a size that works."""
-    if width % 64 or height % 64 or width < 64 or height < 64:
-        up = lambda v: max(64, -(-v // 64) * 64)  # noqa: E731
-        raise ValueError(f"width and height must be multiples of 64 (SVD's VAE downsamples by 8 and its UNet by 8 "
-                         f"more), got {width}x{height}; use e.g. {up(width)}x{up(height)} (the paper uses 384x256)")
+    """SVD needs multiples of 64; say so with a size that works, in the widgets' order."""
+    check_frame_size(height, width, names=("height", "width"), width_first=True)
 
 
 #: the library's names -> this node's widgets (in messages)

@@ -610,3 +610,24 @@ def test_other_nodes_name_their_widgets(nodes):
         scene.make(preset, 0, 64, 64, 1)
     with pytest.raises(ValueError, match="width must be at least 32"):
         scene.make(preset, 0, 10, 64, 4)
+
+
+def test_one_frame_size_rule_names_the_callers_widgets_and_suggests_a_size():
+    """interdyn.validation.check_frame_size is the one size check of the CLI, the sampler, the nodes, training
+    configs and control fitting: it names the caller's own names, only the side that is wrong, and a size that works
+    in the caller's order (width x height for ComfyUI's widgets)."""
+    from interdyn.validation import InputError, check_frame_size
+
+    assert check_frame_size(256, 384) == (256, 384)
+    assert check_frame_size(None, 128, names=("--height", "--width")) == (None, 128), "None skips a side"
+    with pytest.raises(InputError, match=r"^--height must be a multiple of 64 .*--height x --width is 100x64; "
+                                         r"use e\.g\. 128x64"):
+        check_frame_size(100, 64, names=("--height", "--width"))
+    with pytest.raises(InputError, match=r"^height and width must be multiples of 64 .*width x height is 90x40; "
+                                         r"use e\.g\. 128x64 \(the paper uses 384x256\)"):
+        check_frame_size(40, 90, width_first=True)
+    with pytest.raises(InputError, match=r"^width must be at least 64, got 0"):
+        check_frame_size(64, 0)
+    with pytest.raises(InputError, match=r"multiple of 8 \(the VAE and the control CNN.*use e\.g\. 256x384"):
+        check_frame_size(250, 384, multiple_of=8)
+    assert check_frame_size(7, 9, multiple_of=None) == (7, 9), "no multiple asked: any positive size"

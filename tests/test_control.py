@@ -166,7 +166,7 @@ def test_object_masks_keep_their_rank_and_control_nearest_keeps_colours():
 def test_fit_to_size_validates_inputs():
     with pytest.raises(ValueError, match="frames"):
         fit_to_size(video=torch.rand(3, 3, 8, 8), masks=torch.zeros(4, 8, 8), height=8, width=8)
-    with pytest.raises(ValueError, match="multiples of 8"):
+    with pytest.raises(ValueError, match="multiple of 8"):
         fit_to_size(video=torch.rand(1, 3, 8, 8), height=250, width=384)
     with pytest.raises(ValueError, match="permute"):
         fit_to_size(video=torch.rand(1, 8, 8, 3), height=8, width=8)

@@ -186,7 +186,7 @@ def test_control_from_renders_keeps_colours(pack):
 
 
 def test_sizes_must_be_multiples_of_64(pack):
-    with pytest.raises(ValueError, match="multiples of 64.*100x64.*128x64"):
+    with pytest.raises(ValueError, match="multiple of 64.*100x64.*128x64"):
         node(pack, "InterDynControlFromMasks").build(moving_square(), 100, 64, F, 7.0, 7.0, "center", 0, 1)
 
 
@@ -249,7 +249,7 @@ def test_cancel_raises_mid_sampling_and_returns_models_to_the_offload_device(pac
 def test_sampler_errors_are_clear(pack, model):
     sampler = node(pack, "InterDynSampler")
     control, _, _ = node(pack, "InterDynControlFromMasks").build(moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
-    with pytest.raises(ValueError, match="multiples of 64"):
+    with pytest.raises(ValueError, match="multiple of 64"):
         sampler.sample(model, image(), **{**SAMPLER, "width": 96})
     with pytest.raises(ValueError, match="3 frames.*same frame count"):
         sampler.sample(model, image(), control=torch.cat([control, control[:1]]), **SAMPLER)

@@ -123,7 +123,7 @@ def test_callback_sees_every_step_and_can_cancel(models, inputs):
 
 def test_bad_sizes_and_frame_counts_are_clear_errors(models, inputs):
     backbone, branch = models
-    with pytest.raises(ValueError, match="multiples of 64"):
+    with pytest.raises(ValueError, match="multiple of 64"):
         sample_latents(backbone, torch.rand(1, 3, 48, 64), num_frames=F, num_steps=1)
     with pytest.raises(ValueError, match="frames"):
         run(models, (inputs[0], inputs[1][:, :2]))
@@ -228,3 +228,16 @@ def test_batched_conditioning_equals_one_call_per_row(models):
         assert torch.equal(row.added_time_ids, torch.tensor([[fps[2] - 1, buckets[2], augs[2]]]))
     with pytest.raises(ValueError, match="noise_aug_strength has 2 values for a batch of 3"):
         encode_conditioning(backbone, images, noise_aug_strength=[0.1, 0.2])
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 64, 64), (2, 3, 256, 384), (1, 3, 576, 1024), (1, 3, 30, 500),
+                                   (1, 3, 100, 100)])
+def test_clip_resize_equals_diffusers_svd_pipeline(shape):
+    """Our CLIP resize (kornia's public blur + bicubic) replaces diffusers' private helper: it must stay equal to it to
+    the last bit, downscaling and upscaling, or CLIP embeddings drift from the reference pipelines."""
+    from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
+
+    from interdyn.sampling import resize_antialiased
+
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert torch.equal(resize_antialiased(x, (224, 224)), _resize_with_antialiasing(x, (224, 224)))

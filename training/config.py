@@ -171,9 +171,9 @@ class TrainConfig:
             raise ValueError(f"need adam_epsilon > 0 and weight_decay >= 0, got {self.adam_epsilon}, {self.weight_decay}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 (or None for no clipping), got {self.max_grad_norm}")
-        for name in ("height", "width"):
-            if getattr(self, name) % 64:
-                raise ValueError(f"{name} must be a multiple of 64 (SVD's VAE and UNet), got {getattr(self, name)}")
+        from interdyn.validation import check_frame_size  # torch-free until a config is checked
+
+        check_frame_size(self.height, self.width)
         if not 0 <= self.image_dropout <= 1:
             raise ValueError(f"image_dropout is a probability, got {self.image_dropout}")
         if self.p_std < 0 or self.noise_aug_log_std < 0:

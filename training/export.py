@@ -24,17 +24,14 @@ import argparse
 import datetime as _dt
 import json
 import os
-import shutil
 import sys
-import uuid
 import warnings
 from pathlib import Path
 
 from safetensors.torch import save_file
 
 from interdyn.loading import PRECISIONS, ModelLoadError, load_control_branch, save_control_branch
-from interdyn.safe_output import (OutputError, check_not_inside, check_output_folder, is_ours, readable_tree,
-                                  replace_folder)
+from interdyn.safe_output import OutputError, atomic_folder, check_not_inside, check_output_folder, is_ours
 from interdyn.models.controlnet import OFFICIAL_CLASS_NAME
 
 from .train import BRANCH_FILE, EMA_FILE, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
@@ -97,19 +94,10 @@ def write_official_folder(model, folder: Path, unet_config: dict, dtype=None, pr
                       "residuals the 'official' way) and gives wrong videos with these weights", stacklevel=2)
     state = {k: (v.to(dtype) if dtype is not None else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
-    check_output_folder(folder, what="--out")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.mkdir()
+    with atomic_folder(folder, what="--out") as tmp:  # files get the umask's mode (safetensors writes 0600)
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         save_file(state, str(tmp / "diffusion_pytorch_model.safetensors"),
                   metadata={"format": "pt", "provenance": json.dumps(provenance or {})})
-        readable_tree(tmp)  # safetensors writes 0600 whatever the umask
-        replace_folder(tmp, folder, what="--out")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from interdyn.control import normalize_control
 from interdyn.models.backbone import SVDBackbone
-from interdyn.sampling import encode_conditioning
+from interdyn.sampling import edm_noise_level, edm_scale_input, encode_conditioning
 
 
 # ---------------------------------------------------------------------------- randomness
@@ -199,11 +199,10 @@ def prepare_inputs(backbone: SVDBackbone, batch: dict, generators: list[torch.Ge
     noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in generators]).to(device)
     sigma = draws.log_sigma.exp().to(device)[:, None, None, None, None]
     x = x0 + sigma * noise
-    c_in = 1 / (sigma**2 + 1) ** 0.5
-    unet_input = torch.cat([(c_in * x).to(dtype), image_latents.unsqueeze(1).expand(-1, x.shape[1], -1, -1, -1)
+    unet_input = torch.cat([edm_scale_input(x, sigma).to(dtype), image_latents.unsqueeze(1).expand(-1, x.shape[1], -1, -1, -1)
                             .to(dtype)], dim=2)
     return ModelInputs(
-        unet_input=unet_input, timestep=(0.25 * draws.log_sigma).to(device), image_embeddings=embeddings.to(dtype),
+        unet_input=unet_input, timestep=edm_noise_level(draws.log_sigma).to(device), image_embeddings=embeddings.to(dtype),
         added_time_ids=time_ids.to(dtype),
         # the range check reads the batch where the loader made it (the CPU), not the device: no host sync
         control=normalize_control(control.to(dtype=torch.float32)).to(device),

@@ -31,6 +31,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 from torch.nn import functional as F
 
+from .time_embedding import svd_time_embedding
 from .unet import check_residual_mode, skip_residual_multiplicities
 
 OFFICIAL_CLASS_NAME = "ControlNetSDVModel"
@@ -246,16 +247,7 @@ class InterDynControlNet(ModelMixin, ConfigMixin):
                 raise ValueError("pass controlnet_cond (control frames) or control_embedding")
             control_embedding = self.embed_control(controlnet_cond)
         batch_size, num_frames = sample.shape[:2]
-        timesteps = timestep
-        if not torch.is_tensor(timesteps):
-            timesteps = torch.tensor([timesteps], dtype=torch.float64, device=sample.device)
-        elif timesteps.ndim == 0:
-            timesteps = timesteps[None].to(sample.device)
-        timesteps = timesteps.expand(batch_size)
-
-        emb = self.time_embedding(self.time_proj(timesteps).to(dtype=sample.dtype))
-        time_embeds = self.add_time_proj(added_time_ids.flatten()).reshape((batch_size, -1)).to(emb.dtype)
-        emb = emb + self.add_embedding(time_embeds)
+        emb = svd_time_embedding(self, sample, timestep, added_time_ids)  # the same maths as the UNet's
 
         sample = sample.flatten(0, 1)
         emb = emb.repeat_interleave(num_frames, dim=0)

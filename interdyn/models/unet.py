@@ -23,6 +23,8 @@ import torch
 from diffusers import UNetSpatioTemporalConditionModel
 from diffusers.models.unets.unet_spatio_temporal_condition import UNetSpatioTemporalConditionOutput
 
+from .time_embedding import svd_time_embedding
+
 RESIDUAL_MODES = ("standard", "official")
 
 
@@ -72,17 +74,7 @@ class InterDynUNet(UNetSpatioTemporalConditionModel):
             raise ValueError(f"expected {expected} down-block residuals (one per skip connection), got {len(residuals)}")
 
         batch_size, num_frames = sample.shape[:2]
-        timesteps = timestep
-        if not torch.is_tensor(timesteps):
-            timesteps = torch.tensor([timesteps], dtype=torch.float64 if isinstance(timestep, float) else torch.int64,
-                                     device=sample.device)
-        elif timesteps.ndim == 0:
-            timesteps = timesteps[None].to(sample.device)
-        timesteps = timesteps.expand(batch_size)
-
-        emb = self.time_embedding(self.time_proj(timesteps).to(dtype=sample.dtype))
-        time_embeds = self.add_time_proj(added_time_ids.flatten()).reshape((batch_size, -1)).to(emb.dtype)
-        emb = emb + self.add_embedding(time_embeds)
+        emb = svd_time_embedding(self, sample, timestep, added_time_ids)
 
         sample = sample.flatten(0, 1)
         emb = emb.repeat_interleave(num_frames, dim=0, output_size=emb.shape[0] * num_frames)

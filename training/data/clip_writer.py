@@ -6,17 +6,15 @@ is :mod:`training.data.prepare`. This module imports no preparer (one direction,
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import torch
 
 from interdyn import distributed
-from interdyn.safe_output import claim_output_folder, replace_folder, write_text_atomic
+from interdyn.safe_output import atomic_folder, claim_output_folder, write_text_atomic
 from interdyn.video_io import write_video
 
 #: files only a preparer of ours writes at the top of its output folder (older outputs have no marker)
@@ -152,10 +150,9 @@ def write_clip_folder(folder, video: torch.Tensor, fps: float, hand: torch.Tenso
     """Write one clip folder atomically (into a hidden temporary folder, then renamed into place): ``video`` ``[F, 3, H, W]`` float [0, 1], ``hand`` ``[F, H, W]`` bool, ``objects``
     ``{name: [F, H, W] bool}``, optional ``control`` ``[F, 3, H, W]`` float; plus meta.json / label.txt."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"  # hidden: FolderClips skips it
-    tmp.mkdir()
-    try:
+    # hidden temporary folder (FolderClips skips it); an existing folder is replaced only when it is a clip of ours
+    # (--overwrite, or a partial folder of an older version); a new clip gets no marker file
+    with atomic_folder(folder, what="clip folder", legacy=CLIP_FILES, mark=False) as tmp:
         write_video(tmp / "video.mp4", (video.clamp(0, 1) * 255).round().to(torch.uint8), fps, crf=crf, layout="FCHW")
         write_video(tmp / "mask_hand.mp4", hand.to(torch.bool).numpy(), fps, lossless=True)
         for name, m in (objects or {}).items():
@@ -168,11 +165,4 @@ def write_clip_folder(folder, video: torch.Tensor, fps: float, hand: torch.Tenso
         meta["objects"] = list((objects or {}).keys())
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "label.txt").write_text(str(meta.get("label", "")) + "\n")
-        if folder.exists():  # --overwrite, or a partial folder of an older version: replace only a clip of ours
-            replace_folder(tmp, folder, what="clip folder", legacy=CLIP_FILES)
-        else:
-            os.replace(tmp, folder)  # the clip appears whole or not at all
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder

@@ -351,7 +351,7 @@ def prior_loss(unet, backbone, x0: torch.Tensor, first: torch.Tensor, embeddings
     """SVD's image-to-video loss (no control) of one batch: clean latents ``x0`` ``[B, F, C, h, w]``, first frames
     ``first`` ``[B, 3, H, W]`` in [0, 1], their CLIP embeddings ``[B, 1, D]``, one generator per clip (draw order
     as :func:`training.losses.prepare_inputs`: ln sigma, noise augmentation, dropout, pixel noise, latent noise)."""
-    from interdyn.sampling import encode_conditioning
+    from interdyn.sampling import edm_noise_level, edm_scale_input, encode_conditioning
     from ..losses import draw_clip_scalars, v_target
 
     device = x0.device
@@ -364,9 +364,9 @@ def prior_loss(unet, backbone, x0: torch.Tensor, first: torch.Tensor, embeddings
     noise = torch.stack([torch.randn(x0.shape[1:], generator=gen) for gen in gens]).to(device)
     sigma = draws.log_sigma.exp().to(device)[:, None, None, None, None]
     x = x0 + sigma * noise
-    unet_input = torch.cat([x / (sigma**2 + 1) ** 0.5,
+    unet_input = torch.cat([edm_scale_input(x, sigma),
                             image_latents[:, None].expand(-1, x.shape[1], -1, -1, -1)], dim=2)
-    pred = unet(unet_input, (0.25 * draws.log_sigma).to(device), cond.image_embeddings * keep[:, None, None],
+    pred = unet(unet_input, edm_noise_level(draws.log_sigma).to(device), cond.image_embeddings * keep[:, None, None],
                 cond.added_time_ids).sample
     return F.mse_loss(pred.float(), v_target(x0, noise, sigma))
 
