@@ -23,13 +23,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import distributed
+from .generation import (CLI_NAMES, check_writable_parent, generate_clips, load_inputs, sampling_kwargs,
+                         validate_generate_args)
 from .safe_output import write_text_atomic
 from .validation import InputError
 
-__all__ = ["ROW_PARAMETERS", "Row", "GenerateSteps", "read_manifest", "manifest_rows", "run_manifest"]
+__all__ = ["ROW_PARAMETERS", "Row", "read_manifest", "manifest_rows", "run_manifest"]
 
 #: per-row column -> (attribute of the generate command's arguments, type, the sampler's name for messages)
 ROW_PARAMETERS = {
@@ -101,20 +102,7 @@ def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
-@dataclass(frozen=True)
-class GenerateSteps:
-    """What ``interdyn generate`` does for one clip, handed over by :mod:`interdyn.cli` (which imports this
-    module; this module never imports it): its argument check and names, its input loaders."""
-
-    validate: Callable  # validate_generate_args(args, names=..., comparison=...)
-    names: dict  # the sampler's argument -> the command line's name
-    load_image: Callable  # (path, height, width) -> [1, 3, H, W]
-    load_control: Callable  # (path, args) -> [F, 3, H, W]
-    sampling_kwargs: Callable  # args -> the sampler's keyword arguments
-    check_writable_parent: Callable  # (path, what)
-
-
-def manifest_rows(path, base: argparse.Namespace, steps: GenerateSteps) -> list[Row]:
+def manifest_rows(path, base: argparse.Namespace) -> list[Row]:
     """Every row of the manifest checked (paths, values, outputs) and turned into generate arguments.
 
     Raises :class:`InputError` for the first bad row, naming the manifest, the row and the column."""
@@ -131,7 +119,7 @@ def manifest_rows(path, base: argparse.Namespace, steps: GenerateSteps) -> list[
             raise InputError(f"{where}: unknown column {unknown[0]!r}; columns are {', '.join(COLUMNS)}")
         args = argparse.Namespace(**vars(base))
         args.manifest = args.report = None
-        names = dict(steps.names)
+        names = dict(CLI_NAMES)
         for column in ("image", "out"):
             if _blank(entry.get(column)):
                 raise InputError(f"{where}, column {column} is empty; every row needs an image and an out")
@@ -162,7 +150,7 @@ def manifest_rows(path, base: argparse.Namespace, steps: GenerateSteps) -> list[
                              "its own output")
         outs[out.resolve()] = n
         if not out.exists():  # an existing output is skipped, never replaced: nothing to check
-            steps.validate(args, names=names, comparison=False)
+            validate_generate_args(args, names=names, comparison=False)
         elif not Path(args.image).is_file():
             raise InputError(f"{where}, column image {args.image} does not exist")
         rows.append(Row(n, args))
@@ -187,55 +175,30 @@ class _Models:
         return self.backbone, self.branch if need_branch else None
 
 
-def _generate_row(row: Row, models: _Models, steps: GenerateSteps) -> None:
-    from .sampling import generate_video
-    from .video_io import write_video
-
-    a = row.args
-    image = steps.load_image(Path(a.image), a.height, a.width)
-    control = steps.load_control(Path(a.control), a) if a.control else None
-    backbone, branch = models.get(need_branch=control is not None)
-    video = generate_video(backbone, image, None if control is None else control[None], branch, generator=a.seed,
-                           decode_chunk_size=a.decode_chunk, **steps.sampling_kwargs(a))[0]
-    write_video(Path(a.out), video, fps=a.fps)  # atomic: a temporary name, then renamed into place
+def _generate_group(group: list[Row], models: _Models) -> None:
+    """One sampler call for the rows of ``group`` (one row, or a batch of rows with the same :func:`_batch_key`)."""
+    clips = [row.args for row in group]
+    images, controls = load_inputs(clips)
+    backbone, branch = models.get(need_branch=controls is not None)
+    generate_clips(backbone, branch, clips, images, controls)
 
 
-def _batch_key(row: Row, steps: GenerateSteps) -> tuple:
+def _batch_key(row: Row) -> tuple:
     """Rows with equal keys can share one sampler call: the same size, frame count and sampling values."""
     a = row.args
     return (a.height, a.width, a.frames, a.decode_chunk, a.fps, a.control is None,
-            tuple(sorted(steps.sampling_kwargs(a).items())))
+            tuple(sorted(sampling_kwargs(a).items())))
 
 
-def _groups(rows: list[Row], size: int, steps: GenerateSteps) -> list[list[Row]]:
+def _groups(rows: list[Row], size: int) -> list[list[Row]]:
     """Consecutive rows with the same :func:`_batch_key`, at most ``size`` per group (row order kept)."""
     groups: list[list[Row]] = []
     for row in rows:
-        if groups and len(groups[-1]) < size and _batch_key(groups[-1][0], steps) == _batch_key(row, steps):
+        if groups and len(groups[-1]) < size and _batch_key(groups[-1][0]) == _batch_key(row):
             groups[-1].append(row)
         else:
             groups.append([row])
     return groups
-
-
-def _generate_group(group: list[Row], models: _Models, steps: GenerateSteps) -> None:
-    """Several rows in one sampler call: the videos of a batch, each with its own seed's noise
-    (:func:`interdyn.sampling.randn` with one generator per video), then one output file per row."""
-    import torch
-
-    from .sampling import generate_video
-    from .video_io import write_video
-
-    first = group[0].args
-    images = torch.cat([steps.load_image(Path(r.args.image), first.height, first.width) for r in group])
-    controls = None
-    if first.control:
-        controls = torch.stack([steps.load_control(Path(r.args.control), r.args) for r in group])
-    backbone, branch = models.get(need_branch=controls is not None)
-    videos = generate_video(backbone, images, controls, branch, generator=[r.args.seed for r in group],
-                            decode_chunk_size=first.decode_chunk, **steps.sampling_kwargs(first))
-    for row, video in zip(group, videos):
-        write_video(Path(row.args.out), video, fps=row.args.fps)
 
 
 def _not_this_rows_output(row) -> str | None:
@@ -256,17 +219,17 @@ def _not_this_rows_output(row) -> str | None:
     return None
 
 
-def run_manifest(args, steps: GenerateSteps) -> int:
+def run_manifest(args) -> int:
     """``interdyn generate --manifest``: see the module's docstring. Returns the exit status."""
     t0 = time.time()
     from .validation import check_count
 
     check_count(getattr(args, "batch_size", 1), "--batch-size")
-    rows = manifest_rows(args.manifest, args, steps)  # every row, before any model loads
+    rows = manifest_rows(args.manifest, args)  # every row, before any model loads
     if args.report:
         from .safe_output import check_not_inside
 
-        steps.check_writable_parent(Path(args.report), "--report")
+        check_writable_parent(Path(args.report), "--report")
         check_not_inside(args.report, args.manifest, what="--report", protected_what="--manifest")
     ctx = distributed.init(device=args.device)
     args.device = distributed.rank_device(args.device)
@@ -296,7 +259,7 @@ def run_manifest(args, steps: GenerateSteps) -> int:
         for row in group:
             start = time.time()
             try:
-                _generate_row(row, models, steps)
+                _generate_group([row], models)
             except KeyboardInterrupt:
                 raise
             except Exception as err:  # noqa: BLE001 - one bad row must not stop the others; reported below
@@ -310,13 +273,13 @@ def run_manifest(args, steps: GenerateSteps) -> int:
                                        "seconds": round(time.time() - start, 2)}
             progress.update(1)
 
-    for group in _groups(pending, getattr(args, "batch_size", 1) or 1, steps):
+    for group in _groups(pending, getattr(args, "batch_size", 1) or 1):
         if len(group) == 1:
             one_by_one(group)
             continue
         start = time.time()
         try:
-            _generate_group(group, models, steps)
+            _generate_group(group, models)
         except KeyboardInterrupt:
             raise
         except Exception:  # noqa: BLE001 - find the failing row(s): the rows again, one at a time

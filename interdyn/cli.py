@@ -54,191 +54,30 @@ def _progress(total: int, desc: str):
     return callback
 
 
-def _sampling_kwargs(args) -> dict:
-    return dict(num_frames=args.frames, num_steps=args.steps, min_guidance=args.min_guidance,
-                max_guidance=args.max_guidance, fps=args.fps, motion_bucket_id=args.motion_bucket,
-                noise_aug_strength=args.noise_aug, control_strength=args.strength,
-                control_start=args.control_start, control_end=args.control_end)
-
-
-def side_by_side(*videos: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``[F, 3, H, W]`` videos horizontally (a single frame is repeated)."""
-    frames = max(v.shape[0] for v in videos)
-    return torch.cat([v.expand(frames, *v.shape[1:]) if v.shape[0] == 1 else v for v in videos], dim=-1)
-
-
-def _load_image(path: Path, height: int, width: int) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image
-
-    from .control import fit_to_size
-    from .video_io import image_to_rgb
-
-    try:
-        with Image.open(path) as im:
-            array = np.array(image_to_rgb(im))
-    except Exception as err:  # noqa: BLE001 - PIL raises several types for a bad file
-        raise InputError(f"--image {path} is not a readable image ({err})") from None
-    image = torch.from_numpy(array).permute(2, 0, 1).float() / 255
-    video, _, _ = fit_to_size(video=image[None], height=height, width=width)
-    return video
-
-
-def _load_control(path: Path, args) -> torch.Tensor:
-    """A control video (white masks or renders), a folder holding ``mask_hand.*``, or a frames folder."""
-    from .control import prepare_control
-    from .video_io import read_video
-
-    path = _control_source(path)
-    frames, fps = read_video(path, fps=args.fps, as_tensor=True)
-    renders = frames.permute(0, 3, 1, 2).float() / 255
-    return prepare_control(renders=renders, source_fps=fps, target_fps=args.fps, num_frames=args.frames,
-                           height=args.height, width=args.width)
-
-
-# ---------------------------------------------------------------------------- validation (before any model loads)
-#: the command line's names for the sampler's arguments (messages use the caller's names)
-CLI_NAMES = {"num_frames": "--frames", "num_steps": "--steps", "min_guidance": "--min-guidance",
-             "max_guidance": "--max-guidance", "fps": "--fps", "motion_bucket_id": "--motion-bucket",
-             "noise_aug_strength": "--noise-aug", "control_strength": "--strength", "control_start": "--control-start",
-             "control_end": "--control-end", "decode_chunk_size": "--decode-chunk", "generator": "--seed",
-             "height": "--height", "width": "--width"}
-
-
-def _check_writable_parent(path: Path, what: str) -> None:
-    """The first existing folder above ``path`` must be a writable folder (else fail now, not after sampling)."""
-    import os
-
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: cannot write into {parent} (not a writable folder)")
-
-
-def _check_video_out(out: Path, what: str = "--out") -> None:
-    from .safe_output import check_output_folder
-    from .video_io import VIDEO_EXTENSIONS
-
-    from .validation import check_path_length
-
-    check_path_length(out, what)
-    ext = out.suffix.lower()
-    if ext and ext not in VIDEO_EXTENSIONS:
-        raise InputError(f"{what} {out}: unsupported extension {ext!r}; use one of {', '.join(VIDEO_EXTENSIONS)}, or "
-                         "no extension for a folder of PNG frames")
-    if ext:
-        if out.is_dir():
-            raise OutputError(f"{what} {out} is an existing folder, not a video file (nothing was changed)")
-    else:
-        check_output_folder(out, what=what)
-    _check_writable_parent(out, what)
-
-
-def validate_generate_args(args, names: dict | None = None, comparison: bool = True) -> None:
-    """Everything ``interdyn generate`` can check before loading a model, with the command line's names.
-
-    ``names`` overrides the names used in messages (``image``, ``control``, ``out`` and the sampler's arguments,
-    e.g. ``"row 3, column image"`` for a manifest row); ``comparison`` checks the ``_comparison`` file's path too.
-    """
-    from .sampling import check_sampling_args
-    from .video_io import IMAGE_EXTENSIONS
-
-    from .validation import check_device
-
-    names = names or {}
-    image_name, control_name, out_name = (names.get(k, f"--{k}") for k in ("image", "control", "out"))
-    if getattr(args, "device", None) is not None:
-        check_device(args.device, names.get("device", "--device"))
-    check_sampling_args(names={**CLI_NAMES, **names}, height=args.height, width=args.width,
-                        decode_chunk_size=args.decode_chunk, generator=args.seed, **_sampling_kwargs(args))
-    image = Path(args.image)
-    if image.is_dir():
-        raise InputError(f"{image_name} {image} is a folder; give the first frame as one image file (PNG/JPEG)")
-    if not image.is_file():
-        raise InputError(f"{image_name} {image} does not exist")
-    if args.control:
-        control = Path(args.control)
-        if not control.exists():
-            raise InputError(f"{control_name} {control} does not exist")
-        if control.is_file() and control.suffix.lower() in IMAGE_EXTENSIONS:
-            raise InputError(f"{control_name} {control} is a single image; a control is a video of the driving "
-                             "motion (a mask or render video, or a folder of numbered frames with fps.txt)")
-        if not args.interdyn:
-            raise InputError(f"{control_name} needs --interdyn (the control branch weights)")
-    out = Path(args.out)
-    _check_video_out(out, what=out_name)
-    from .safe_output import check_not_inside
-
-    inputs = [(image, image_name)] + ([(_control_source(Path(args.control)), control_name)] if args.control else [])
-    outputs = [(out, out_name)] + ([(comparison_path(out), f"{out_name} (its _comparison file)")] if comparison else [])
-    for written, written_name in outputs:  # an output never replaces, nor lands inside, an input of the same call
-        for read, read_name in inputs:
-            check_not_inside(written, read, what=written_name, protected_what=f"input {read_name}")
-    if comparison:
-        comparison_file = comparison_path(out)
-        _check_video_out(comparison_file, what=f"{out_name} (its _comparison file)")
-        if comparison_file.exists() and not out.exists():
-            # with the output there too, this is a rerun replacing both files of an earlier run; alone, it is not ours
-            raise OutputError(f"{out_name} {out}: its comparison file {comparison_file} already exists and {out} does "
-                              "not, so it is not from an earlier run of this command; move it away or choose another "
-                              f"{out_name} (nothing was changed)")
-
-
-def _control_source(path: Path) -> Path:
-    """What ``--control`` reads: the ``mask_hand.*`` video of a clip folder, else the path (a video, or a frames
-    folder, which an output may not replace nor land in)."""
-    from .video_io import VIDEO_EXTENSIONS
-
-    if path.is_dir():
-        hands = sorted(p for p in path.glob("mask_hand.*") if p.suffix.lower() in VIDEO_EXTENSIONS)
-        if hands:
-            return hands[0]
-    return path
-
-
-def comparison_path(out: Path) -> Path:
-    """Where ``interdyn generate`` writes ``input | control | output`` beside ``--out``."""
-    return out.with_name(out.stem + "_comparison" + out.suffix)
-
-
-def generate_steps():
-    """This command's checks and loaders, for the manifest mode (:mod:`interdyn.batch`)."""
-    from .batch import GenerateSteps
-
-    return GenerateSteps(validate=validate_generate_args, names=CLI_NAMES, load_image=_load_image,
-                         load_control=_load_control, sampling_kwargs=_sampling_kwargs,
-                         check_writable_parent=_check_writable_parent)
-
-
 def cmd_generate(args) -> int:
+    from .generation import comparison_path, generate_clips, load_inputs, side_by_side, validate_generate_args
     from .loading import load_control_branch, load_svd_backbone
-    from .sampling import generate_video
     from .video_io import write_video
 
     if args.manifest is not None:
         from .batch import run_manifest
 
-        return run_manifest(args, generate_steps())
+        return run_manifest(args)
     if args.batch_size != 1:
         raise InputError("--batch-size groups the rows of a --manifest; for one clip leave it at 1")
     for name in ("image", "out"):
         if getattr(args, name) is None:
             raise InputError(f"interdyn generate needs --{name} (or --manifest FILE for many clips)")
     validate_generate_args(args)
-    image = _load_image(Path(args.image), args.height, args.width)
-    control = _load_control(Path(args.control), args) if args.control else None
+    images, controls = load_inputs([args])  # read before the models: a bad file fails fast
     t0 = time.time()
     backbone = load_svd_backbone(args.svd, dtype=args.precision, device=args.device)
     branch = load_control_branch(args.interdyn, dtype=backbone.dtype, device=args.device, backbone=backbone) \
         if args.interdyn else None
     print(f"loaded models in {time.time() - t0:.1f}s; sampling {args.frames} frames at {args.height}x{args.width}")
-    video = generate_video(backbone, image, None if control is None else control[None], branch,
-                           generator=args.seed, decode_chunk_size=args.decode_chunk,
-                           callback=_progress(args.steps, "sampling"), **_sampling_kwargs(args))[0]
+    video = generate_clips(backbone, branch, [args], images, controls, callback=_progress(args.steps, "sampling"))[0]
     out = Path(args.out)
-    write_video(out, video, fps=args.fps)
-    parts = [image[:1]] + ([control] if control is not None else []) + [video]
+    parts = [images[:1]] + ([controls[0]] if controls is not None else []) + [video]
     comparison = write_video(comparison_path(out), side_by_side(*parts), fps=args.fps)
     print(f"wrote {out} and {comparison} (input | control | output)")
     return 0
@@ -255,6 +94,7 @@ def _builtin_sampling(args) -> dict:
 
 def cmd_demo(args) -> int:
     from .demo import DEMO_LEGACY_FILES, check_zoom, run_demo
+    from .generation import check_writable_parent
     from .safe_output import check_output_folder
     from .validation import check_count, check_seed
 
@@ -263,7 +103,7 @@ def cmd_demo(args) -> int:
     if args.steps is not None:
         check_count(args.steps, "--steps")
     check_output_folder(args.out, what="--out", legacy=DEMO_LEGACY_FILES)
-    _check_writable_parent(Path(args.out) / "contact_sheet.png", "--out")
+    check_writable_parent(Path(args.out) / "contact_sheet.png", "--out")
     run_demo(args.out, seed=args.seed, num_steps=args.steps, zoom=args.zoom)
     return 0
 

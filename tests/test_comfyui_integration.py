@@ -375,3 +375,45 @@ def test_cancel_stops_sampling_and_the_server_goes_on(server):
     # the server still runs workflows afterwards
     again = wait(server, name, queue(server, name, fast_prompt(server, name, seed=8)))
     assert again["status"]["status_str"] == "success"
+
+
+def test_the_toy_workflow_gives_the_librarys_frames_for_the_same_seed(server):
+    """The shipped toy workflow, run as a user runs it, and the library path of `interdyn demo` / `interdyn probes`
+    (the built-in model, its world, TOY_SAMPLING) give the same frames for the same scene and seed: the workflow's
+    widgets hold the built-in settings, not drifted copies of them."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from interdyn.builtin import TOY_PHYSICS, TOY_SAMPLING, toy_world
+    from interdyn.loading import load_control_branch, load_svd_backbone
+    from interdyn.probes import model_generator
+    from interdyn.synthetic import scene_for_preset
+
+    name = "InterDyn toy physics - no downloads.json"
+    prompt = fast_prompt(server, name)  # as shipped
+    by_type = {node["class_type"]: (key, node["inputs"]) for key, node in prompt.items()}
+    scene_in, sampler = by_type["InterDynSyntheticScene"][1], by_type["InterDynSampler"][1]
+    assert scene_in["world"] == toy_world(), "the workflow's scenes come from the world the built-in model learned"
+    widgets = {"steps": "num_steps", "min_guidance": "min_guidance", "max_guidance": "max_guidance", "fps": "fps",
+               "motion_bucket_id": "motion_bucket_id", "noise_aug_strength": "noise_aug_strength",
+               "frames": "num_frames"}
+    drift = {w: (sampler[w], TOY_SAMPLING[k]) for w, k in widgets.items() if sampler[w] != TOY_SAMPLING[k]}
+    assert not drift, f"the sampler's widgets differ from the built-in model's settings (widget: (workflow, CLI)): {drift}"
+    prompt["9999"] = {"class_type": "SaveImage", "inputs": {"images": [by_type["InterDynDecode"][0], 0],
+                                                            "filename_prefix": "interdyn/toy_parity"}}
+    entry = wait(server, name, queue(server, name, prompt))
+    assert entry["status"].get("status_str") == "success", json.dumps(entry["status"].get("messages"))[:3000]
+    files = sorted((server.output / "interdyn").glob("toy_parity_*.png"))
+    assert len(files) == sampler["frames"], f"one PNG per frame, got {[f.name for f in files]}"
+    comfy = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB"))) for f in files]).permute(0, 3, 1, 2)
+
+    scene = scene_for_preset(scene_in["preset"], scene_in["seed"], size=(scene_in["height"], scene_in["width"]),
+                             num_frames=scene_in["frames"], world=scene_in["world"])
+    backbone = load_svd_backbone(TOY_PHYSICS)
+    generate = model_generator(backbone, load_control_branch(TOY_PHYSICS, backbone=backbone), dict(TOY_SAMPLING))
+    ours = generate(scene.frames[0], scene.control, sampler["control_strength"], sampler["seed"])
+    ours = (ours * 255.0).clamp(0, 255).to(torch.uint8)  # SaveImage truncates as this does
+    levels = (comfy.int() - ours.int()).abs()
+    assert levels.max() <= 1, (f"the workflow's frames differ from the library's by up to {int(levels.max())} of 255 "
+                               f"({(levels > 1).float().mean():.1%} of the values)")

@@ -369,13 +369,13 @@ def test_a_failing_row_is_reported_and_the_other_rows_are_written(manifest_world
 
 def test_a_jsonl_manifest_reads_like_a_csv_one(manifest_world):
     from interdyn.batch import manifest_rows
-    from interdyn.cli import build_parser, generate_steps
+    from interdyn.cli import build_parser
 
     root = manifest_world["root"]
     (root / "rows.jsonl").write_text('{"image": "image.png", "out": "j/a.mp4", "seed": 5, "steps": 2}\n\n'
                                      '{"image": "image.png", "control": "control.mp4", "out": "j/b.mp4"}\n')
     args = build_parser().parse_args(manifest_world["base"] + ["--manifest", str(root / "rows.jsonl")])
-    rows = manifest_rows(args.manifest, args, generate_steps())
+    rows = manifest_rows(args.manifest, args)
     assert [r.number for r in rows] == [1, 2], "blank lines are not rows"
     assert rows[0].args.seed == 5 and rows[0].args.steps == 2 and rows[1].args.seed == 42, \
         "a row's own values win; the others come from the command line"
