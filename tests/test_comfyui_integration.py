@@ -395,7 +395,7 @@ def test_the_toy_workflow_gives_the_librarys_frames_for_the_same_seed(server):
     by_type = {node["class_type"]: (key, node["inputs"]) for key, node in prompt.items()}
     scene_in, sampler = by_type["InterDynSyntheticScene"][1], by_type["InterDynSampler"][1]
     assert scene_in["world"] == toy_world(), "the workflow's scenes come from the world the built-in model learned"
-    widgets = {"steps": "num_steps", "min_guidance": "min_guidance", "max_guidance": "max_guidance", "fps": "fps",
+    widgets = {"steps": "num_steps", "min_cfg": "min_guidance", "max_cfg": "max_guidance", "fps": "fps",
                "motion_bucket_id": "motion_bucket_id", "noise_aug_strength": "noise_aug_strength",
                "frames": "num_frames"}
     drift = {w: (sampler[w], TOY_SAMPLING[k]) for w, k in widgets.items() if sampler[w] != TOY_SAMPLING[k]}
