@@ -441,7 +441,7 @@ def accelerate_checkpoint(tmp_path: Path):
 
 @pytest.mark.parametrize("victim", ["custom_checkpoint_0.pkl", "optimizer.bin", "scheduler.bin", "random_states_0.pkl"])
 def test_resume_from_a_crafted_checkpoint_runs_no_code(tmp_path, victim):
-    from training.train import CheckpointError, TrainingState, load_checkpoint
+    from training.checkpoints import CheckpointError, TrainingState, load_checkpoint
 
     acc, ckpt = accelerate_checkpoint(tmp_path)
     marker = tmp_path / "pwned"
@@ -468,7 +468,7 @@ def test_trainer_registers_nothing_for_pickled_checkpointing():
 
 
 def test_training_output_dir_that_is_not_ours_is_refused(tmp_path, precious):
-    from training.train import check_run_folder
+    from training.checkpoints import check_run_folder
 
     before = snapshot(precious)
     with pytest.raises(OutputError, match="output_dir"):
@@ -477,7 +477,7 @@ def test_training_output_dir_that_is_not_ours_is_refused(tmp_path, precious):
 
 
 def test_training_existing_run_needs_resume(tmp_path, tiny_models):
-    from training.train import CheckpointError, check_run_folder
+    from training.checkpoints import CheckpointError, check_run_folder
 
     tiny_checkpoint(tiny_models, tmp_path / "run")
     with pytest.raises(CheckpointError, match="--resume latest"):
@@ -516,7 +516,7 @@ def test_a_run_killed_while_saving_is_cleaned_up_on_resume(tmp_path, fresh_accel
 
 
 def test_loss_log_is_cut_back_to_the_resumed_step(tmp_path):
-    from training.train import truncate_loss_log
+    from training.checkpoints import truncate_loss_log
 
     log = tmp_path / "loss.csv"
     log.write_text("step,loss\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n")

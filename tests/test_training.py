@@ -23,8 +23,8 @@ from training.data.datasets import EpochShuffleSampler, SyntheticClips, collate_
 from training.export import export
 from training.losses import (NoiseSettings, clip_generators, draw_clip_scalars, predict_v, prepare_inputs, v_loss,
                              v_target)
-from training.train import (BRANCH_FILE, EMA_FILE, STATE_FILE, NonFiniteLossError, Trainer, _params_fingerprint,
-                            build_backbone, build_control_branch, list_checkpoints, train)
+from training.checkpoints import BRANCH_FILE, EMA_FILE, STATE_FILE, _params_fingerprint, list_checkpoints
+from training.train import NonFiniteLossError, Trainer, build_backbone, build_control_branch, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_YAML = REPO / "training" / "configs" / "cpu_tiny.yaml"

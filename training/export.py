@@ -34,7 +34,7 @@ from interdyn.loading import PRECISIONS, ModelLoadError, load_control_branch, sa
 from interdyn.safe_output import OutputError, atomic_folder, check_not_inside, check_output_folder, is_ours
 from interdyn.models.controlnet import OFFICIAL_CLASS_NAME
 
-from .train import BRANCH_FILE, EMA_FILE, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
+from .checkpoints import BRANCH_FILE, EMA_FILE, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
 
 
 class ExportError(ValueError):

@@ -34,65 +34,36 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
 import shutil
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 
 from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
 from interdyn.models.backbone import SVDBackbone
 from interdyn.models.controlnet import InterDynControlNet
-from interdyn.safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
-from interdyn.safe_output import OutputError, check_output_folder, mark_folder, storage_message_or_raise, write_text_atomic
+from interdyn.safe_output import OutputError, mark_folder, storage_message_or_raise
 
+from .checkpoints import (BRANCH_FILE, CHECKPOINT_PREFIX, EMA_FILE, EMA_STATE_FILE, STATE_FILE,
+                          UNET_CONFIG_FILE, CheckpointError, TrainingState, _params_fingerprint, _state_dict_model,
+                          check_run_folder, list_checkpoints, load_checkpoint, resolve_resume, truncate_loss_log)
 from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
 from .data.folder import DataError
 from .losses import NoiseSettings, clip_generators, predict_v, prepare_inputs, v_loss
 
-CHECKPOINT_PREFIX = "checkpoint-"
-BRANCH_FILE = "control_branch.safetensors"
-EMA_FILE = "control_branch_ema.safetensors"
-UNET_CONFIG_FILE = "unet_config.json"
-STATE_FILE = "trainer_state.json"
-EMA_STATE_FILE = "ema_state.json"
-#: a folder holding this is a training run of ours even without the marker (runs from older versions)
-RUN_LEGACY = ("loss.csv",)
 PAPER_CONTROL_CNN = (16, 32, 96, 256)
 
 
 class NonFiniteLossError(RuntimeError):
     """Training stopped because the loss or the gradient norm was NaN or infinite."""
-
-
-@dataclass
-class TrainingState:
-    """Loop counters, saved with every checkpoint (an accelerate custom checkpoint object)."""
-
-    step: int = 0            # optimizer steps done
-    epoch: int = 0           # current pass over the data
-    batch_in_epoch: int = 0  # micro-batches of this epoch already consumed (per process)
-    micro_step: int = 0      # micro-batches consumed since the start
-    micro_in_step: int = 0   # micro-batches of the current (incomplete) optimizer step
-
-    def state_dict(self) -> dict:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            setattr(self, key, int(value))
 
 
 # ---------------------------------------------------------------------------- models
@@ -180,146 +151,6 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints in ``output_dir``, oldest first."""
-    root = Path(output_dir)
-    if not root.is_dir():
-        return []
-    found = []
-    for p in root.iterdir():
-        if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX) and p.name[len(CHECKPOINT_PREFIX):].isdigit():
-            found.append((int(p.name[len(CHECKPOINT_PREFIX):]), p))
-    return [p for _, p in sorted(found)]
-
-
-def resolve_resume(output_dir: str | Path, resume: str | None) -> Path | None:
-    """``latest`` -> newest checkpoint (None if there is none yet); a path -> that checkpoint."""
-    if not resume:
-        return None
-    if resume == "latest":
-        found = list_checkpoints(output_dir)
-        return found[-1] if found else None
-    path = Path(resume)
-    if not (path / STATE_FILE).is_file():
-        raise FileNotFoundError(f"--resume {resume}: not a checkpoint folder (no {STATE_FILE} in it)")
-    return path
-
-
-class CheckpointError(ValueError):
-    """A checkpoint (or the run folder) cannot be used; the message names the file and why."""
-
-
-def check_run_folder(output_dir: Path, resume: str | None) -> None:
-    """``output_dir`` must be new, empty or a training run of ours; an existing run needs ``--resume``.
-
-    Runs before anything is built, so a mistyped ``--output_dir`` neither deletes (checkpoint rotation)
-    nor mixes into someone's folder."""
-    check_output_folder(output_dir, what="output_dir", legacy=RUN_LEGACY)
-    if list_checkpoints(output_dir) and not resume:
-        raise CheckpointError(
-            f"output_dir {output_dir} already holds a training run ({list_checkpoints(output_dir)[-1].name}); pass "
-            "--resume latest to continue it, or choose a new output_dir (nothing was changed)")
-
-
-def truncate_loss_log(path: Path, step: int) -> None:
-    """Keep the header and the rows up to ``step`` of ``loss.csv`` (a resumed run rewrites the steps after it)."""
-    if not path.is_file():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].strip().isdigit()
-                        and int(ln.split(",", 1)[0]) <= step]
-    if kept != lines:
-        write_text_atomic(path, "".join(kept))
-
-
-def _read_json_object(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is missing or not valid JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path} must hold a JSON object, found a {type(value).__name__}")
-    return value
-
-
-def load_checkpoint(accelerator, path: Path, state: TrainingState, ema, param_names: list[str]) -> None:
-    """Restore a checkpoint without running code from it.
-
-    Weights: ``model.safetensors``; optimizer, scheduler and RNG states: accelerate's files read with
-    ``weights_only=True`` only (:func:`interdyn.safe_load.weights_only_torch_load`); loop counters: ``trainer_state.json``; EMA:
-    ``control_branch_ema.safetensors`` + ``ema_state.json``. Pickled custom objects of older checkpoints
-    (``custom_checkpoint_*.pkl``) are never opened. Anything else raises :class:`CheckpointError`.
-    """
-    values = _read_json_object(path / STATE_FILE)
-    fields = TrainingState().state_dict()
-    bad = [k for k in fields if not (isinstance(values.get(k), int) and not isinstance(values.get(k), bool)
-                                     and values[k] >= 0)]
-    if bad:
-        raise CheckpointError(f"{path / STATE_FILE}: {bad} must be non-negative integers")
-    for item in sorted(path.iterdir()):
-        if item.is_symlink():
-            raise CheckpointError(f"--resume {path}: {item.name} is a symbolic link (to {os.readlink(item)}); a "
-                                  "checkpoint written by training.train holds plain files only. Nothing was read")
-    for item in sorted(path.glob("*.safetensors")):
-        try:
-            with safe_open(str(item), framework="pt"):
-                pass
-        except Exception as err:  # noqa: BLE001 - safetensors raises several types
-            raise CheckpointError(f"--resume {path}: {item.name} is not a readable safetensors file ({err}); resume "
-                                  "from an earlier checkpoint-N") from None
-    refused: list = []
-    pickled = {p.name for p in path.glob("custom_checkpoint_*.pkl")}  # older checkpoints: never opened
-    with tempfile.TemporaryDirectory(prefix="interdyn-resume-") as view, weights_only_torch_load(refused):
-        source = path
-        if pickled:  # accelerate refuses a folder with more custom checkpoints than registered objects (none)
-            source = Path(view)
-            for item in path.iterdir():
-                if item.name not in pickled:
-                    os.symlink(item.resolve(), source / item.name, target_is_directory=item.is_dir())
-        try:
-            accelerator.load_state(str(source))
-        except UnsafeFileError:
-            pass  # reported below with every refused file (accelerate swallows some, e.g. the RNG states)
-        except UnreadableFileError as err:
-            raise CheckpointError(f"--resume {path}: {err}; resume from an earlier checkpoint-N") from None
-    if refused:
-        raise CheckpointError(
-            f"--resume {path}: {', '.join(Path(f).name for f, _ in refused)} hold(s) Python objects other than "
-            "tensors and plain data; nothing was unpickled (a pickle can run code). Resume only from checkpoints "
-            "written by training.train, or export the weights and start a new run from them")
-    state.load_state_dict({k: values[k] for k in fields})
-    if ema is not None:
-        tensors_file = path / EMA_FILE
-        try:
-            tensors = load_file(str(tensors_file))
-        except Exception as err:  # noqa: BLE001 - safetensors raises several types
-            raise CheckpointError(f"{tensors_file} is missing or not a safetensors file ({err})") from None
-        missing = [n for n in param_names if n not in tensors]
-        if missing:
-            raise CheckpointError(f"{tensors_file} lacks EMA weights for {missing[:3]} ({len(missing)} tensors)")
-        scalars = _read_json_object(path / EMA_STATE_FILE) if (path / EMA_STATE_FILE).is_file() else \
-            {"optimization_step": state.step}  # checkpoints from before ema_state.json
-        device = ema.shadow_params[0].device if ema.shadow_params else "cpu"
-        ema.load_state_dict({**scalars, "shadow_params": [tensors[n].to(device) for n in param_names]})
-
-
-def _params_fingerprint(module: torch.nn.Module) -> int:
-    """A 63-bit hash of the parameters' bytes (equal on all ranks when replicas agree)."""
-    h = hashlib.sha256()
-    for name, p in module.state_dict().items():
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return int.from_bytes(h.digest()[:8], "little") >> 1
-
-
-def _state_dict_model(config: dict, state: dict) -> InterDynControlNet:
-    """A branch holding ``state`` (a full, gathered state dict) without allocating new weights."""
-    with torch.device("meta"):
-        model = InterDynControlNet.from_config(config)
-    model.load_state_dict({k: v.detach() for k, v in state.items()}, strict=True, assign=True)
-    return model
-
-
 #: SVD's temporal convolutions span this many frames (kernel (3, 1, 1), padding 1 in time)
 TEMPORAL_KERNEL = 3
 
