@@ -20,6 +20,9 @@ from interdyn.testing import write_tiny_models
 from interdyn.video_io import read_video, write_video
 from training import baselines
 from training import evaluate as E
+from training.evaluation import data as ED
+from training.evaluation import generation as EG
+from training.evaluation import pooling as EP
 from interdyn.synthetic import default_scene, write_scene_folder
 
 ALL_METHODS = ["interdyn", "no_control", "copy_first_frame", "coshand_independent", "coshand_autoregressive"]
@@ -87,19 +90,19 @@ def first_run(world, random_lpips):
     nets = dict(lpips_net=random_lpips, inception=FakeInception(), i3d=FakeI3D())
     out = world["root"] / "out"
     calls = []
-    original = E.generate_video
+    original = EG.generate_video
 
     def counting_generate_video(*args, **kwargs):
         calls.append(kwargs.get("control_strength"))
         return original(*args, **kwargs)
 
-    E.generate_video = counting_generate_video
+    EG.generate_video = counting_generate_video
     try:
         results = E.evaluate(world["data"], ALL_METHODS, out_dir=out, svd=world["svd"], interdyn=world["interdyn"],
                              coshand=blend_transition, settings=SETTINGS, mf_points=50, kid_subsets=5,
                              progress=False, **nets)
     finally:
-        E.generate_video = original
+        EG.generate_video = original
     return {"results": results, "out": out, "calls": calls, "nets": nets}
 
 
@@ -122,7 +125,7 @@ def test_runner_generates_every_method_and_writes_table1_shaped_like_the_paper(f
         assert len(cells) == 8 and all(math.isfinite(float(c)) for c in cells), f"all 8 values finite: {row}"
     for method in ALL_METHODS:
         for key in E.METRICS:
-            value = E._value(results["methods"][method]["metrics"][key])
+            value = EP._value(results["methods"][method]["metrics"][key])
             assert value is not None and math.isfinite(value), f"{method} {key} is finite with every network given"
     assert json.loads((out / "results.json").read_text())["settings"]["num_clips"] == 3, "results.json is written"
     for method in ALL_METHODS:
@@ -148,7 +151,7 @@ def test_pooled_scores_equal_evaluate_videos_on_the_stacked_clips(first_run, wor
     out, nets = first_run["out"], first_run["nets"]
     dataset = E.open_dataset(world["data"], SETTINGS)
     reference = torch.stack([dataset[i]["frames"] for i in range(3)])
-    masks = torch.stack([E._object_mask(dataset[i]["meta"]) for i in range(3)])
+    masks = torch.stack([ED._object_mask(dataset[i]["meta"]) for i in range(3)])
     generated = _stack([out / "generated" / "interdyn" / f"clip{k}" / "generated.mp4" for k in range(3)])
     expected = M.evaluate_videos(generated, reference, lpips_net=nets["lpips_net"], inception=FakeInception(),
                                  i3d=FakeI3D(), kid_subsets=5)
@@ -164,7 +167,7 @@ def test_pooled_scores_equal_evaluate_videos_on_the_stacked_clips(first_run, wor
 
 def test_rerun_skips_generation_and_feature_extraction(first_run, world, monkeypatch):
     calls = []
-    monkeypatch.setattr(E, "generate_video", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(EG, "generate_video", lambda *a, **k: calls.append(1))
     inception, i3d = FakeInception(), FakeI3D()
     results = E.evaluate(world["data"], ALL_METHODS, out_dir=first_run["out"], svd=world["svd"],
                          interdyn=world["interdyn"], coshand=blend_transition, settings=SETTINGS, mf_points=50,

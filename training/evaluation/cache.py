@@ -1,0 +1,183 @@
+"""Per-clip scores and network features, cached on disk keyed by the pixels' hash and the network (a rerun skips
+what it finds)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from interdyn.metrics import motion_fidelity, psnr, ssim
+from interdyn.metrics import lpips as lpips_metric
+from interdyn.metrics._video import frames_after_first, to_uint8
+from interdyn.metrics.distribution import extract_features
+from interdyn.metrics.video import i3d_features
+from interdyn.safe_output import write_bytes_atomic
+
+from .networks import MetricNetworks
+from .settings import CACHE_VERSION
+
+
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _finite_or_none(x):
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+def _pixel_hash(video: torch.Tensor) -> str:
+    """Hash of a clip's uint8 pixels (what every metric sees)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(tuple(video.shape)).encode())
+    h.update(to_uint8(video.detach().float().cpu()).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _safe_id(clip_id: str) -> str:
+    """A clip id as a file name (ids are folder names already; synthetic ids contain ':' and '/')."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in clip_id)
+
+
+
+
+class ClipCache:
+    """``OUT/features/<method>/<id>.npz``: per-clip scores and features, each entry tagged with the
+    fingerprint (pixels + network + protocol) it was computed for."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.arrays: dict[str, np.ndarray] = {}
+        self.tags: dict[str, str] = {}
+        self.record: dict | None = None  # the clip's entry for pooling (see _clip_record), method caches only
+        self.dirty = False
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    self.tags = json.loads(str(data["__tags__"]))
+                    if "__record__" in data.files:
+                        self.record = json.loads(str(data["__record__"]))
+                    self.arrays = {k: data[k] for k in data.files if k not in ("__tags__", "__record__")}
+            except (OSError, ValueError, KeyError, json.JSONDecodeError):
+                self.arrays, self.tags, self.record = {}, {}, None  # unreadable (e.g. an older format): recompute
+
+    def get(self, key: str, tag: str):
+        if self.tags.get(key) == tag and key in self.arrays:
+            return self.arrays[key]
+        return None
+
+    def put(self, key: str, tag: str, value) -> np.ndarray:
+        self.arrays[key] = np.asarray(value)
+        self.tags[key] = tag
+        self.dirty = True
+        return self.arrays[key]
+
+    def set_record(self, record: dict) -> None:
+        if record != self.record:
+            self.record = record
+            self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        buf = io.BytesIO()
+        extra = {} if self.record is None else {"__record__": np.asarray(json.dumps(self.record))}
+        np.savez(buf, __tags__=np.asarray(json.dumps(self.tags)), **extra, **self.arrays)
+        write_bytes_atomic(self.path, buf.getvalue())
+        self.dirty = False
+
+
+def _tag(*parts) -> str:
+    return json.dumps([CACHE_VERSION, *parts], default=_json_default)
+
+
+def _compact(features: np.ndarray) -> np.ndarray:
+    """Store features as float32 when that is exact (networks output float32), halving the cache."""
+    single = features.astype(np.float32)
+    return single if np.array_equal(single.astype(features.dtype), features) else features
+
+
+def _inception_features(net, video: torch.Tensor, device=None) -> np.ndarray:
+    feats = extract_features(net, to_uint8(frames_after_first(video[None])), batch_size=32, device=device)
+    return _compact(feats.numpy())
+
+
+def clip_scores(cache: ClipCache, generated: torch.Tensor, reference: torch.Tensor, ref_cache: ClipCache,
+                nets: MetricNetworks, *, object_mask: torch.Tensor | None, mf_seed: int, mf_points: int,
+                sources: dict | None = None) -> dict:
+    """Scores and features of one clip, from the cache where the fingerprints match.
+
+    ``sources`` (optional, filled in): for each returned key, ``(cache, key, tag)`` with cache ``"clip"`` or
+    ``"ref"``: where the value lives, so that pooling can read it back (:func:`load_clip_record`)."""
+    g_hash, r_hash = _pixel_hash(generated), _pixel_hash(reference)
+    pair = (g_hash, r_hash)
+    out = {}
+    sources = {} if sources is None else sources
+    g, r = generated[None], reference[None]
+
+    def lookup(c: ClipCache, key: str, tag: str, name: str, compute):
+        value = c.get(key, tag)
+        sources[name] = ("clip" if c is cache else "ref", key, tag)
+        return value if value is not None else c.put(key, tag, compute())
+
+    for key, fn in (("ssim", ssim), ("psnr", psnr)):
+        out[key] = lookup(cache, key, _tag(key, pair), key, lambda fn=fn: fn(g, r, reduction="none")[0].numpy())
+    if nets.lpips is not None:
+        out["lpips"] = lookup(cache, "lpips", _tag("lpips", pair, nets.ids["lpips"]), "lpips",
+                              lambda: lpips_metric(g, r, net=nets.lpips, reduction="none", device=None)[0].numpy())
+    if nets.inception is not None:
+        for c, video, h, name in ((cache, generated, g_hash, "gen"), (ref_cache, reference, r_hash, "ref")):
+            out[f"inception_{name}"] = lookup(
+                c, "inception", _tag("inception", h, nets.ids["inception"]), f"inception_{name}",
+                lambda video=video: _inception_features(nets.inception, video, nets.devices.get("inception")))
+    if nets.i3d is not None:
+        for c, video, h, name in ((cache, generated, g_hash, "gen"), (ref_cache, reference, r_hash, "ref")):
+            out[f"i3d_{name}"] = lookup(
+                c, "i3d", _tag("i3d", h, nets.ids["i3d"]), f"i3d_{name}",
+                lambda video=video: _compact(i3d_features(video[None], nets.i3d,
+                                                          device=nets.devices.get("i3d"))[0].numpy()))
+    if nets.tracker is not None:
+        mask_hash = None if object_mask is None else hashlib.blake2b(
+            object_mask.numpy().tobytes() + str(tuple(object_mask.shape)).encode(), digest_size=16).hexdigest()
+
+        def compute_mf():
+            mf = math.nan
+            if object_mask is not None:
+                res = motion_fidelity(g, r, object_mask[None], tracker=nets.tracker, num_points=mf_points, seed=mf_seed)
+                mf = res.value
+            return np.float64(mf)
+
+        out["mf"] = float(lookup(cache, "mf", _tag("mf", pair, nets.ids["tracker"], mask_hash, mf_seed, mf_points),
+                                 "mf", compute_mf))
+    return out
+
+
+def load_clip_record(out_dir: Path, method: str, clip_id: str) -> dict:
+    """A clip's pooling record (id, label, frames, video, scores and features) read back from its cache files.
+
+    Written by whichever rank scored the clip in this run; every value is checked against the fingerprint
+    the record names, so a stale or half-written cache is an error, never a silent mix."""
+    cache = ClipCache(out_dir / "features" / method / f"{_safe_id(clip_id)}.npz")
+    record = cache.record
+    if record is None or record.get("id") != clip_id:
+        raise RuntimeError(f"{cache.path}: no scores for clip {clip_id!r} of {method}; a process did not finish its "
+                           "clips (rerun the same command to complete them)")
+    ref_cache = ClipCache(out_dir / "features" / "_reference" / f"{_safe_id(clip_id)}.npz")
+    out = {k: record[k] for k in ("id", "label", "num_frames", "video")}
+    for name, (where, key, tag) in record["sources"].items():
+        value = (cache if where == "clip" else ref_cache).get(key, tag)
+        if value is None:
+            raise RuntimeError(f"the cached {key} of clip {clip_id!r} ({method}) does not match its record; rerun the "
+                               "same command to recompute it")
+        out[name] = float(value) if name == "mf" else value
+    return out

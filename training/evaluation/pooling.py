@@ -1,0 +1,92 @@
+"""Whole-set metrics from the per-clip records, pooled as :func:`interdyn.metrics.evaluate_videos` pools them."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from interdyn.metrics.distribution import feature_statistics, frechet_distance, kernel_distance
+
+from .networks import MetricNetworks
+
+
+def pool_scores(records: list[dict], nets: MetricNetworks, *, kid_subsets: int = 100,
+                kid_subset_size: int = 1000) -> tuple[dict, dict]:
+    """Whole-set metrics from per-clip records: ``(values, unavailable reasons)``.
+
+    Pooled as :func:`interdyn.metrics.evaluate_videos` pools them: frame metrics averaged over all
+    frames, FID/KID and FVD/KVD from the features of all clips, MF averaged over the clips with an
+    object mask of at least ``mf_points`` pixels.
+    """
+    values: dict = {}
+    missing = dict(nets.unavailable or {})
+    n = len(records)
+    for key in ("ssim", "psnr", "lpips"):
+        if key in missing:
+            continue
+        values[key] = float(np.concatenate([r[key] for r in records]).astype(np.float64).mean())
+    if "inception" in missing:
+        missing.setdefault("fid", missing["inception"])
+        missing.setdefault("kid", missing["inception"])
+    else:
+        fg = np.concatenate([r["inception_gen"] for r in records]).astype(np.float64)
+        fr = np.concatenate([r["inception_ref"] for r in records]).astype(np.float64)
+        frames = fg.shape[0] // max(n, 1)
+        if min(fg.shape[0], fr.shape[0]) < 2:
+            missing["fid"] = missing["kid"] = f"FID/KID need at least 2 frames on each side, got {fg.shape[0]}"
+        else:
+            values["fid"] = dict(value=frechet_distance(*feature_statistics(fg, ddof=1), *feature_statistics(fr, ddof=1)),
+                                 num_generated=fg.shape[0], num_reference=fr.shape[0], frames_per_clip=frames)
+            mean, std = kernel_distance(fg, fr, num_subsets=kid_subsets, subset_size=kid_subset_size)
+            values["kid"] = dict(value=mean, std=std, num_generated=fg.shape[0], num_reference=fr.shape[0],
+                                 frames_per_clip=frames)
+    if "i3d" in missing:
+        missing.setdefault("fvd", missing["i3d"])
+        missing.setdefault("kvd", missing["i3d"])
+    else:
+        fg = np.stack([r["i3d_gen"] for r in records]).astype(np.float64)
+        fr = np.stack([r["i3d_ref"] for r in records]).astype(np.float64)
+        if n < 2:
+            missing["fvd"] = missing["kvd"] = f"FVD/KVD need at least 2 clips, got {n}"
+        else:
+            frames = records[0]["num_frames"]
+            values["fvd"] = dict(value=frechet_distance(*feature_statistics(fg, ddof=0), *feature_statistics(fr, ddof=0)),
+                                 num_generated=n, num_reference=n, frames_per_clip=frames)
+            mean, std = kernel_distance(fg, fr, num_subsets=kid_subsets, subset_size=kid_subset_size)
+            values["kvd"] = dict(value=mean, std=std, num_generated=n, num_reference=n, frames_per_clip=frames)
+    missing.pop("inception", None)
+    missing.pop("i3d", None)
+    if "mf" not in missing:
+        scores = [r["mf"] for r in records if math.isfinite(r["mf"])]
+        skipped = [r["id"] for r in records if not math.isfinite(r["mf"])]
+        if scores:
+            values["mf"] = dict(value=float(np.mean(scores)), num_evaluated=len(scores), num_skipped=len(skipped),
+                                skipped=skipped)
+        else:
+            missing["mf"] = ("no clip has an object mask (mask_<object>) with enough pixels in its first frame "
+                             f"({len(skipped)} clips skipped)")
+    return values, missing
+
+
+def _value(entry):
+    if entry is None:
+        return None
+    return entry["value"] if isinstance(entry, dict) else entry
+
+
+def per_class_motion_fidelity(per_clip: dict, methods: list[str]) -> dict:
+    """``{label: {"count": clips, "mf": {method: mean MF or None}, "evaluated": {method: n}}}``."""
+    labels = {}
+    for method in methods:
+        for clip in per_clip[method].values():
+            entry = labels.setdefault(clip["label"], {"ids": set(), "scores": {m: [] for m in methods}})
+            entry["ids"].add(clip["id"])
+            if clip.get("mf") is not None:
+                entry["scores"][method].append(clip["mf"])
+    out = {}
+    for label in sorted(labels):
+        scores = labels[label]["scores"]
+        out[label] = {"count": len(labels[label]["ids"]),
+                      "mf": {m: (float(np.mean(s)) if s else None) for m, s in scores.items()},
+                      "evaluated": {m: len(s) for m, s in scores.items()}}
+    return out

@@ -1,0 +1,254 @@
+"""The evaluation runner: generate, score and pool every method over the clips, over one or many processes."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from interdyn.sampling import check_sampling_args
+from interdyn import distributed
+from interdyn.safe_output import check_output_folder, claim_output_folder, write_text_atomic
+from interdyn.validation import check_count
+from interdyn.video_io import write_video
+
+from .. import baselines
+from .cache import ClipCache, _finite_or_none, _json_default, _safe_id, clip_scores, load_clip_record
+from .data import _clip_ids, _object_mask, _read_clip, find_generated_video, open_dataset
+from .generation import _Generators, _check_method_settings
+from .networks import resolve_networks
+from .pooling import per_class_motion_fidelity, pool_scores
+from .settings import DEFAULT_METHODS, DISPLAY_NAMES, GENERATED_NAME, GenerationSettings, METHODS, METRICS
+from .tables import table1_markdown, table_s3_markdown
+
+
+def evaluate(
+    data_root,
+    methods: Iterable[str] | None = None,
+    *,
+    out_dir,
+    svd=None,
+    interdyn=None,
+    generated: dict | None = None,
+    coshand=None,
+    settings: GenerationSettings | None = None,
+    device: str | torch.device = "cpu",
+    precision: str = "auto",
+    decode_chunk_size: int | None = None,
+    lpips_net=None,
+    lpips_alexnet=None,
+    inception=None,
+    inception_weights=None,
+    i3d=None,
+    i3d_weights=None,
+    tracker=None,
+    cotracker_checkpoint=None,
+    cotracker_code=None,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    mf_points: int = 100,
+    mf_seed: int = 0,
+    limit: int | None = None,
+    dataset=None,
+    progress: bool = True,
+    trust_i3d: bool = False,
+) -> dict:
+    """Generate (or read) every method's videos for the clips of ``data_root`` and score them.
+
+    Args:
+        methods: names from :data:`METHODS` (default: interdyn, no_control, copy_first_frame; none when
+            only ``generated`` is given).
+        out_dir: where videos, per-clip features, ``results.json``, ``table1.md`` and ``table_s3.md`` go.
+        svd, interdyn: the SVD backbone folder/file and the control branch weights (paths, or loaded
+            models); needed by ``interdyn`` (both) and ``no_control`` (svd).
+        generated: ``{method name: folder}`` of videos made elsewhere, ``folder/<id>/generated.mp4``.
+        coshand: the state transition model of the CosHand baselines: a callable or ``"module:function"``
+            (see :func:`training.baselines.call_transition`).
+        settings: :class:`GenerationSettings` (the paper's by default).
+        lpips_net, inception, i3d, tracker: injected metric networks; otherwise loaded from
+            ``lpips_alexnet``, ``inception_weights``, ``i3d_weights`` (file or folder) or the torch hub
+            folder, and CoTracker from ``cotracker_checkpoint`` (+ ``cotracker_code``) else Lucas-Kanade.
+        mf_points, mf_seed: motion fidelity query points per clip; clip ``i`` samples them with seed
+            ``mf_seed + i`` (as :func:`interdyn.metrics.motion_fidelity` on the whole set).
+        limit: evaluate only the first ``limit`` clips (ids sorted as the dataset lists them).
+        trust_i3d: load an ``i3d_weights`` TorchScript file whose SHA-256 is not the published one.
+        ``out_dir`` must be new, empty or an evaluation folder of ours (:mod:`interdyn.safe_output`).
+        dataset: a ready dataset in the common sample format (default :func:`open_dataset`).
+
+    Returns the results dict that is also written to ``out_dir/results.json``.
+    """
+    t0 = time.time()
+    settings = settings or GenerationSettings()
+    generated = {str(k): Path(v) for k, v in (generated or {}).items()}
+    methods = list(methods) if methods is not None else ([] if generated else list(DEFAULT_METHODS))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)} (or pass --generated)")
+    clash = set(methods) & set(generated)
+    if clash:
+        raise ValueError(f"{sorted(clash)} is both a method to generate and a --generated folder; rename the folder")
+    if not methods and not generated:
+        raise ValueError("nothing to evaluate: give methods and/or generated folders")
+    if any(m in ("interdyn", "no_control") for m in methods) and svd is None:
+        raise ValueError("methods interdyn and no_control need the SVD backbone (--svd)")
+    if "interdyn" in methods and interdyn is None:
+        raise ValueError("method interdyn needs the control branch weights (--interdyn)")
+    if any(m.startswith("coshand") for m in methods):
+        if coshand is None:
+            raise ValueError("the CosHand baselines need a state transition model (--coshand module:function)")
+        if isinstance(coshand, str):
+            coshand = baselines.load_transition(coshand)
+    for name, folder in generated.items():
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--generated folder for {name!r} does not exist: {folder}")
+
+    if limit is not None:
+        check_count(limit, "limit")
+    check_sampling_args(**settings.sampler_kwargs(), generator=settings.seed, decode_chunk_size=decode_chunk_size,
+                        height=settings.height, width=settings.width)
+    ctx = distributed.init(device=device)
+    device = distributed.rank_device(device)
+    out_dir = Path(out_dir)
+    check_output_folder(out_dir, what="out_dir", legacy=("results.json", "generated", "features"))  # before the data
+    dataset = dataset if dataset is not None else open_dataset(data_root, settings)
+    ids = _clip_ids(dataset)
+    if limit is not None:
+        ids = ids[: int(limit)]
+    if not ids:
+        raise ValueError(f"no clips found in {data_root}")
+    all_methods = methods + list(generated)
+
+    video_dirs = {m: out_dir / "generated" / m for m in methods}
+    video_dirs.update(generated)
+    coshand_name = getattr(coshand, "__qualname__", type(coshand).__name__) if coshand is not None else None
+    method_settings = {m: settings.for_method(m, {"coshand": f"{getattr(coshand, '__module__', '')}:{coshand_name}"}
+                                              if m.startswith("coshand") else None) for m in methods}
+    missing = {m: [i for i in ids if find_generated_video(generated[m], i) is None] for m in generated}
+    missing = {m: v for m, v in missing.items() if v}
+    if missing:
+        detail = "; ".join(f"{m}: {len(v)} missing (e.g. {v[:3]})" for m, v in missing.items())
+        raise FileNotFoundError(f"--generated folders lack videos for some clips ({detail}); expected "
+                                f"<folder>/<id>/{GENERATED_NAME}.mp4")
+
+    def claim(folder: Path) -> None:  # rank 0, before any compute: our folder, same settings as its videos
+        claim_output_folder(folder, what="out_dir", legacy=("results.json", "generated", "features"))
+        for m in methods:
+            _check_method_settings(video_dirs[m], method_settings[m])
+
+    with distributed.OutputLock(out_dir, what="out_dir", claim=claim, ctx=ctx) as lock:
+        if not ctx.is_main:
+            check_output_folder(out_dir, what="out_dir", legacy=("results.json", "generated", "features"))
+            for m in methods:
+                _check_method_settings(video_dirs[m], method_settings[m])
+        results = _evaluate_clips(
+            ctx, lock, dataset, ids, methods, all_methods, video_dirs, out_dir=out_dir, data_root=data_root,
+            svd=svd, interdyn=interdyn, coshand=coshand, generated=generated, settings=settings, device=device,
+            precision=precision, decode_chunk_size=decode_chunk_size, nets_kwargs=dict(
+                lpips_net=lpips_net, lpips_alexnet=lpips_alexnet, inception=inception,
+                inception_weights=inception_weights, i3d=i3d, i3d_weights=i3d_weights, tracker=tracker,
+                cotracker_checkpoint=cotracker_checkpoint, cotracker_code=cotracker_code, trust_i3d=trust_i3d),
+            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, mf_points=mf_points, mf_seed=mf_seed,
+            progress=progress, t0=t0)
+    if not ctx.is_main:  # rank 0 wrote results.json before the last barrier
+        results = json.loads((out_dir / "results.json").read_text())
+    return results
+
+
+def _evaluate_clips(ctx, lock, dataset, ids, methods, all_methods, video_dirs, *, out_dir, data_root, svd, interdyn,
+                    coshand, generated, settings, device, precision, decode_chunk_size, nets_kwargs, kid_subsets,
+                    kid_subset_size, mf_points, mf_seed, progress, t0) -> dict | None:
+    """This rank's shard of the clips (generated, scored, written per clip), a barrier, then rank 0 pools
+    every clip's record and writes the results; returns them on rank 0 (None elsewhere)."""
+    nets = resolve_networks(device=device, **nets_kwargs)
+    if ctx.is_main:
+        for key, reason in (nets.unavailable or {}).items():
+            print(f"[evaluate] {key} unavailable: {reason}", file=sys.stderr)
+
+    from tqdm.auto import tqdm
+
+    counter = distributed.ProgressFiles(out_dir, lock.run_id, ctx)
+    bar = tqdm(total=len(ids) * len(all_methods), desc="evaluate" if ctx.world_size == 1 else
+               f"evaluate ({ctx.world_size} processes)", unit="video", disable=not (progress and ctx.is_main))
+    current = ["", ""]  # method and clip shown in the progress bar
+    generator = _Generators(svd, interdyn, coshand, settings, device, precision, decode_chunk_size,
+                            on_step=lambda i, n: bar.set_postfix_str(f"{current[0]} {current[1]} step {i}/{n}"))
+    by_index = {i: k for k, i in enumerate(_clip_ids(dataset))}
+    for clip_id in distributed.shard(ids, ctx):
+        index = by_index[clip_id]
+        sample = dataset[index]
+        meta = sample["meta"]
+        if str(meta["source"]) != clip_id:
+            raise RuntimeError(f"dataset item {index} is {meta['source']!r}, expected {clip_id!r}")
+        reference = sample["frames"].float()
+        object_mask = _object_mask(meta)
+        ref_cache = ClipCache(out_dir / "features" / "_reference" / f"{_safe_id(clip_id)}.npz")
+        for method in all_methods:
+            current[:] = [method, clip_id]
+            bar.set_postfix_str(f"{method} {clip_id}")
+            path = find_generated_video(video_dirs[method], clip_id)
+            made = path is None
+            if made:  # only our own methods get here (missing --generated videos were refused above)
+                video = generator(method, sample)
+                path = write_video(video_dirs[method] / clip_id / f"{GENERATED_NAME}.mp4", video, fps=meta["fps"],
+                                   lossless=True)
+            video = _read_clip(path)
+            if video.shape != reference.shape:
+                raise ValueError(f"{path} has frames {tuple(video.shape)} but the reference clip {clip_id!r} is "
+                                 f"{tuple(reference.shape)} ([F, 3, H, W]); generate at the evaluation size "
+                                 f"({settings.num_frames} frames, {settings.height}x{settings.width}) or change it")
+            cache = ClipCache(out_dir / "features" / method / f"{_safe_id(clip_id)}.npz")
+            sources: dict = {}
+            # the motion-fidelity seed comes from the clip's place in the sorted clip list: never from the rank
+            clip_scores(cache, video, reference, ref_cache, nets, object_mask=object_mask, mf_seed=mf_seed + index,
+                        mf_points=mf_points, sources=sources)
+            cache.set_record({"id": clip_id, "label": str(meta.get("label", "")), "num_frames": int(video.shape[0]),
+                              "video": str(path), "sources": {k: list(v) for k, v in sources.items()}})
+            ref_cache.save()  # before the record that points into it
+            cache.save()
+            counter.add(done=1, generated=int(made), cached=int(not made))
+            if ctx.is_main:
+                bar.n = min(bar.total, counter.total().get("done", 0))
+                bar.refresh()
+    distributed.barrier()  # every clip of every rank is on disk
+    if not ctx.is_main:
+        bar.close()
+        distributed.barrier()  # rank 0 writes the results
+        return None
+    counts = counter.total()
+    bar.n = bar.total
+    bar.close()
+    records = {m: [load_clip_record(out_dir, m, clip_id) for clip_id in ids] for m in all_methods}
+
+    results = {
+        "settings": {**asdict(settings), "data_root": str(data_root), "num_clips": len(ids),
+                     "tracker": nets.tracker_name or "none", "networks": nets.ids, "kid_subsets": kid_subsets,
+                     "kid_subset_size": kid_subset_size, "mf_points": mf_points, "mf_seed": mf_seed,
+                     "methods": all_methods, "generated_folders": {k: str(v) for k, v in generated.items()}},
+        "unavailable": dict(nets.unavailable or {}),
+        "methods": {},
+        "per_clip": {},
+        "run": {"seconds": round(time.time() - t0, 2), "processes": ctx.world_size,
+                "generated": counts.get("generated", 0), "cached": counts.get("cached", 0)},
+    }
+    for method in all_methods:
+        values, missing = pool_scores(records[method], nets, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+        results["methods"][method] = {"name": DISPLAY_NAMES.get(method, method), "num_clips": len(records[method]),
+                                      "metrics": {k: values.get(k) for k in METRICS}, "unavailable": missing}
+        results["per_clip"][method] = {
+            r["id"]: {"id": r["id"], "label": r["label"], "video": r["video"],
+                      "ssim": float(np.mean(r["ssim"])), "psnr": float(np.mean(r["psnr"])),
+                      "lpips": float(np.mean(r["lpips"])) if "lpips" in r else None,
+                      "mf": _finite_or_none(r.get("mf"))}
+            for r in records[method]}
+    results["per_class"] = per_class_motion_fidelity(results["per_clip"], all_methods)
+    write_text_atomic(out_dir / "results.json", json.dumps(results, indent=1, default=_json_default) + "\n")
+    write_text_atomic(out_dir / "table1.md", table1_markdown(results))
+    write_text_atomic(out_dir / "table_s3.md", table_s3_markdown(results))
+    counter.cleanup()
+    distributed.barrier()  # the other ranks read results.json after this
+    return results

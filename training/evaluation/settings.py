@@ -1,0 +1,73 @@
+"""The evaluation's vocabulary: the methods, Table 1's metrics and columns, and the generation settings every
+method's videos are made with (recorded beside them, so a rerun never mixes settings)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+from interdyn.sampling import DEFAULTS
+
+
+
+#: methods this runner can produce itself
+METHODS = ("interdyn", "no_control", "copy_first_frame", "coshand_independent", "coshand_autoregressive")
+DEFAULT_METHODS = ("interdyn", "no_control", "copy_first_frame")
+DISPLAY_NAMES = {
+    "interdyn": "InterDyn",
+    "no_control": "SVD (no control)",
+    "copy_first_frame": "Copy first frame",
+    "coshand_independent": "CosHand-Independent",
+    "coshand_autoregressive": "CosHand-Autoregressive",
+}
+#: Table 1's columns: (key in results, header, format)
+TABLE1_COLUMNS = (
+    ("ssim", "SSIM↑", "{:.3f}"),
+    ("psnr", "PSNR↑", "{:.2f}"),
+    ("lpips", "LPIPS↓", "{:.3f}"),
+    ("fid", "FID↓", "{:.2f}"),
+    ("kid", "KID↓", "{:.3f}"),
+    ("fvd", "FVD↓", "{:.2f}"),
+    ("kvd", "KVD↓", "{:.2f}"),
+    ("mf", "MF↑", "{:.3f}"),
+)
+METRICS = tuple(c[0] for c in TABLE1_COLUMNS)
+GENERATED_NAME = "generated"  # <dir>/<id>/generated.<ext>
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How clips are read and videos generated; the paper's values by default.
+
+    ``fps`` is the conditioning frame rate in diffusers' convention (the model gets ``fps - 1``);
+    ``clip_fps`` the real frame rate the data clips are resampled to (6, as the official loader).
+    Every clip is generated with the same ``seed``.
+    """
+
+    num_frames: int = DEFAULTS["num_frames"]
+    height: int = DEFAULTS["height"]
+    width: int = DEFAULTS["width"]
+    num_steps: int = DEFAULTS["num_steps"]
+    min_guidance: float = DEFAULTS["min_guidance"]
+    max_guidance: float = DEFAULTS["max_guidance"]
+    fps: float = DEFAULTS["fps"]
+    motion_bucket_id: float = DEFAULTS["motion_bucket_id"]
+    noise_aug_strength: float = DEFAULTS["noise_aug_strength"]
+    seed: int = 42
+    clip_fps: float = 6.0
+    crop: str = "mask"
+
+    def sampler_kwargs(self) -> dict:
+        return dict(num_frames=self.num_frames, num_steps=self.num_steps, min_guidance=self.min_guidance,
+                    max_guidance=self.max_guidance, fps=self.fps, motion_bucket_id=self.motion_bucket_id,
+                    noise_aug_strength=self.noise_aug_strength)
+
+    def for_method(self, method: str, extra: dict | None = None) -> dict:
+        """What a method's cached videos depend on (compared on resume)."""
+        data = dict(num_frames=self.num_frames, height=self.height, width=self.width, clip_fps=self.clip_fps,
+                    crop=self.crop)
+        if method in ("interdyn", "no_control"):
+            data.update(self.sampler_kwargs(), seed=self.seed)
+        elif method.startswith("coshand"):
+            data.update(seed=self.seed)
+        return {"method": method, **data, **(extra or {})}
