@@ -10,6 +10,16 @@ from interdyn.metrics.distribution import feature_statistics, frechet_distance, 
 from .networks import MetricNetworks
 
 
+def _pooled_distances(fg: np.ndarray, fr: np.ndarray, *, ddof: int, frames_per_clip: int, kid_subsets: int,
+                      kid_subset_size: int) -> tuple[dict, dict]:
+    """The Frechet and kernel distances between pooled generated and reference features (FID/KID on frames with
+    ``ddof=1``, FVD/KVD on clips with ``ddof=0``, as :mod:`interdyn.metrics` computes them)."""
+    sizes = dict(num_generated=fg.shape[0], num_reference=fr.shape[0], frames_per_clip=frames_per_clip)
+    frechet = frechet_distance(*feature_statistics(fg, ddof=ddof), *feature_statistics(fr, ddof=ddof))
+    mean, std = kernel_distance(fg, fr, num_subsets=kid_subsets, subset_size=kid_subset_size)
+    return dict(value=frechet, **sizes), dict(value=mean, std=std, **sizes)
+
+
 def pool_scores(records: list[dict], nets: MetricNetworks, *, kid_subsets: int = 100,
                 kid_subset_size: int = 1000) -> tuple[dict, dict]:
     """Whole-set metrics from per-clip records: ``(values, unavailable reasons)``.
@@ -35,11 +45,8 @@ def pool_scores(records: list[dict], nets: MetricNetworks, *, kid_subsets: int =
         if min(fg.shape[0], fr.shape[0]) < 2:
             missing["fid"] = missing["kid"] = f"FID/KID need at least 2 frames on each side, got {fg.shape[0]}"
         else:
-            values["fid"] = dict(value=frechet_distance(*feature_statistics(fg, ddof=1), *feature_statistics(fr, ddof=1)),
-                                 num_generated=fg.shape[0], num_reference=fr.shape[0], frames_per_clip=frames)
-            mean, std = kernel_distance(fg, fr, num_subsets=kid_subsets, subset_size=kid_subset_size)
-            values["kid"] = dict(value=mean, std=std, num_generated=fg.shape[0], num_reference=fr.shape[0],
-                                 frames_per_clip=frames)
+            values["fid"], values["kid"] = _pooled_distances(fg, fr, ddof=1, frames_per_clip=frames,
+                                                             kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
     if "i3d" in missing:
         missing.setdefault("fvd", missing["i3d"])
         missing.setdefault("kvd", missing["i3d"])
@@ -49,11 +56,8 @@ def pool_scores(records: list[dict], nets: MetricNetworks, *, kid_subsets: int =
         if n < 2:
             missing["fvd"] = missing["kvd"] = f"FVD/KVD need at least 2 clips, got {n}"
         else:
-            frames = records[0]["num_frames"]
-            values["fvd"] = dict(value=frechet_distance(*feature_statistics(fg, ddof=0), *feature_statistics(fr, ddof=0)),
-                                 num_generated=n, num_reference=n, frames_per_clip=frames)
-            mean, std = kernel_distance(fg, fr, num_subsets=kid_subsets, subset_size=kid_subset_size)
-            values["kvd"] = dict(value=mean, std=std, num_generated=n, num_reference=n, frames_per_clip=frames)
+            values["fvd"], values["kvd"] = _pooled_distances(fg, fr, ddof=0, frames_per_clip=records[0]["num_frames"],
+                                                             kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
     missing.pop("inception", None)
     missing.pop("i3d", None)
     if "mf" not in missing:
