@@ -1,12 +1,13 @@
 """ComfyUI-InterDyn: ComfyUI entry point.
 
-ComfyUI imports this folder as a package (whatever it is named) and reads the mappings below.
-Everything is imported relatively so the pack works under any folder name. Example workflows
-in ``workflows/`` appear in ComfyUI's template browser. ``web/`` holds the page's extension (the Drive
-Editor's canvas): plain ES modules that ComfyUI serves as they are, nothing built, nothing fetched.
+ComfyUI imports this folder as a package (whatever it is named) and calls ``comfy_entrypoint``
+(its V3 node API; the declarations are in ``nodes/declarations.py``). Everything is imported
+relatively so the pack works under any folder name. Example workflows in ``workflows/`` appear in
+ComfyUI's template browser. ``web/`` holds the page's extension (the Drive Editor's canvas): plain
+ES modules that ComfyUI serves as they are, nothing built, nothing fetched.
 """
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .nodes import comfy_entrypoint
 
 WEB_DIRECTORY = "./web"
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+__all__ = ["comfy_entrypoint", "WEB_DIRECTORY"]

@@ -1,48 +1,63 @@
 """ComfyUI nodes for InterDyn: thin adapters over the ``interdyn`` library (no maths here).
 
-Every runtime contact with ComfyUI goes through :mod:`.host`, which falls back to plain
-behaviour outside ComfyUI, so these classes import and run without it; the one exception is
-:mod:`.native_control`, which subclasses ComfyUI's ``ControlBase`` and so imports ``comfy`` (lazily,
-on first use, inside ComfyUI only).
+One plain function per node, which the tests call without ComfyUI:
+
+============================  ==========================================
+node                          function
+============================  ==========================================
+InterDyn Model Loader         :func:`.loader.load`
+InterDyn Control From Masks   :func:`.control.from_masks`
+InterDyn Control From Renders :func:`.control.from_renders`
+InterDyn Sampler / Decode     :func:`.sampler.sample` / :func:`.sampler.decode`
+SAM2 Video Masks              :func:`.segmentation.segment`
+InterDyn Mask Trajectory      :func:`.trajectory.animate`
+InterDyn Drive Editor         :func:`.drive_editor.drive`
+InterDyn Synthetic Scene      :func:`.synthetic.make`
+Load InterDyn Control Branch  :func:`.native.load_branch`
+Apply InterDyn                :func:`.native.apply`
+============================  ==========================================
+
+ComfyUI sees them through :mod:`.declarations` (its V3 node API, ``comfy_api``), which ComfyUI
+imports when it calls :func:`comfy_entrypoint`. Runtime contact with ComfyUI (progress, cancel,
+devices, model folders) goes through :mod:`.host`, which falls back to plain behaviour outside
+ComfyUI; :mod:`.native_control` subclasses ComfyUI's ``ControlBase`` (imported lazily, inside ComfyUI
+only).
 """
-from . import host
-from .control import InterDynControlFromMasks, InterDynControlFromRenders
-from .drive_editor import InterDynDriveEditor
-from .loader import InterDynModelLoader
-from .native import InterDynApply, InterDynControlBranchLoader
-from .sampler import InterDynDecode, InterDynSampler
-from .segmentation import SAM2VideoMasks
-from .synthetic import InterDynSyntheticScene
-from .trajectory import InterDynMaskTrajectory
+from . import control, drive_editor, host, loader, native, sampler, segmentation, synthetic, trajectory
 
 host.register_model_folders()
 
-NODE_CLASS_MAPPINGS = {
-    "InterDynModelLoader": InterDynModelLoader,
-    "InterDynControlFromMasks": InterDynControlFromMasks,
-    "InterDynControlFromRenders": InterDynControlFromRenders,
-    "InterDynSampler": InterDynSampler,
-    "InterDynDecode": InterDynDecode,
-    "InterDynSAM2VideoMasks": SAM2VideoMasks,
-    "InterDynMaskTrajectory": InterDynMaskTrajectory,
-    "InterDynDriveEditor": InterDynDriveEditor,
-    "InterDynSyntheticScene": InterDynSyntheticScene,
-    "InterDynControlBranchLoader": InterDynControlBranchLoader,
-    "InterDynApply": InterDynApply,
+#: node type name -> the function that runs it (inputs by widget/socket name; returns the outputs in order,
+#: the Drive Editor ``{"ui": ..., "result": (...)}``). For scripts and tests; ComfyUI goes through .declarations.
+FUNCTIONS = {
+    "InterDynModelLoader": loader.load,
+    "InterDynControlFromMasks": control.from_masks,
+    "InterDynControlFromRenders": control.from_renders,
+    "InterDynSampler": sampler.sample,
+    "InterDynDecode": sampler.decode,
+    "InterDynSAM2VideoMasks": segmentation.segment,
+    "InterDynMaskTrajectory": trajectory.animate,
+    "InterDynDriveEditor": drive_editor.drive,
+    "InterDynSyntheticScene": synthetic.make,
+    "InterDynControlBranchLoader": native.load_branch,
+    "InterDynApply": native.apply,
 }
 
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "InterDynModelLoader": "InterDyn Model Loader",
-    "InterDynControlFromMasks": "InterDyn Control From Masks",
-    "InterDynControlFromRenders": "InterDyn Control From Renders",
-    "InterDynSampler": "InterDyn Sampler",
-    "InterDynDecode": "InterDyn Decode",
-    "InterDynSAM2VideoMasks": "SAM2 Video Masks",
-    "InterDynMaskTrajectory": "InterDyn Mask Trajectory",
-    "InterDynDriveEditor": "InterDyn Drive Editor",
-    "InterDynSyntheticScene": "InterDyn Synthetic Scene",
-    "InterDynControlBranchLoader": "Load InterDyn Control Branch",
-    "InterDynApply": "Apply InterDyn",
-}
+#: the ComfyUI version the node API below was verified with (comfy_api.v0_0_2 ships from it on)
+TESTED_COMFYUI = "0.3.64"
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+async def comfy_entrypoint():
+    """ComfyUI's V3 entry point: the extension that lists the pack's nodes."""
+    try:
+        from .declarations import InterDynExtension
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("comfy_api"):
+            raise
+        raise ImportError(f"ComfyUI-InterDyn declares its nodes with ComfyUI's versioned node API (comfy_api.v0_0_2), "
+                          f"which this ComfyUI does not have ({e}): update ComfyUI (tested with "
+                          f"v{TESTED_COMFYUI})") from e
+    return InterDynExtension()
+
+
+__all__ = ["FUNCTIONS", "comfy_entrypoint"]

@@ -82,8 +82,8 @@ def main() -> dict:
     from interdyn_pack.interdyn.single_file import load_svd_single_file
     from interdyn_pack.interdyn.testing import TINY_CONTROL_CNN, perturb_zero_convs
 
-    loader = pack.NODE_CLASS_MAPPINGS["InterDynControlBranchLoader"]()
-    apply = pack.NODE_CLASS_MAPPINGS["InterDynApply"]()
+    load_branch = pack.nodes.FUNCTIONS["InterDynControlBranchLoader"]
+    apply = pack.nodes.FUNCTIONS["InterDynApply"]
     report: dict = {"sizes": {"frames": F, "height": H, "width": W}}
     t0 = time.time()
 
@@ -133,9 +133,9 @@ def main() -> dict:
         perturb_zero_convs(branch, 0)
         save_control_branch(branch, tmp / f"branch_{mode}.safetensors")
         ours_branch = load_control_branch(tmp / f"branch_{mode}.safetensors", dtype=torch.float32)
-        control_net = loader.load(f"branch_{mode}.safetensors", "fp32")[0]
+        control_net = load_branch(f"branch_{mode}.safetensors", "fp32")[0]
         controls[mode] = control_net
-        pos, neg = apply.apply(positive, negative, control_net, frames, STRENGTH, 0.0, 1.0)
+        pos, neg = apply(positive, negative, control_net, frames, STRENGTH, 0.0, 1.0)
         theirs = comfy_x0(pos, neg)
         ours_diffusers_eps = our_denoiser(ours_branch)(x[None], torch.tensor(SIGMA), 0)[0]
         set_resnet_groupnorm_eps(backbone.unet, SGM_RESNET_EPS)
@@ -147,8 +147,8 @@ def main() -> dict:
             official_branch = ours_branch
 
     # chaining: two InterDyn controls of strengths 0.5 and 0.3 sum to one of 0.8 (residuals are linear in strength)
-    pos, neg = apply.apply(positive, negative, controls["official"], frames, 0.5, 0.0, 1.0)
-    pos, neg = apply.apply(pos, neg, controls["official"], frames, 0.3, 0.0, 1.0)
+    pos, neg = apply(positive, negative, controls["official"], frames, 0.5, 0.0, 1.0)
+    pos, neg = apply(pos, neg, controls["official"], frames, 0.3, 0.0, 1.0)
     set_resnet_groupnorm_eps(backbone.unet, SGM_RESNET_EPS)  # from here on: the same UNet numerics on both sides
     single = our_denoiser(official_branch)(x[None], torch.tensor(SIGMA), 0)[0]
     report["chained_0.5_plus_0.3_vs_0.8"] = rel(comfy_x0(pos, neg), single)
@@ -161,7 +161,7 @@ def main() -> dict:
 
     def native_run(start=0.0, end=1.0, strength=STRENGTH):
         calls.update(branch=0, cnn=0)
-        pos, neg = apply.apply(positive, negative, controls["official"], frames, strength, start, end)
+        pos, neg = apply(positive, negative, controls["official"], frames, strength, start, end)
         latent = comfy.sample.sample(model, noise, STEPS, CFG, "euler", "karras", pos, neg, torch.zeros_like(noise),
                                      seed=0)
         return latent, dict(calls)
@@ -199,8 +199,8 @@ def main() -> dict:
     # half-precision branches on the fp32 model (CPU): finite and close to fp32
     for dtype in ("bf16", "fp16"):
         try:
-            net = loader.load("branch_official.safetensors", dtype)[0]
-            pos, neg = apply.apply(positive, negative, net, frames, STRENGTH, 0.0, 1.0)
+            net = load_branch("branch_official.safetensors", dtype)[0]
+            pos, neg = apply(positive, negative, net, frames, STRENGTH, 0.0, 1.0)
             out = comfy_x0(pos, neg)
             report[f"denoiser_official_{dtype}_branch"] = {"finite": bool(torch.isfinite(out).all()),
                                                           "rel_vs_fp32": rel(out, single)}

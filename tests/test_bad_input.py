@@ -547,7 +547,7 @@ def test_evaluate_refuses_a_foreign_out_folder(tmp_path, precious):
 # ================================================================================= nodes
 @pytest.fixture(scope="module")
 def nodes():
-    """The pack imported as ComfyUI imports a custom node folder; its NODE_CLASS_MAPPINGS."""
+    """The pack imported as ComfyUI imports a custom node folder; its functions by node name."""
     import importlib.util
     import sys
     import uuid
@@ -558,18 +558,18 @@ def nodes():
     pack = importlib.util.module_from_spec(spec)
     sys.modules[name] = pack
     spec.loader.exec_module(pack)
-    return pack.NODE_CLASS_MAPPINGS
+    return pack.nodes.FUNCTIONS
 
 
 def test_sampler_node_names_the_widget(nodes):
     InterDynSampler = nodes["InterDynSampler"]
     model = SimpleNamespace(control_branch=None)  # no model: the widgets are checked first
     with pytest.raises(ValueError, match="max_cfg"):
-        InterDynSampler().sample(model, torch.rand(1, 64, 64, 3), 64, 64, 2, 1, 1.0, float("nan"), 7, 40, 0.02, 0,
-                                 1.0, 0.0, 1.0)
+        InterDynSampler(model, torch.rand(1, 64, 64, 3), 64, 64, 2, 1, 1.0, float("nan"), 7, 40, 0.02, 0,
+                        1.0, 0.0, 1.0)
     with pytest.raises(ValueError, match="frames must be at least 1"):
-        InterDynSampler().sample(model, torch.rand(1, 64, 64, 3), 64, 64, 0, 1, 1.0, 2.0, 7, 40, 0.02, 0,
-                                 1.0, 0.0, 1.0)
+        InterDynSampler(model, torch.rand(1, 64, 64, 3), 64, 64, 0, 1, 1.0, 2.0, 7, 40, 0.02, 0,
+                        1.0, 0.0, 1.0)
 
 
 MASKS = torch.ones(4, 64, 64)
@@ -592,24 +592,24 @@ def test_control_from_masks_node_names_the_widget(nodes, change, words):
                 start_frame=0, objects_in_mask_1=1)
     args.update(change)
     with pytest.raises(ValueError) as err:
-        nodes["InterDynControlFromMasks"]().build(**args)
+        nodes["InterDynControlFromMasks"](**args)
     assert all(w in str(err.value) for w in words), f"{words} in {err.value}"
 
 
 def test_other_nodes_name_their_widgets(nodes):
-    renders = nodes["InterDynControlFromRenders"]()
+    renders = nodes["InterDynControlFromRenders"]
     with pytest.raises(ValueError, match="renders values range from 255"):
-        renders.build(torch.full((4, 64, 64, 3), 255.0), 64, 64, 4, 7.0, 7.0, "center", 0)
+        renders(torch.full((4, 64, 64, 3), 255.0), 64, 64, 4, 7.0, 7.0, "center", 0)
     with pytest.raises(ValueError, match="start_frame must be a frame of renders"):
-        renders.build(torch.rand(4, 64, 64, 3), 64, 64, 4, 7.0, 7.0, "center", 4)
+        renders(torch.rand(4, 64, 64, 3), 64, 64, 4, 7.0, 7.0, "center", 4)
     with pytest.raises(ValueError, match="frames must be at least 1"):
-        nodes["InterDynMaskTrajectory"]().animate(torch.ones(1, 64, 64), "[]", 0, "linear")
-    scene = nodes["InterDynSyntheticScene"]()
-    preset = scene.INPUT_TYPES()["required"]["preset"][0][0]
+        nodes["InterDynMaskTrajectory"](torch.ones(1, 64, 64), "[]", 0, "linear")
+    scene = nodes["InterDynSyntheticScene"]
+    preset = "push"
     with pytest.raises(ValueError, match="frames must be at least 2"):
-        scene.make(preset, 0, 64, 64, 1)
+        scene(preset, 0, 64, 64, 1)
     with pytest.raises(ValueError, match="width must be at least 32"):
-        scene.make(preset, 0, 10, 64, 4)
+        scene(preset, 0, 10, 64, 4)
 
 
 def test_one_frame_size_rule_names_the_callers_widgets_and_suggests_a_size():

@@ -258,11 +258,11 @@ def test_synthetic_scene_node_refuses_sizes_beyond_its_widgets_before_simulating
 
     from test_nodes import import_pack
 
-    scene_node = import_pack(f"pack_{uuid.uuid4().hex[:8]}").NODE_CLASS_MAPPINGS["InterDynSyntheticScene"]
+    scene_node = import_pack(f"pack_{uuid.uuid4().hex[:8]}").nodes.FUNCTIONS["InterDynSyntheticScene"]
     with pytest.raises(ValueError, match="width must be at most 1024"):
-        scene_node().make("push", 0, 100000, 64, 8)
+        scene_node("push", 0, 100000, 64, 8)
     with pytest.raises(ValueError, match="frames must be at most 128"):
-        scene_node().make("push", 0, 64, 64, 10**6)
+        scene_node("push", 0, 64, 64, 10**6)
 
 
 # ---------------------------------------------------------------- one line, naming the input, for every user error
@@ -330,9 +330,9 @@ def test_mask_trajectory_node_names_an_empty_mask():
 
     from test_nodes import import_pack
 
-    node = import_pack(f"pack_{uuid.uuid4().hex[:8]}").NODE_CLASS_MAPPINGS["InterDynMaskTrajectory"]
+    node = import_pack(f"pack_{uuid.uuid4().hex[:8]}").nodes.FUNCTIONS["InterDynMaskTrajectory"]
     with pytest.raises(ValueError, match="mask is empty"):
-        node().animate(torch.zeros(0, 64, 64), '[{"frame": 0, "x": 0, "y": 0}]', 8, "bilinear")
+        node(torch.zeros(0, 64, 64), '[{"frame": 0, "x": 0, "y": 0}]', 8, "bilinear")
 
 
 def test_prepare_dexycb_on_a_missing_root_is_an_error_not_an_empty_success(tmp_path, capsys):
@@ -384,7 +384,7 @@ def node_classes():
 
     from test_nodes import import_pack
 
-    return import_pack(f"pack_{uuid.uuid4().hex[:8]}").NODE_CLASS_MAPPINGS
+    return import_pack(f"pack_{uuid.uuid4().hex[:8]}").nodes.FUNCTIONS
 
 
 def _from_masks(node_classes, **inputs):
@@ -393,7 +393,7 @@ def _from_masks(node_classes, **inputs):
     args = dict(mask_1=torch.ones(8, 64, 64), width=64, height=64, frames=4, source_fps=7.0, target_fps=7.0,
                 crop="center", start_frame=0)
     args.update(inputs)
-    return node_classes["InterDynControlFromMasks"]().build(**args)
+    return node_classes["InterDynControlFromMasks"](**args)
 
 
 def test_control_from_masks_names_a_short_mask_2(node_classes):

@@ -331,7 +331,7 @@ def test_the_drive_editor_run_gives_masks_that_follow_the_drawn_points(report):
     image = torch.from_numpy(np.asarray(Image.open(report["server"].base / "input" / "scene.png").convert("RGB"),
                                         dtype=np.float32) / 255)[None]
     w = info["widgets"]
-    out = pack.NODE_CLASS_MAPPINGS["InterDynDriveEditor"]().drive(image, w["shape"], w["keyframes"], w["frames"],
+    out = pack.nodes.FUNCTIONS["InterDynDriveEditor"](image, w["shape"], w["keyframes"], w["frames"],
                                                                    "bilinear")["result"][0]
     # SaveImage stores floor(255 * value): the saved masks are the headless ones less under one 8-bit step
     diff = out - masks

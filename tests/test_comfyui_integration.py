@@ -298,8 +298,10 @@ def test_pack_imports_in_comfyui(server):
             "InterDynApply"}
     assert ours <= set(info), f"missing nodes: {ours - set(info)}"
     loader = info["InterDynModelLoader"]["input"]["required"]
-    assert "svd_tiny" in loader["svd"][0], "models/diffusers from extra_model_paths.yaml must be listed"
-    assert "interdyn_tiny.safetensors" in loader["interdyn"][0], "the yaml's interdyn folder must survive registration"
+    assert loader["svd"][0] == "COMBO" and loader["interdyn"][0] == "COMBO", "declared with the V3 API (comfy_api)"
+    assert "svd_tiny" in loader["svd"][1]["options"], "models/diffusers from extra_model_paths.yaml must be listed"
+    assert "interdyn_tiny.safetensors" in loader["interdyn"][1]["options"], \
+        "the yaml's interdyn folder must survive registration"
 
 
 def test_workflows_are_served_as_templates(server):

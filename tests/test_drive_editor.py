@@ -172,9 +172,13 @@ def test_bad_coordinates_get_one_message_naming_the_input_before_any_compute(tex
 
 # ---------------------------------------------------------------------------- the node
 @pytest.fixture(scope="module")
-def node():
-    pack = import_pack(f"pack_{uuid.uuid4().hex[:8]}")
-    return pack.NODE_CLASS_MAPPINGS["InterDynDriveEditor"]()
+def pack():
+    return import_pack(f"pack_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def node(pack):
+    return pack.nodes.drive_editor
 
 
 def image(h=48, w=64):
@@ -215,7 +219,7 @@ def test_the_mask_trajectory_node_takes_coordinates_too():
     pack = import_pack(f"pack_{uuid.uuid4().hex[:8]}")
     mask = torch.zeros(1, 48, 64)
     mask[0, 16:24, 6:14] = 1
-    (masks,) = pack.NODE_CLASS_MAPPINGS["InterDynMaskTrajectory"]().animate(mask, '[{"frame": 0}]', 6, "nearest",
+    (masks,) = pack.nodes.FUNCTIONS["InterDynMaskTrajectory"](mask, '[{"frame": 0}]', 6, "nearest",
                                                                              coordinates=KJ_ONE)
     assert centroid(masks[-1]) == pytest.approx((30, 20))
 
@@ -229,8 +233,10 @@ def test_node_errors_name_the_widget(node):
         node.drive(image(), shape_text({"type": "rect", "x": 1, "y": 1, "w": 4, "h": 4}), '[{"frame": 0}]', 0, "nearest")
 
 
-def test_the_editor_widgets_keep_their_order_and_the_coordinates_input_is_optional(node):
-    spec = type(node).INPUT_TYPES()
+def test_the_editor_widgets_keep_their_order_and_the_coordinates_input_is_optional(pack):
+    from test_nodes import declared
+
+    spec = declared(pack)["InterDynDriveEditor"].INPUT_TYPES()
     assert list(spec["required"]) == ["image", "shape", "keyframes", "frames", "interpolation"], \
         "saved workflows store widget values by position: shape, keyframes, frames, interpolation"
     assert spec["optional"]["coordinates"][1].get("forceInput"), "coordinates arrive from another node"

@@ -203,3 +203,46 @@ def test_the_layer_check_catches_importlib_and_dunder_import(tmp_path):
         f"each of a-d reaches across or hides its target, ok.py does neither: {found}"
     graph = {"interdyn.x": {"training.train"}, "training.y": {"interdyn.x"}, "nodes.z": {"training.y"}}
     assert layer_violations(graph) == ["interdyn.x imports training.train", "nodes.z imports training.y"]
+
+
+# ComfyUI's own top-level modules (a checkout's folder on sys.path), and the files of the pack that may import them
+COMFYUI_MODULES = {"comfy", "comfy_api", "comfy_execution", "comfy_extras", "comfy_config", "folder_paths",
+                   "latent_preview", "node_helpers", "execution", "server"}
+COMFYUI_CONTACT = {"nodes/host.py": {"comfy", "folder_paths", "latent_preview"},  # runtime: progress, devices, folders
+                   "nodes/native_control.py": {"comfy"},  # the ControlBase subclass of the native path
+                   "nodes/declarations.py": {"comfy_api"}}  # the V3 node declarations
+
+
+def comfyui_imports(root: Path, packages=("interdyn", "nodes", "training")) -> list[str]:
+    """Every import of a ComfyUI module outside the files allowed to make it (``COMFYUI_CONTACT``)."""
+    found = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in COMFYUI_MODULES and top not in COMFYUI_CONTACT.get(rel, set()):
+                        found.append(f"{rel}:{node.lineno} imports {name}")
+    return found
+
+
+def test_comfyui_is_imported_in_three_files_only():
+    """interdyn/ and training/ never import ComfyUI; in nodes/, host.py (runtime), native_control.py (the native
+    control) and declarations.py (the V3 API) do, so that the nodes' functions import and run without ComfyUI."""
+    assert comfyui_imports(REPO) == []
+
+
+def test_the_comfyui_import_check_catches_a_stray_import(tmp_path):
+    for folder, text in (("interdyn", "import folder_paths\n"), ("nodes", "from comfy_api.latest import io\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.py").write_text(text)
+    (tmp_path / "nodes" / "declarations.py").write_text("from comfy_api.v0_0_2 import io\n")
+    assert comfyui_imports(tmp_path, ("interdyn", "nodes")) == [
+        "interdyn/x.py:1 imports folder_paths", "nodes/x.py:1 imports comfy_api.latest"]

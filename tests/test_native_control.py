@@ -94,20 +94,22 @@ def test_branch_loader_lists_interdyn_and_controlnet_folders_and_the_builtin(pac
         (tmp_path / kind).mkdir()
         (tmp_path / kind / name).write_bytes(b"")
     monkeypatch.setattr(pack.nodes.host, "model_folders", lambda kind: [str(tmp_path / kind)])
-    names = pack.NODE_CLASS_MAPPINGS["InterDynControlBranchLoader"].INPUT_TYPES()["required"]["control_branch"][0]
+    from test_nodes import combo_options, declared
+
+    names = combo_options(declared(pack)["InterDynControlBranchLoader"].INPUT_TYPES()["required"]["control_branch"])
     assert names == ["builtin:toy-physics", "mine.safetensors", "theirs.safetensors"], \
         f"models/interdyn and models/controlnet entries after the built-in model, no 'none': {names}"
 
 
 def test_branch_loader_outside_comfyui_says_it_needs_comfyui(pack):
-    loader = pack.NODE_CLASS_MAPPINGS["InterDynControlBranchLoader"]()
+    load_branch = pack.nodes.FUNCTIONS["InterDynControlBranchLoader"]
     with pytest.raises(RuntimeError, match="inside ComfyUI only"):
-        loader.load("builtin:toy-physics", "fp32")
+        load_branch("builtin:toy-physics", "fp32")
     with pytest.raises(ValueError, match="weight_dtype"):
-        loader.load("builtin:toy-physics", "fp8")
+        load_branch("builtin:toy-physics", "fp8")
 
 
 def test_apply_refuses_a_control_net_that_is_not_interdyn(pack):
-    apply = pack.NODE_CLASS_MAPPINGS["InterDynApply"]()
+    apply = pack.nodes.FUNCTIONS["InterDynApply"]
     with pytest.raises(ValueError, match="control_net must come from Load InterDyn Control Branch"):
-        apply.apply([], [], object(), torch.rand(3, 64, 64, 3), 1.0, 0.0, 1.0)
+        apply([], [], object(), torch.rand(3, 64, 64, 3), 1.0, 0.0, 1.0)

@@ -1,4 +1,4 @@
-"""The ComfyUI node pack, run without ComfyUI on tiny models (node classes called directly)."""
+"""The ComfyUI node pack on tiny models: the nodes' functions called without ComfyUI; their V3 declarations with\nComfyUI's ``comfy_api`` (``COMFYUI_PATH``)."""
 from __future__ import annotations
 
 import importlib.util
@@ -20,6 +20,49 @@ def import_pack(name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def declared(pack) -> dict:
+    """The pack's V3 declarations, ``{node type name: io.ComfyNode class}``, as ComfyUI loads them.
+
+    They import ComfyUI's ``comfy_api`` (only ComfyUI has it), taken from ``COMFYUI_PATH``. ComfyUI's modules are
+    then removed from ``sys.modules`` and its folder from ``sys.path`` again: the classes keep what they imported,
+    and the rest of the test process still runs the nodes as outside ComfyUI (``nodes.host`` would otherwise
+    find ``comfy.model_management`` and ask it for a GPU). Skipped without ``COMFYUI_PATH``, except where CI
+    requires ComfyUI (``INTERDYN_REQUIRE_COMFYUI=1``), where that is a failure.
+    """
+    import asyncio
+    import os
+
+    if pack.__name__ in _DECLARED:
+        return _DECLARED[pack.__name__]
+    path = os.environ.get("COMFYUI_PATH")
+    if not path or not (Path(path) / "comfy_api").is_dir():
+        reason = "set COMFYUI_PATH to a ComfyUI checkout: the node declarations use its comfy_api"
+        if os.environ.get("INTERDYN_REQUIRE_COMFYUI") == "1":
+            pytest.fail(f"{reason} (INTERDYN_REQUIRE_COMFYUI=1)")
+        pytest.skip(reason)
+    modules, sys_path = set(sys.modules), list(sys.path)
+    sys.path.append(path)
+    try:
+        extension = asyncio.run(pack.comfy_entrypoint())
+        classes = {cls.GET_SCHEMA().node_id: cls for cls in asyncio.run(extension.get_node_list())}
+    finally:
+        sys.path[:] = sys_path
+        for name in set(sys.modules) - modules:
+            if name.split(".")[0] in ("comfy", "comfy_api", "comfy_execution", "comfy_config", "folder_paths",
+                                      "latent_preview", "utils", "app", "server", "node_helpers"):
+                del sys.modules[name]
+    _DECLARED[pack.__name__] = classes
+    return classes
+
+
+_DECLARED: dict[str, dict] = {}
+
+
+def combo_options(entry) -> list:
+    """A combo input's choices, in V1 form (``[choices], {...}``) or V3's (``"COMBO", {"options": [...]}``)."""
+    return entry[0] if isinstance(entry[0], list) else entry[1]["options"]
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +96,13 @@ def model(pack, model_root):
 
     with _pytest.MonkeyPatch.context() as mp:
         mp.setattr(pack.nodes.host, "model_folders", lambda kind: [str(model_root / kind)])
-        (m,) = pack.NODE_CLASS_MAPPINGS["InterDynModelLoader"]().load("svd_tiny", "interdyn_tiny.safetensors", "auto", True)
+        (m,) = pack.nodes.FUNCTIONS["InterDynModelLoader"]("svd_tiny", "interdyn_tiny.safetensors", "auto", True)
     return m
 
 
 def node(pack, name):
-    return pack.NODE_CLASS_MAPPINGS[name]()
+    """The function that runs node ``name`` (what ComfyUI calls through the V3 declaration)."""
+    return pack.nodes.FUNCTIONS[name]
 
 
 def moving_square(frames=F, h=H, w=W, size=16) -> torch.Tensor:
@@ -81,26 +125,59 @@ SAMPLER = dict(width=W, height=H, frames=F, steps=1, min_cfg=1.0, max_cfg=2.0, f
 # ---------------------------------------------------------------------------- declarations
 def test_pack_imports_under_any_folder_name_without_comfyui(pack):
     # ComfyUI names the package after the folder's full path (dots replaced): dashes, spaces, slashes
+    before = set(sys.modules)
     other = import_pack(f"/home/me/ComfyUI/custom_nodes/ComfyUI-InterDyn copy {uuid.uuid4().hex[:6]}")
-    assert set(other.NODE_CLASS_MAPPINGS) == set(pack.NODE_CLASS_MAPPINGS), "relative imports only: any name works"
-    assert not any(m == "comfy" or m.startswith("comfy.") or m == "folder_paths" for m in sys.modules), \
-        "importing the pack must not import ComfyUI modules"
-    assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) == set(pack.NODE_CLASS_MAPPINGS)
+    assert set(other.nodes.FUNCTIONS) == set(pack.nodes.FUNCTIONS), "relative imports only: any name works"
+    assert callable(other.comfy_entrypoint) and not hasattr(other, "NODE_CLASS_MAPPINGS"), \
+        "ComfyUI reads NODE_CLASS_MAPPINGS before comfy_entrypoint: the pack must declare its nodes one way (V3)"
+    new = set(sys.modules) - before
+    assert not any(m.split(".")[0] in ("comfy", "comfy_api", "comfy_execution", "folder_paths") for m in new), \
+        "importing the pack must not import ComfyUI modules (only comfy_entrypoint does)"
 
 
-def test_every_node_declares_the_v1_api_with_tooltips(pack):
-    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
-        assert cls.CATEGORY == "InterDyn", name
-        assert cls.DESCRIPTION and callable(getattr(cls, cls.FUNCTION)), name
-        assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS), name
-        spec = cls.INPUT_TYPES()
-        for section in ("required", "optional"):
-            for input_name, entry in spec.get(section, {}).items():
-                assert len(entry) == 2 and entry[1].get("tooltip"), f"{name}.{input_name} needs a tooltip"
+def test_every_node_is_declared_with_the_v3_api_over_its_function(pack):
+    """Each declaration is the node's type name, inputs named as its function's parameters (in order), tooltips on
+    every input and output, and an execute that calls the function."""
+    import inspect
+
+    nodes = declared(pack)
+    assert list(nodes) == list(pack.nodes.FUNCTIONS), "one declaration per function, in the Add Node menu's order"
+    for name, cls in nodes.items():
+        schema = cls.GET_SCHEMA()
+        assert schema.category == "InterDyn" and schema.description and schema.display_name, name
+        params = list(inspect.signature(pack.nodes.FUNCTIONS[name]).parameters)
+        assert [i.id for i in schema.inputs] == params, f"{name}: widget/socket names and order = the function's"
+        for i in schema.inputs:
+            assert i.tooltip, f"{name}.{i.id} needs a tooltip"
+        assert all(o.tooltip and o.display_name for o in schema.outputs), name
+
+
+def test_declarations_execute_the_functions(pack, monkeypatch):
+    """execute passes the inputs by name to the node's function and returns its outputs (the Drive Editor's view as
+    the node's UI output)."""
+    nodes = declared(pack)
+    calls = {}
+    for name, fn in list(pack.nodes.FUNCTIONS.items()):
+        module = __import__(fn.__module__, fromlist=[fn.__name__])
+
+        def fake(*args, _name=name, **kwargs):
+            calls[_name] = kwargs
+            if _name == "InterDynDriveEditor":
+                return {"ui": {"interdyn_drive": ["view"]}, "result": ("masks",)}
+            return (_name, "second")
+
+        monkeypatch.setattr(module, fn.__name__, fake)
+    for name, cls in nodes.items():
+        out = cls.execute(a=1, b=2)
+        assert calls[name] == {"a": 1, "b": 2}, name
+        if name == "InterDynDriveEditor":
+            assert out.args == ("masks",) and out.ui == {"interdyn_drive": ["view"]}
+        else:
+            assert out.args == (name, "second"), name
 
 
 def test_seed_widget_has_control_after_generate(pack):
-    seed = pack.NODE_CLASS_MAPPINGS["InterDynSampler"].INPUT_TYPES()["required"]["seed"]
+    seed = declared(pack)["InterDynSampler"].INPUT_TYPES()["required"]["seed"]
     assert seed[1]["control_after_generate"] is True and seed[1]["max"] == 0xFFFFFFFFFFFFFFFF
 
 
@@ -110,11 +187,12 @@ def test_loader_lists_diffusers_folders_svd_checkpoints_and_control_branches(pac
     (folders / "checkpoints" / "sd15.safetensors").write_bytes(b"")
     (folders / "sam2" / "sam2.1_hiera_tiny.pt").write_bytes(b"")
     try:
-        spec = pack.NODE_CLASS_MAPPINGS["InterDynModelLoader"].INPUT_TYPES()["required"]
-        assert spec["svd"][0] == ["builtin:toy-physics", "svd_tiny", "svd_xt.safetensors"], \
+        nodes = declared(pack)
+        spec = nodes["InterDynModelLoader"].INPUT_TYPES()["required"]
+        assert combo_options(spec["svd"]) == ["builtin:toy-physics", "svd_tiny", "svd_xt.safetensors"], \
             "the built-in model first, then SVD folders and svd*.safetensors only"
-        assert spec["interdyn"][0] == ["none", "builtin:toy-physics", "interdyn_tiny.safetensors"]
-        sam2 = pack.NODE_CLASS_MAPPINGS["InterDynSAM2VideoMasks"].INPUT_TYPES()["required"]["sam2_model"][0]
+        assert combo_options(spec["interdyn"]) == ["none", "builtin:toy-physics", "interdyn_tiny.safetensors"]
+        sam2 = combo_options(nodes["InterDynSAM2VideoMasks"].INPUT_TYPES()["required"]["sam2_model"])
         assert sam2 == ["sam2.1_hiera_tiny.pt"]
     finally:
         for p in ("checkpoints/svd_xt.safetensors", "checkpoints/sd15.safetensors", "sam2/sam2.1_hiera_tiny.pt"):
@@ -124,21 +202,20 @@ def test_loader_lists_diffusers_folders_svd_checkpoints_and_control_branches(pac
 def test_missing_model_error_names_the_file_and_every_folder_searched(pack, folders, monkeypatch):
     extra = folders / "elsewhere"
     monkeypatch.setattr(pack.nodes.host, "model_folders", lambda kind: [str(folders / kind), str(extra / kind)])
-    loader = node(pack, "InterDynModelLoader")
+    load = node(pack, "InterDynModelLoader")
     with pytest.raises(ValueError) as err:
-        loader.load("svd_missing", "none", "auto", False)
+        load("svd_missing", "none", "auto", False)
     message = str(err.value)
     assert "svd_missing" in message
     for kind in ("diffusers", "checkpoints"):
         for root in (folders, extra):
             assert str(root / kind) in message, f"the error must name every folder searched ({root / kind})"
     with pytest.raises(ValueError, match="interdyn_missing.safetensors.*interdyn"):
-        loader.load("svd_tiny", "interdyn_missing.safetensors", "auto", False)
+        load("svd_tiny", "interdyn_missing.safetensors", "auto", False)
 
 
 def test_loader_keeps_the_model_when_asked(pack, model):
-    loader = node(pack, "InterDynModelLoader")
-    (again,) = loader.load("svd_tiny", "interdyn_tiny.safetensors", "auto", True)
+    (again,) = node(pack, "InterDynModelLoader")("svd_tiny", "interdyn_tiny.safetensors", "auto", True)
     assert again is model, "keep_loaded returns the cached model for the same files and precision"
     assert model.control_branch is not None and model.dtype == torch.float32, "auto is fp32 on the CPU"
 
@@ -146,7 +223,7 @@ def test_loader_keeps_the_model_when_asked(pack, model):
 # ---------------------------------------------------------------------------- control
 def test_control_from_masks_colours_objects_and_returns_comfy_layouts(pack):
     a, b = moving_square(), moving_square().flip(-1)
-    control, preview, fitted = node(pack, "InterDynControlFromMasks").build(
+    control, preview, fitted = pack.nodes.FUNCTIONS["InterDynControlFromMasks"](
         a, W, H, F, 7.0, 7.0, "center", 0, 1, mask_2=b)
     assert control.shape == (F, 3, H, W) and preview.shape == (F, H, W, 3), "control FCHW, preview IMAGE BHWC"
     assert fitted is None, "no image connected, no fitted image"
@@ -158,19 +235,19 @@ def test_control_from_masks_colours_objects_and_returns_comfy_layouts(pack):
 def test_control_splits_object_masks_by_count_and_resamples_fps(pack):
     seq = moving_square(frames=4)
     objects = torch.cat([seq, seq.flip(-1)])  # SAM2's object_masks: object 1's frames, then object 2's
-    control, preview, _ = node(pack, "InterDynControlFromMasks").build(objects, W, H, 2, 14.0, 7.0, "center", 0, 2)
+    control, preview, _ = pack.nodes.FUNCTIONS["InterDynControlFromMasks"](objects, W, H, 2, 14.0, 7.0, "center", 0, 2)
     assert control.shape == (2, 3, H, W)
     assert preview[1, 25, 4 + 16 + 2].tolist() == [1, 1, 1], "14 -> 7 fps takes source frames 0 and 2 (x = 20)"
     assert preview[0, 25, W - 7].tolist() == [1, 0, 0], "the second object gets the second colour"
     with pytest.raises(ValueError, match="objects_in_mask_1"):
-        node(pack, "InterDynControlFromMasks").build(objects, W, H, 2, 7.0, 7.0, "center", 0, 3)
+        pack.nodes.FUNCTIONS["InterDynControlFromMasks"](objects, W, H, 2, 7.0, 7.0, "center", 0, 3)
 
 
 def test_control_crops_the_first_frame_like_the_masks(pack):
     masks = torch.zeros(F, H, 2 * W)
     masks[:, 20:30, 100:110] = 1.0
     first = torch.rand(1, H, 2 * W, 3)
-    _, preview, fitted = node(pack, "InterDynControlFromMasks").build(
+    _, preview, fitted = pack.nodes.FUNCTIONS["InterDynControlFromMasks"](
         masks, W, H, F, 7.0, 7.0, "mask", 0, 1, image=first)
     assert fitted.shape == (1, H, W, 3)
     left = 2 * W - W  # the mask at x 100..110 puts the window at the right edge
@@ -181,19 +258,19 @@ def test_control_crops_the_first_frame_like_the_masks(pack):
 def test_control_from_renders_keeps_colours(pack):
     renders = torch.zeros(F, H, W, 3)
     renders[:, 10:20, 10:20, 1] = 1.0
-    control, preview, _ = node(pack, "InterDynControlFromRenders").build(renders, W, H, F, 7.0, 7.0, "center", 0)
+    control, preview, _ = pack.nodes.FUNCTIONS["InterDynControlFromRenders"](renders, W, H, F, 7.0, 7.0, "center", 0)
     assert control.shape == (F, 3, H, W) and torch.equal(preview, renders), "same-size renders pass through"
 
 
 def test_sizes_must_be_multiples_of_64(pack):
     with pytest.raises(ValueError, match="multiple of 64.*100x64.*128x64"):
-        node(pack, "InterDynControlFromMasks").build(moving_square(), 100, 64, F, 7.0, 7.0, "center", 0, 1)
+        pack.nodes.FUNCTIONS["InterDynControlFromMasks"](moving_square(), 100, 64, F, 7.0, 7.0, "center", 0, 1)
 
 
 # ---------------------------------------------------------------------------- trajectory
 def test_mask_trajectory_moves_the_first_mask(pack):
     mask = moving_square(frames=3)
-    (out,) = node(pack, "InterDynMaskTrajectory").animate(mask, '[{"frame": 0}, {"frame": 3, "x": 12}]', 4, "nearest")
+    (out,) = pack.nodes.FUNCTIONS["InterDynMaskTrajectory"](mask, '[{"frame": 0}, {"frame": 3, "x": 12}]', 4, "nearest")
     assert out.shape == (4, H, W) and out.dtype == torch.float32, "a MASK batch [frames, H, W]"
     assert torch.equal(out[0], mask[0]) and torch.equal(out[3], torch.roll(mask[0], 12, dims=-1))
 
@@ -211,18 +288,18 @@ def test_sampler_and_decode_produce_comfy_latent_and_image_batches(pack, model, 
             steps.append((value, total))
 
     monkeypatch.setattr(pack.nodes.host, "progress_bar", Bar)
-    control, _, _ = node(pack, "InterDynControlFromMasks").build(moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
-    (latent,) = node(pack, "InterDynSampler").sample(model, image(2, 96, 96), control=control, **{**SAMPLER, "steps": 2})
+    control, _, _ = pack.nodes.FUNCTIONS["InterDynControlFromMasks"](moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
+    (latent,) = pack.nodes.FUNCTIONS["InterDynSampler"](model, image(2, 96, 96), control=control, **{**SAMPLER, "steps": 2})
     assert latent["samples"].shape == (2 * F, 4, H // 8, W // 8), "frames of each video along the batch"
     assert latent["interdyn_frames"] == F and latent["batch_index"] == list(range(2 * F))
     assert steps == [(1, 2), (2, 2)], "the progress bar advances every step"
-    (frames,) = node(pack, "InterDynDecode").decode(model, latent, 0)
+    (frames,) = pack.nodes.FUNCTIONS["InterDynDecode"](model, latent, 0)
     assert frames.shape == (2 * F, H, W, 3) and float(frames.min()) >= 0 and float(frames.max()) <= 1
     assert not torch.equal(frames[:F], frames[F:]), "two first frames give two different videos"
 
 
 def test_same_seed_same_latents(pack, model):
-    run = lambda: node(pack, "InterDynSampler").sample(model, image(), **SAMPLER)[0]["samples"]  # noqa: E731
+    run = lambda: pack.nodes.FUNCTIONS["InterDynSampler"](model, image(), **SAMPLER)[0]["samples"]  # noqa: E731
     assert torch.equal(run(), run()), "sampling is deterministic for a seed"
 
 
@@ -241,33 +318,33 @@ def test_cancel_raises_mid_sampling_and_returns_models_to_the_offload_device(pac
     monkeypatch.setattr(pack.nodes.host, "throw_if_interrupted", interrupt)
     monkeypatch.setattr(type(model), "_move", lambda self, modules, device: moves.append(torch.device(device)))
     with pytest.raises(Interrupted):
-        node(pack, "InterDynSampler").sample(model, image(), **{**SAMPLER, "steps": 3})
+        pack.nodes.FUNCTIONS["InterDynSampler"](model, image(), **{**SAMPLER, "steps": 3})
     assert calls["n"] == 2, "the interrupt check runs after every step and stops the loop when it raises"
     assert moves == [model.load_device, model.offload_device], "a cancelled run moves the models back"
 
 
 def test_sampler_errors_are_clear(pack, model):
-    sampler = node(pack, "InterDynSampler")
-    control, _, _ = node(pack, "InterDynControlFromMasks").build(moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
+    sample = node(pack, "InterDynSampler")
+    control, _, _ = pack.nodes.FUNCTIONS["InterDynControlFromMasks"](moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
     with pytest.raises(ValueError, match="multiple of 64"):
-        sampler.sample(model, image(), **{**SAMPLER, "width": 96})
+        sample(model, image(), **{**SAMPLER, "width": 96})
     with pytest.raises(ValueError, match="3 frames.*same frame count"):
-        sampler.sample(model, image(), control=torch.cat([control, control[:1]]), **SAMPLER)
+        sample(model, image(), control=torch.cat([control, control[:1]]), **SAMPLER)
     with pytest.raises(ValueError, match="control is 64x64 but the sampler makes 128x64"):
-        sampler.sample(model, image(), control=control, **{**SAMPLER, "width": 128})
+        sample(model, image(), control=control, **{**SAMPLER, "width": 128})
     plain = pack.nodes.models.InterDynModel(model.backbone, None, name="svd_tiny")
     with pytest.raises(ValueError, match="interdyn = 'none'"):
-        sampler.sample(plain, image(), control=control, **SAMPLER)
+        sample(plain, image(), control=control, **SAMPLER)
 
 
 def test_decode_refuses_latents_not_from_the_sampler(pack, model):
     with pytest.raises(ValueError, match="InterDyn Sampler"):
-        node(pack, "InterDynDecode").decode(model, {"samples": torch.zeros(2, 4, 8, 8)}, 0)
+        pack.nodes.FUNCTIONS["InterDynDecode"](model, {"samples": torch.zeros(2, 4, 8, 8)}, 0)
 
 
 def test_plain_svd_without_control_branch(pack, model):
     plain = pack.nodes.models.InterDynModel(model.backbone, None, name="svd_tiny")
-    (latent,) = node(pack, "InterDynSampler").sample(plain, image(), **{**SAMPLER, "max_cfg": 1.0})
+    (latent,) = pack.nodes.FUNCTIONS["InterDynSampler"](plain, image(), **{**SAMPLER, "max_cfg": 1.0})
     assert latent["samples"].shape == (F, 4, H // 8, W // 8)
 
 
@@ -286,8 +363,8 @@ def sam2_checkpoint(model_root):
 
 def test_sam2_video_masks_layouts_and_object_count(pack, sam2_checkpoint):
     frames = image(3)
-    sam = node(pack, "InterDynSAM2VideoMasks")
-    merged, objects, count = sam.segment(frames, sam2_checkpoint, '[{"box": [4, 4, 30, 30]}]', 0, "cpu", 256,
+    segment = node(pack, "InterDynSAM2VideoMasks")
+    merged, objects, count = segment(frames, sam2_checkpoint, '[{"box": [4, 4, 30, 30]}]', 0, "cpu", 256,
                                          bbox=[[30, 30, 60, 60]])
     assert count == 2, "one JSON object plus one bbox"
     assert merged.shape == (3, H, W) and objects.shape == (2 * 3, H, W), "MASK batches [frames, H, W]"
@@ -296,24 +373,24 @@ def test_sam2_video_masks_layouts_and_object_count(pack, sam2_checkpoint):
 
 
 def test_sam2_errors_name_missing_checkpoint_and_empty_prompts(pack, folders):
-    sam = node(pack, "InterDynSAM2VideoMasks")
+    segment = node(pack, "InterDynSAM2VideoMasks")
     with pytest.raises(ValueError, match=r"sam2\.1_hiera_small\.pt.*" + str(folders / "sam2")):
-        sam.segment(image(2), "sam2.1_hiera_small.pt", '[{"box": [4, 4, 30, 30]}]', 0, "cpu", 256)
+        segment(image(2), "sam2.1_hiera_small.pt", '[{"box": [4, 4, 30, 30]}]', 0, "cpu", 256)
     with pytest.raises(ValueError, match="no objects to track"):
-        sam.segment(image(2), "sam2.1_hiera_small.pt", "  ", 0, "cpu", 256)
+        segment(image(2), "sam2.1_hiera_small.pt", "  ", 0, "cpu", 256)
     with pytest.raises(ValueError, match="box"):
-        sam.segment(image(2), "sam2.1_hiera_small.pt", '[{"box": [4, 4]}]', 0, "cpu", 256)
+        segment(image(2), "sam2.1_hiera_small.pt", '[{"box": [4, 4]}]', 0, "cpu", 256)
 
 
 # ---------------------------------------------------------------------------- synthetic scene
 def test_synthetic_scene_node_gives_first_frame_driver_masks_and_ground_truth(pack):
-    node = pack.NODE_CLASS_MAPPINGS["InterDynSyntheticScene"]()
-    first, masks, truth, fps = node.make("push", 1000000, 64, 64, 8)
+    make = node(pack, "InterDynSyntheticScene")
+    first, masks, truth, fps = make("push", 1000000, 64, 64, 8)
     assert first.shape == (1, 64, 64, 3) and truth.shape == (8, 64, 64, 3), "IMAGE batches are [B, H, W, 3]"
     assert masks.shape == (8, 64, 64) and masks.dtype == torch.float32, "MASK batches are [F, H, W] float"
     assert torch.equal(first[0], truth[0]), "the first frame is frame 0 of the ground truth"
     assert masks[0].sum() == 0 and masks[-1].sum() > 0, "push: the driver starts outside and enters"
     assert fps == 6.0
-    hit, miss = node.make("hit", 1000000, 64, 64, 8), node.make("miss", 1000000, 64, 64, 8)
+    hit, miss = make("hit", 1000000, 64, 64, 8), make("miss", 1000000, 64, 64, 8)
     assert torch.equal(hit[0], miss[0]), "hit and miss share their first frame for the same seed"
     assert not torch.equal(hit[1], miss[1]), "but not their driving motion"

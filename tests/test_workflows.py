@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from test_nodes import import_pack
+from test_nodes import combo_options, declared, import_pack
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
@@ -49,8 +49,9 @@ CORE_WIDGET_TYPES = {("CreateVideo", "fps"): "FLOAT", ("ImageScaleBy", "scale_by
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return import_pack("workflow_check_pack")
+def classes():
+    """The pack's node declarations as ComfyUI loads them (V3, ComfyUI's comfy_api from COMFYUI_PATH)."""
+    return declared(import_pack("workflow_check_pack"))
 
 
 def has_control_widget(kind, name, opts) -> bool:
@@ -64,21 +65,22 @@ def has_control_widget(kind, name, opts) -> bool:
     return kind == "COMBO" and bool(declared)
 
 
-def signature(pack, node_type):
+def signature(classes, node_type):
     """(link inputs {name: type}, widget names in stored order, output types, widget types, required links)."""
     if node_type in CORE:
         links, widgets, outputs = CORE[node_type]
         types = {name: t for (n, name), t in CORE_WIDGET_TYPES.items() if n == node_type}
         return links, widgets, outputs, types, set()
-    cls = pack.NODE_CLASS_MAPPINGS[node_type]
+    cls = classes[node_type]
     spec = cls.INPUT_TYPES()
     links, widgets, types, required = {}, [], {}, set()
     for section in ("required", "optional"):
         for name, (t, opts) in spec.get(section, {}).items():
             # a forceInput STRING/INT is a socket only: the frontend builds no widget for it
-            if (isinstance(t, list) or t in WIDGET_TYPES) and not opts.get("forceInput"):
+            combo = isinstance(t, list) or t == "COMBO"  # V1 declares a list, V3 "COMBO" with options
+            if (combo or t in WIDGET_TYPES) and not opts.get("forceInput"):
                 widgets.append(name)
-                types[name] = "COMBO" if isinstance(t, list) else t
+                types[name] = "COMBO" if combo else t
                 if has_control_widget(types[name], name, opts):
                     widgets.append(f"{name}:control_after_generate")
             else:
@@ -107,17 +109,17 @@ def test_workflow_is_ui_format(path):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_every_node_type_exists_and_widget_values_line_up(pack, path):
+def test_every_node_type_exists_and_widget_values_line_up(classes, path):
     for n in load(path)["nodes"]:
-        assert n["type"] in CORE or n["type"] in pack.NODE_CLASS_MAPPINGS, f"{path.name}: unknown node {n['type']}"
-        _, widgets, _, _, _ = signature(pack, n["type"])
+        assert n["type"] in CORE or n["type"] in classes, f"{path.name}: unknown node {n['type']}"
+        _, widgets, _, _, _ = signature(classes, n["type"])
         values = n.get("widgets_values", [])
         assert len(values) == len(widgets), (f"{path.name} node {n['id']} {n['type']}: {len(values)} widget values "
                                              f"for widgets {widgets}")
 
 
-def test_every_seed_input_declares_its_control_widget(pack):
-    for node_type, cls in pack.NODE_CLASS_MAPPINGS.items():
+def test_every_seed_input_declares_its_control_widget(classes):
+    for node_type, cls in classes.items():
         spec = cls.INPUT_TYPES()
         for section in ("required", "optional"):
             for name, (t, opts) in spec.get(section, {}).items():
@@ -127,14 +129,14 @@ def test_every_seed_input_declares_its_control_widget(pack):
                         "every INT named seed anyway, and the declaration makes the saved slot visible to readers")
 
 
-def widget_problems(pack, node) -> list[str]:
+def widget_problems(classes, node) -> list[str]:
     """What the frontend would get wrong when it loads this node's saved widget values (empty: nothing)."""
     node_type, values = node["type"], list(node.get("widgets_values") or [])
-    if node_type not in pack.NODE_CLASS_MAPPINGS:
+    if node_type not in classes:
         return []
-    cls = pack.NODE_CLASS_MAPPINGS[node_type]
+    cls = classes[node_type]
     spec = {**cls.INPUT_TYPES()["required"], **cls.INPUT_TYPES().get("optional", {})}
-    _, widgets, _, types, _ = signature(pack, node_type)
+    _, widgets, _, types, _ = signature(classes, node_type)
     where = f"node {node['id']} {node_type}"
     optional = set(cls.INPUT_TYPES().get("optional", {}))
     # a workflow saved before a trailing optional widget existed holds fewer values: the frontend gives the rest
@@ -152,7 +154,7 @@ def widget_problems(pack, node) -> list[str]:
             continue
         kind, opts = types[name], spec[name][1]
         if kind == "COMBO":
-            choices = spec[name][0]
+            choices = combo_options(spec[name])
             if (node_type, name) in MODEL_COMBOS and not str(value).startswith("builtin:"):
                 ok = isinstance(value, str) and value != ""
             else:
@@ -175,32 +177,32 @@ def widget_problems(pack, node) -> list[str]:
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_saved_widget_values_fit_the_widgets_the_frontend_builds(pack, path):
-    problems = [p for n in load(path)["nodes"] for p in widget_problems(pack, n)]
+def test_saved_widget_values_fit_the_widgets_the_frontend_builds(classes, path):
+    problems = [p for n in load(path)["nodes"] for p in widget_problems(classes, n)]
     assert not problems, f"{path.name}: " + "\n".join(problems)
 
 
-def test_the_widget_check_catches_a_seed_without_its_control_slot(pack):
+def test_the_widget_check_catches_a_seed_without_its_control_slot(classes):
     # the shipped mistake (issue 12): the synthetic scene's seed saved without the control slot, so the
     # frontend put 64 in "control after generate" and 8 in height (server: "Value 8 smaller than min of 32")
     node = {"id": 3, "type": "InterDynSyntheticScene", "widgets_values": ["push", 1000000, 64, 64, 8]}
-    assert widget_problems(pack, node), "a missing control slot after a seed must be reported"
+    assert widget_problems(classes, node), "a missing control slot after a seed must be reported"
     node["widgets_values"] = ["push", 1000000, "fixed", 64, 64, 8]
-    assert widget_problems(pack, node) == [], "the slot filled, the values fit"
+    assert widget_problems(classes, node) == [], "the slot filled, the values fit"
     node["widgets_values"] = ["push", 1000000, "fixed", 64, 8, 8]
-    assert widget_problems(pack, node), "a height below its min must be reported"
+    assert widget_problems(classes, node), "a height below its min must be reported"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_links_connect_matching_types(pack, path):
+def test_links_connect_matching_types(classes, path):
     wf = load(path)
     nodes = {n["id"]: n for n in wf["nodes"]}
     for link_id, src, src_slot, dst, dst_slot, type_ in wf["links"]:
         out = nodes[src]["outputs"][src_slot]
         inp = nodes[dst]["inputs"][dst_slot]
         assert link_id in (out.get("links") or []) and inp["link"] == link_id, f"{path.name}: link {link_id} dangling"
-        _, _, out_types, _, _ = signature(pack, nodes[src]["type"])
-        links, widgets, _, widget_types, _ = signature(pack, nodes[dst]["type"])
+        _, _, out_types, _, _ = signature(classes, nodes[src]["type"])
+        links, widgets, _, widget_types, _ = signature(classes, nodes[dst]["type"])
         assert out_types[src_slot] == out["type"] == type_, f"{path.name}: link {link_id} output type"
         if "widget" in inp:
             assert inp["name"] in widgets, f"{path.name}: {nodes[dst]['type']} has no widget {inp['name']}"
@@ -212,10 +214,10 @@ def test_links_connect_matching_types(pack, path):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_required_inputs_are_connected_and_an_output_is_saved(pack, path):
+def test_required_inputs_are_connected_and_an_output_is_saved(classes, path):
     wf = load(path)
     for n in wf["nodes"]:
-        _, _, _, _, required = signature(pack, n["type"])
+        _, _, _, _, required = signature(classes, n["type"])
         linked = {i["name"] for i in n.get("inputs", []) if i.get("link") is not None}
         assert required <= linked, f"{path.name}: {n['type']} misses {required - linked}"
     assert any(n["type"] in ("SaveVideo", "SaveAnimatedWEBP") for n in wf["nodes"]), "the video must be saved"
