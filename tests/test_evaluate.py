@@ -304,3 +304,27 @@ def test_corrupt_metric_weights_become_n_a_with_a_reason_and_never_advice_to_unp
         reason = entry["unavailable"][key]
         assert entry["metrics"][key] is None and "not a plain tensor file" in reason, f"{key}: {reason}"
         assert "weights_only=False" not in reason and "weights_only set to False" not in reason, reason
+
+
+def test_a_metric_is_added_by_one_registry_entry(static_clip, tmp_path, monkeypatch):
+    """interdyn.metrics.registry is the only list the runner reads: a new frame metric (here the mean absolute error
+    of frames 1.., written as its own function) gets its per-clip score, its pooled value, its per-clip entry and
+    its Table 1 column from its entry alone."""
+    from interdyn.metrics import registry
+
+    def mae(generated, reference, net, device):  # [N, F-1] per-frame scores, as the registry's contract says
+        return (generated[:, 1:] - reference[:, 1:]).abs().flatten(2).mean(-1)
+
+    entry = registry.FrameMetric(registry.Column("mae", "MAE↓", "{:.4f}"), mae)
+    monkeypatch.setattr(registry, "FRAME_METRICS", (*registry.FRAME_METRICS, entry))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    results = E.evaluate(static_clip, ["copy_first_frame"], out_dir=tmp_path / "out", settings=SETTINGS,
+                         progress=False)
+    entry = results["methods"]["copy_first_frame"]
+    assert entry["metrics"]["mae"] == pytest.approx(0.0, abs=1e-7), "copying frame 0 of a static clip: no error"
+    assert entry["metrics"]["ssim"] == pytest.approx(1.0, abs=1e-6), "the shipped metrics are still there"
+    assert results["per_clip"]["copy_first_frame"]["still"]["mae"] == pytest.approx(0.0, abs=1e-7)
+    table = (tmp_path / "out" / "table1.md").read_text()
+    assert "| MAE↓ |" in table and "| 0.0000 |" in table, table
+    assert [c.key for c in registry.COLUMNS] == ["ssim", "psnr", "lpips", "fid", "kid", "fvd", "kvd", "mf"], \
+        "Table 1's shipped columns, in the paper's order"

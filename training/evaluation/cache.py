@@ -11,11 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interdyn.metrics import motion_fidelity, psnr, ssim
-from interdyn.metrics import lpips as lpips_metric
-from interdyn.metrics._video import frames_after_first, to_uint8
-from interdyn.metrics.distribution import extract_features
-from interdyn.metrics.video import i3d_features
+from interdyn.metrics import motion_fidelity
+from interdyn.metrics._video import to_uint8
+from interdyn.metrics import registry
 from interdyn.safe_output import write_bytes_atomic
 
 from .networks import MetricNetworks
@@ -107,11 +105,6 @@ def _compact(features: np.ndarray) -> np.ndarray:
     return single if np.array_equal(single.astype(features.dtype), features) else features
 
 
-def _inception_features(net, video: torch.Tensor, device=None) -> np.ndarray:
-    feats = extract_features(net, to_uint8(frames_after_first(video[None])), batch_size=32, device=device)
-    return _compact(feats.numpy())
-
-
 def clip_scores(cache: ClipCache, generated: torch.Tensor, reference: torch.Tensor, ref_cache: ClipCache,
                 nets: MetricNetworks, *, object_mask: torch.Tensor | None, mf_seed: int, mf_points: int,
                 sources: dict | None = None) -> dict:
@@ -130,22 +123,22 @@ def clip_scores(cache: ClipCache, generated: torch.Tensor, reference: torch.Tens
         sources[name] = ("clip" if c is cache else "ref", key, tag)
         return value if value is not None else c.put(key, tag, compute())
 
-    for key, fn in (("ssim", ssim), ("psnr", psnr)):
-        out[key] = lookup(cache, key, _tag(key, pair), key, lambda fn=fn: fn(g, r, reduction="none")[0].numpy())
-    if nets.lpips is not None:
-        out["lpips"] = lookup(cache, "lpips", _tag("lpips", pair, nets.ids["lpips"]), "lpips",
-                              lambda: lpips_metric(g, r, net=nets.lpips, reduction="none", device=None)[0].numpy())
-    if nets.inception is not None:
-        for c, video, h, name in ((cache, generated, g_hash, "gen"), (ref_cache, reference, r_hash, "ref")):
-            out[f"inception_{name}"] = lookup(
-                c, "inception", _tag("inception", h, nets.ids["inception"]), f"inception_{name}",
-                lambda video=video: _inception_features(nets.inception, video, nets.devices.get("inception")))
-    if nets.i3d is not None:
-        for c, video, h, name in ((cache, generated, g_hash, "gen"), (ref_cache, reference, r_hash, "ref")):
-            out[f"i3d_{name}"] = lookup(
-                c, "i3d", _tag("i3d", h, nets.ids["i3d"]), f"i3d_{name}",
-                lambda video=video: _compact(i3d_features(video[None], nets.i3d,
-                                                          device=nets.devices.get("i3d"))[0].numpy()))
+    for metric in registry.FRAME_METRICS:  # the registry's per-frame metrics: one array of per-frame scores per clip
+        net = None if metric.network is None else getattr(nets, metric.network)
+        if metric.network is not None and net is None:
+            continue
+        ids = () if metric.network is None else (nets.ids[metric.network],)
+        out[metric.key] = lookup(cache, metric.key, _tag(metric.key, pair, *ids), metric.key,
+                                 lambda metric=metric, net=net: metric.score(g, r, net, None)[0].numpy())
+    for metric in registry.FEATURE_METRICS:  # features of both videos; the reference's in the reference cache
+        name, net = metric.network, getattr(nets, metric.network)
+        if net is None:
+            continue
+        for c, video, h, side in ((cache, generated, g_hash, "gen"), (ref_cache, reference, r_hash, "ref")):
+            out[f"{name}_{side}"] = lookup(
+                c, name, _tag(name, h, nets.ids[name]), f"{name}_{side}",
+                lambda video=video, metric=metric, net=net: _compact(metric.features(net, video,
+                                                                                     nets.devices.get(name))))
     if nets.tracker is not None:
         mask_hash = None if object_mask is None else hashlib.blake2b(
             object_mask.numpy().tobytes() + str(tuple(object_mask.shape)).encode(), digest_size=16).hexdigest()
@@ -157,8 +150,9 @@ def clip_scores(cache: ClipCache, generated: torch.Tensor, reference: torch.Tens
                 mf = res.value
             return np.float64(mf)
 
-        out["mf"] = float(lookup(cache, "mf", _tag("mf", pair, nets.ids["tracker"], mask_hash, mf_seed, mf_points),
-                                 "mf", compute_mf))
+        key = registry.MOTION_FIDELITY.key
+        out[key] = float(lookup(cache, key, _tag(key, pair, nets.ids["tracker"], mask_hash, mf_seed, mf_points),
+                                key, compute_mf))
     return out
 
 

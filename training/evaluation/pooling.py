@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from interdyn.metrics.distribution import feature_statistics, frechet_distance, kernel_distance
+from interdyn.metrics import registry
 
 from .networks import MetricNetworks
 
@@ -31,35 +32,35 @@ def pool_scores(records: list[dict], nets: MetricNetworks, *, kid_subsets: int =
     values: dict = {}
     missing = dict(nets.unavailable or {})
     n = len(records)
-    for key in ("ssim", "psnr", "lpips"):
-        if key in missing:
+    for metric in registry.FRAME_METRICS:  # the mean over every frame of every clip
+        if metric.key in missing or (metric.network is not None and metric.network in missing):
             continue
-        values[key] = float(np.concatenate([r[key] for r in records]).astype(np.float64).mean())
-    if "inception" in missing:
-        missing.setdefault("fid", missing["inception"])
-        missing.setdefault("kid", missing["inception"])
-    else:
-        fg = np.concatenate([r["inception_gen"] for r in records]).astype(np.float64)
-        fr = np.concatenate([r["inception_ref"] for r in records]).astype(np.float64)
-        frames = fg.shape[0] // max(n, 1)
-        if min(fg.shape[0], fr.shape[0]) < 2:
-            missing["fid"] = missing["kid"] = f"FID/KID need at least 2 frames on each side, got {fg.shape[0]}"
+        values[metric.key] = float(np.concatenate([r[metric.key] for r in records]).astype(np.float64).mean())
+    for metric in registry.FEATURE_METRICS:  # distances between the pooled features
+        name, label = metric.network, "/".join(k.upper() for k in metric.keys)
+        if name in missing:
+            for key in metric.keys:
+                missing.setdefault(key, missing[name])
+            continue
+        if metric.per == "frame":
+            fg = np.concatenate([r[f"{name}_gen"] for r in records]).astype(np.float64)
+            fr = np.concatenate([r[f"{name}_ref"] for r in records]).astype(np.float64)
+            frames, few = fg.shape[0] // max(n, 1), min(fg.shape[0], fr.shape[0]) < 2
+            reason = f"{label} need at least 2 frames on each side, got {fg.shape[0]}"
         else:
-            values["fid"], values["kid"] = _pooled_distances(fg, fr, ddof=1, frames_per_clip=frames,
-                                                             kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
-    if "i3d" in missing:
-        missing.setdefault("fvd", missing["i3d"])
-        missing.setdefault("kvd", missing["i3d"])
-    else:
-        fg = np.stack([r["i3d_gen"] for r in records]).astype(np.float64)
-        fr = np.stack([r["i3d_ref"] for r in records]).astype(np.float64)
-        if n < 2:
-            missing["fvd"] = missing["kvd"] = f"FVD/KVD need at least 2 clips, got {n}"
+            fg = np.stack([r[f"{name}_gen"] for r in records]).astype(np.float64)
+            fr = np.stack([r[f"{name}_ref"] for r in records]).astype(np.float64)
+            frames, few = records[0]["num_frames"], n < 2
+            reason = f"{label} need at least 2 clips, got {n}"
+        if few:
+            for key in metric.keys:
+                missing[key] = reason
         else:
-            values["fvd"], values["kvd"] = _pooled_distances(fg, fr, ddof=0, frames_per_clip=records[0]["num_frames"],
-                                                             kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
-    missing.pop("inception", None)
-    missing.pop("i3d", None)
+            values[metric.frechet.key], values[metric.kernel.key] = _pooled_distances(
+                fg, fr, ddof=metric.ddof, frames_per_clip=frames, kid_subsets=kid_subsets,
+                kid_subset_size=kid_subset_size)
+    for metric in registry.FEATURE_METRICS:
+        missing.pop(metric.network, None)
     if "mf" not in missing:
         scores = [r["mf"] for r in records if math.isfinite(r["mf"])]
         skipped = [r["id"] for r in records if not math.isfinite(r["mf"])]

@@ -13,6 +13,7 @@ import torch
 
 from interdyn.sampling import check_sampling_args
 from interdyn import distributed
+from interdyn.metrics import registry
 from interdyn.safe_output import check_output_folder, claim_output_folder, write_text_atomic
 from interdyn.validation import check_count
 from interdyn.video_io import write_video
@@ -23,7 +24,7 @@ from .data import _clip_ids, _object_mask, _read_clip, find_generated_video, ope
 from .generation import _Generators, _check_method_settings
 from .networks import resolve_networks
 from .pooling import per_class_motion_fidelity, pool_scores
-from .settings import DEFAULT_METHODS, DISPLAY_NAMES, GENERATED_NAME, GenerationSettings, METHODS, METRICS
+from .settings import DEFAULT_METHODS, DISPLAY_NAMES, GENERATED_NAME, GenerationSettings, METHODS
 from .tables import table1_markdown, table_s3_markdown
 
 
@@ -238,11 +239,11 @@ def _evaluate_clips(ctx, lock, dataset, ids, methods, all_methods, video_dirs, *
     for method in all_methods:
         values, missing = pool_scores(records[method], nets, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
         results["methods"][method] = {"name": DISPLAY_NAMES.get(method, method), "num_clips": len(records[method]),
-                                      "metrics": {k: values.get(k) for k in METRICS}, "unavailable": missing}
+                                      "metrics": {c.key: values.get(c.key) for c in registry.columns()},
+                                      "unavailable": missing}
         results["per_clip"][method] = {
             r["id"]: {"id": r["id"], "label": r["label"], "video": r["video"],
-                      "ssim": float(np.mean(r["ssim"])), "psnr": float(np.mean(r["psnr"])),
-                      "lpips": float(np.mean(r["lpips"])) if "lpips" in r else None,
+                      **{m.key: float(np.mean(r[m.key])) if m.key in r else None for m in registry.FRAME_METRICS},
                       "mf": _finite_or_none(r.get("mf"))}
             for r in records[method]}
     results["per_class"] = per_class_motion_fidelity(results["per_clip"], all_methods)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+from interdyn.metrics.registry import COLUMNS
 from interdyn.sampling import DEFAULTS
-
-
 
 #: methods this runner can produce itself
 METHODS = ("interdyn", "no_control", "copy_first_frame", "coshand_independent", "coshand_autoregressive")
@@ -19,17 +18,8 @@ DISPLAY_NAMES = {
     "coshand_independent": "CosHand-Independent",
     "coshand_autoregressive": "CosHand-Autoregressive",
 }
-#: Table 1's columns: (key in results, header, format)
-TABLE1_COLUMNS = (
-    ("ssim", "SSIM↑", "{:.3f}"),
-    ("psnr", "PSNR↑", "{:.2f}"),
-    ("lpips", "LPIPS↓", "{:.3f}"),
-    ("fid", "FID↓", "{:.2f}"),
-    ("kid", "KID↓", "{:.3f}"),
-    ("fvd", "FVD↓", "{:.2f}"),
-    ("kvd", "KVD↓", "{:.2f}"),
-    ("mf", "MF↑", "{:.3f}"),
-)
+#: Table 1's columns: (key in results, header, format), from the metric registry (interdyn.metrics.registry)
+TABLE1_COLUMNS = tuple((c.key, c.header, c.fmt) for c in COLUMNS)
 METRICS = tuple(c[0] for c in TABLE1_COLUMNS)
 GENERATED_NAME = "generated"  # <dir>/<id>/generated.<ext>
 CACHE_VERSION = 1

@@ -5,8 +5,9 @@ import math
 
 
 
+from interdyn.metrics import registry
+
 from .pooling import _value
-from .settings import TABLE1_COLUMNS
 
 
 def _fmt(value, spec: str) -> str:
@@ -18,19 +19,20 @@ def _fmt(value, spec: str) -> str:
 
 def table1_markdown(results: dict) -> str:
     """Table 1 of the paper: one row per method, SSIM↑ PSNR↑ LPIPS↓ FID↓ KID↓ FVD↓ KVD↓ MF↑."""
-    header = "| Method | " + " | ".join(c[1] for c in TABLE1_COLUMNS) + " |"
-    lines = [header, "|" + "---|" * (len(TABLE1_COLUMNS) + 1)]
+    columns = registry.columns()
+    header = "| Method | " + " | ".join(c.header for c in columns) + " |"
+    lines = [header, "|" + "---|" * (len(columns) + 1)]
     notes = {}
     for method, entry in results["methods"].items():
         cells = []
-        for key, _, spec in TABLE1_COLUMNS:
-            cells.append(_fmt(entry["metrics"].get(key), spec))
-            if key in entry["unavailable"]:
-                notes.setdefault(key, entry["unavailable"][key])
+        for c in columns:
+            cells.append(_fmt(entry["metrics"].get(c.key), c.fmt))
+            if c.key in entry["unavailable"]:
+                notes.setdefault(c.key, entry["unavailable"][c.key])
         lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
     n = results["settings"]["num_clips"]
     lines += ["", f"{n} clips; {results['settings']['tracker']} for MF."]
-    headers = {c[0]: c[1] for c in TABLE1_COLUMNS}
+    headers = {c.key: c.header for c in columns}
     by_reason: dict[str, list[str]] = {}
     for key, reason in notes.items():
         by_reason.setdefault(reason, []).append(headers[key])
