@@ -25,11 +25,11 @@ def main() -> None:
 
     import torch
 
-    from interdyn import probes
-    from interdyn.builtin import TOY_SAMPLING, TOY_SIZE
-    from interdyn.loading import load_toy_physics
-    from interdyn.cli import main as cli_main
-    from interdyn.demo import DEMO_SEED, demo_scenes
+    from interdyn.apps import probes
+    from interdyn.core.builtin import TOY_SAMPLING, TOY_SIZE
+    from interdyn.core.loading import load_toy_physics
+    from interdyn.apps.cli import main as cli_main
+    from interdyn.apps.demo import DEMO_SEED, demo_scenes
 
     sampling = dict(TOY_SAMPLING)
     if args.steps is not None:

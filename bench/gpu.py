@@ -4,7 +4,7 @@ One command, no downloads. Builds SVD's real-size UNet, temporal VAE, CLIP ViT-H
 the InterDyn control branch from their real configs with random weights (bench/realsize.py: allocated
 straight on the device in the run's dtype) and measures, through the project's own code:
 
-* sampling (interdyn.sampling.generate_video): seconds per video (14 frames, 256x384, 50 Euler steps,
+* sampling (interdyn.core.sampling.generate_video): seconds per video (14 frames, 256x384, 50 Euler steps,
   CFG 1 -> 3) without and with the control branch, in fp16 and bf16; peak memory; FLOPs per video
   (torch.utils.flop_counter, as bench/sampler.py counts them), achieved TFLOP/s, the fraction of the
   device's dense peak, and control / plain time against its compute floor (the FLOP ratio); the VAE
@@ -154,7 +154,7 @@ def _error(err: BaseException) -> str:
 
 # ---------------------------------------------------------------------------- sampling
 def sampler_section(args, dev: Device, peaks: dict | None) -> tuple[list[dict], list[dict], dict]:
-    from interdyn.sampling import decode_latents, generate_video, sample_latents
+    from interdyn.core.sampling import decode_latents, generate_video, sample_latents
 
     rows, options, decode = [], [], {}
     h, w = args.height, args.width

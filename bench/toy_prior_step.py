@@ -37,7 +37,7 @@ def main() -> None:
 
     from interdyn.models import InterDynUNet
     from interdyn.models.backbone import SVDBackbone
-    from interdyn.sampling import encode_conditioning
+    from interdyn.core.sampling import encode_conditioning
     from training.losses import NoiseSettings, clip_generators
     from training.toy.backbone import TOY_FPS, TOY_FRAMES, TOY_UNET, TOY_VAE, build_clip, prior_loss
 
@@ -59,7 +59,7 @@ def main() -> None:
     def step_batched(b, step, embeddings=None):
         x0, first, gens = batch_of(b, step)
         if embeddings is None:
-            from interdyn.sampling import clip_image_embeddings
+            from interdyn.core.sampling import clip_image_embeddings
             with torch.no_grad():
                 embeddings = clip_image_embeddings(backbone, first)
         loss = prior_loss(unet, backbone, x0, first, embeddings, gens, settings)

@@ -1,8 +1,8 @@
 """Control frames from masks or renders -> INTERDYN_CONTROL (``[F, 3, H, W]`` in [0, 1]) + preview."""
 from __future__ import annotations
 
-from ..interdyn.control import fit_control, renders_to_control, resample_frames
-from ..interdyn.validation import InputError, check_count, check_finite, check_frame_size, check_image_tensor
+from ..interdyn.core.control import fit_control, renders_to_control, resample_frames
+from ..interdyn.support.validation import InputError, check_count, check_finite, check_frame_size, check_image_tensor
 from . import convert
 
 CROPS = ["center", "mask"]

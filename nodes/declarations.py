@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from ..interdyn.builtin import toy_world
-from ..interdyn.control import CONTROL_PALETTE
-from ..interdyn.sampling import DEFAULTS
-from ..interdyn.synthetic import SCENE_PRESETS, WORLDS
-from ..interdyn.trajectory import EASINGS
+from ..interdyn.core.builtin import toy_world
+from ..interdyn.core.control import CONTROL_PALETTE
+from ..interdyn.core.sampling import DEFAULTS
+from ..interdyn.data.synthetic import SCENE_PRESETS, WORLDS
+from ..interdyn.data.trajectory import EASINGS
 from . import control, drive_editor, loader, models, native, sampler, segmentation, synthetic, trajectory
 
 CATEGORY = "InterDyn"

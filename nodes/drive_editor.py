@@ -7,9 +7,9 @@ after each run, for the canvas background when the image does not come from a Lo
 """
 from __future__ import annotations
 
-from ..interdyn.shapes import preview_pixels, shape_mask
-from ..interdyn.trajectory import animate_mask, mask_pivot
-from ..interdyn.validation import InputError, check_count
+from ..interdyn.data.shapes import preview_pixels, shape_mask
+from ..interdyn.data.trajectory import animate_mask, mask_pivot
+from ..interdyn.support.validation import InputError, check_count
 from . import convert, host
 
 DEFAULT_SHAPE = '{"size": [100, 100], "shapes": [{"type": "ellipse", "cx": 30, "cy": 50, "rx": 8, "ry": 8}]}'

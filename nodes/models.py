@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ..interdyn.builtin import builtin_names, builtin_path, is_builtin
-from ..interdyn.loading import ModelLoadError, load_control_branch, load_svd_backbone, resolve_dtype
+from ..interdyn.core.builtin import builtin_names, builtin_path, is_builtin
+from ..interdyn.core.loading import ModelLoadError, load_control_branch, load_svd_backbone, resolve_dtype
 from . import host
 
 NONE = "none"

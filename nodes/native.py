@@ -6,8 +6,8 @@ ControlNet (Advanced). The control object itself is :mod:`.native_control` (Comf
 """
 from __future__ import annotations
 
-from ..interdyn.loading import PRECISIONS, load_control_branch
-from ..interdyn.validation import check_image_tensor
+from ..interdyn.core.loading import PRECISIONS, load_control_branch
+from ..interdyn.support.validation import check_image_tensor
 from . import convert, host, models
 
 WEIGHT_DTYPES = ["default", "fp16", "bf16", "fp32"]
@@ -21,7 +21,7 @@ def load_branch(control_branch, weight_dtype):
     path = models.resolve_control_branch(control_branch, CONTROL_FOLDERS)
     if not host.in_comfyui():
         raise RuntimeError("Load InterDyn Control Branch gives a ComfyUI CONTROL_NET and runs inside ComfyUI only; "
-                           "outside it use interdyn.loading.load_control_branch or `interdyn generate`")
+                           "outside it use interdyn.core.loading.load_control_branch or `interdyn generate`")
     from .native_control import make_control
 
     dtype = host.default_weight_dtype() if weight_dtype == "default" else PRECISIONS[weight_dtype]

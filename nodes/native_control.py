@@ -4,7 +4,7 @@ ComfyUI's samplers call ``get_control(x_noisy, sigma, cond, batched_number, ...)
 attached to a conditioning and add the returned ``input``/``middle``/``output`` residuals in the
 UNet; its model manager loads, offloads and casts what ``get_models()`` returns. This module only
 does that plumbing: the maths (branch call, residual multiplicity, strength, chaining sum) is in
-:mod:`interdyn.native`.
+:mod:`interdyn.core.native`.
 
 The class is defined on first use, and only inside ComfyUI (``comfy`` importable), so the pack still
 imports without ComfyUI.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..interdyn.native import control_residuals, embed_control_frames, prepare_control_frames, sum_controls, tile_features
+from ..interdyn.core.native import control_residuals, embed_control_frames, prepare_control_frames, sum_controls, tile_features
 
 _CLASS = None
 

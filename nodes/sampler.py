@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..interdyn.control import fit_to_size
-from ..interdyn.sampling import check_sampling_args, decode_latents, sample_latents
+from ..interdyn.core.control import fit_to_size
+from ..interdyn.core.sampling import check_sampling_args, decode_latents, sample_latents
 from . import convert, host
 from .control import check_size
 

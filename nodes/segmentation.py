@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..interdyn.segmentation import ObjectPrompt, load_sam2_video_predictor, parse_prompts, segment_video
+from ..interdyn.data.segmentation import ObjectPrompt, load_sam2_video_predictor, parse_prompts, segment_video
 from . import convert, host, models
 
 DEFAULT_PROMPTS = '[{"box": [40, 60, 200, 220]}]'

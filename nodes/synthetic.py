@@ -1,9 +1,9 @@
 """InterDyn Synthetic Scene: a scene of the built-in collision world -> first frame, driver masks, ground truth."""
 from __future__ import annotations
 
-from ..interdyn.builtin import toy_world
-from ..interdyn.synthetic import WORLDS, scene_for_preset
-from ..interdyn.validation import InputError, check_count, check_seed
+from ..interdyn.core.builtin import toy_world
+from ..interdyn.data.synthetic import WORLDS, scene_for_preset
+from ..interdyn.support.validation import InputError, check_count, check_seed
 from . import convert
 
 

@@ -1,8 +1,8 @@
 """InterDyn Mask Trajectory: one mask moved along keyframes -> a MASK sequence (motion without a video)."""
 from __future__ import annotations
 
-from ..interdyn.trajectory import animate_mask
-from ..interdyn.validation import check_count
+from ..interdyn.data.trajectory import animate_mask
+from ..interdyn.support.validation import check_count
 from . import convert
 
 DEFAULT_KEYFRAMES = ('[{"frame": 0, "x": 0, "y": 0, "scale": 1.0, "rotation": 0, "easing": "ease_in_out"},\n'

@@ -74,13 +74,13 @@ def main() -> dict:
     from comfy_tiny_svd import load_tiny_svd
 
     pack = _import_pack()
-    from interdyn_pack.interdyn.loading import load_control_branch, save_control_branch
+    from interdyn_pack.interdyn.core.loading import load_control_branch, save_control_branch
     from interdyn_pack.interdyn.models.backbone import SVDBackbone
     from interdyn_pack.interdyn.models.controlnet import InterDynControlNet
-    from interdyn_pack.interdyn.sampling import (InterDynDenoiser, VideoConditioning, decode_latents, karras_sigmas,
+    from interdyn_pack.interdyn.core.sampling import (InterDynDenoiser, VideoConditioning, decode_latents, karras_sigmas,
                                                  sample_euler)
     from interdyn_pack.interdyn.single_file import load_svd_single_file
-    from interdyn_pack.interdyn.testing import TINY_CONTROL_CNN, perturb_zero_convs
+    from interdyn_pack.interdyn.support.testing import TINY_CONTROL_CNN, perturb_zero_convs
 
     load_branch = pack.nodes.FUNCTIONS["InterDynControlBranchLoader"]
     apply = pack.nodes.FUNCTIONS["InterDynApply"]

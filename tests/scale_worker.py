@@ -48,7 +48,7 @@ def main(job_path: str) -> int:
         if prepare(argv) != 0:
             return 1
     for argv in job.get("generate", []):
-        from interdyn.cli import main as interdyn_main
+        from interdyn.apps.cli import main as interdyn_main
 
         if interdyn_main(argv) != 0:
             return 1

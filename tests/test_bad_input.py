@@ -19,13 +19,13 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-import interdyn.loading as loading
-from interdyn.cli import main
-from interdyn.loading import ModelLoadError, load_control_branch
-from interdyn.safe_output import MARKER, OutputError
-from interdyn.sampling import generate_video, sample_latents
-from interdyn.validation import InputError
-from interdyn.video_io import read_video, write_video
+import interdyn.core.loading as loading
+from interdyn.apps.cli import main
+from interdyn.core.loading import ModelLoadError, load_control_branch
+from interdyn.support.safe_output import MARKER, OutputError
+from interdyn.core.sampling import generate_video, sample_latents
+from interdyn.support.validation import InputError
+from interdyn.data.video_io import read_video, write_video
 from test_findings_1_3 import Evil, precious, snapshot  # noqa: F401 (precious is a fixture)
 from test_findings_1_3 import tiny_run as tiny_checkpoint
 
@@ -168,7 +168,7 @@ def test_cli_demo_refuses_a_foreign_folder_before_loading(precious, no_toy_model
 
 
 def test_run_demo_refuses_a_foreign_folder_with_python_names(precious, no_toy_model):
-    from interdyn.demo import run_demo
+    from interdyn.apps.demo import run_demo
 
     with pytest.raises(OutputError, match="^out "):
         run_demo(precious)
@@ -252,7 +252,7 @@ def test_generate_video_checks_decode_chunk_first():
 
 
 def test_run_probes_and_write_report_refuse_what_would_lose_data(tmp_path, precious):
-    from interdyn import probes
+    from interdyn.apps import probes
 
     with pytest.raises(InputError, match="num_scenes"):
         probes.run_probes(lambda *a: None, num_scenes=0)
@@ -265,7 +265,7 @@ def test_run_probes_and_write_report_refuse_what_would_lose_data(tmp_path, preci
 
 def test_masks_f1hw_are_not_read_as_objects_of_one_frame():
     """A mask video as [F, 1, H, W] (a channel dim) used to become F objects of 1 frame, silently."""
-    from interdyn.control import masks_to_control
+    from interdyn.core.control import masks_to_control
 
     with pytest.raises(ValueError, match=r"\[F, 1, H, W\]; squeeze dim 1"):
         masks_to_control(torch.zeros(5, 1, 16, 16))
@@ -276,7 +276,7 @@ def test_masks_f1hw_are_not_read_as_objects_of_one_frame():
 # ================================================================================= loaders
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    from interdyn.testing import write_tiny_models
+    from interdyn.support.testing import write_tiny_models
 
     return write_tiny_models(tmp_path_factory.mktemp("tiny"))
 
@@ -338,7 +338,7 @@ def test_folder_config_that_is_not_an_object_is_refused(tmp_path):
 
 
 def test_every_loader_works_with_the_network_blocked(tiny_models, network_blocked):
-    from interdyn.loading import load_svd_backbone
+    from interdyn.core.loading import load_svd_backbone
 
     backbone = load_svd_backbone(tiny_models["svd"])
     load_control_branch(tiny_models["interdyn"], backbone=backbone)
@@ -369,7 +369,7 @@ def test_untrusted_torchscript_is_not_loaded(tmp_path, monkeypatch):
 
 
 def test_sam2_garbage_checkpoint_message_does_not_advise_weights_only_false(tmp_path):
-    from interdyn.segmentation import _read_state_dict
+    from interdyn.data.segmentation import _read_state_dict
 
     path = tmp_path / "sam2.1_hiera_tiny.pt"
     path.write_bytes(pickle.dumps(Evil(tmp_path / "pwned")))
@@ -613,10 +613,10 @@ def test_other_nodes_name_their_widgets(nodes):
 
 
 def test_one_frame_size_rule_names_the_callers_widgets_and_suggests_a_size():
-    """interdyn.validation.check_frame_size is the one size check of the CLI, the sampler, the nodes, training
+    """interdyn.support.validation.check_frame_size is the one size check of the CLI, the sampler, the nodes, training
     configs and control fitting: it names the caller's own names, only the side that is wrong, and a size that works
     in the caller's order (width x height for ComfyUI's widgets)."""
-    from interdyn.validation import InputError, check_frame_size
+    from interdyn.support.validation import InputError, check_frame_size
 
     assert check_frame_size(256, 384) == (256, 384)
     assert check_frame_size(None, 128, names=("--height", "--width")) == (None, 128), "None skips a side"

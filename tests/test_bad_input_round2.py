@@ -20,22 +20,22 @@ def umask_022():
 def test_saved_control_branch_is_readable_by_others_under_umask_022(tmp_path, umask_022):
     """Exported branches were created 0600 (the temporary file's mode survives the rename): a ComfyUI service
     account could not read a branch another user exported."""
-    from interdyn.loading import save_control_branch
-    from interdyn.testing import build_tiny_backbone, build_tiny_control_branch
+    from interdyn.core.loading import save_control_branch
+    from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch
 
     path = save_control_branch(build_tiny_control_branch(build_tiny_backbone(0), 0), tmp_path / "b.safetensors")
     assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
 
 
 def test_atomic_text_files_follow_the_umask(tmp_path, umask_022):
-    from interdyn.safe_output import write_text_atomic
+    from interdyn.support.safe_output import write_text_atomic
 
     path = write_text_atomic(tmp_path / "a.json", "{}")
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
-    from interdyn.safe_output import atomic_file
+    from interdyn.support.safe_output import atomic_file
 
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"old")
@@ -51,7 +51,7 @@ def test_16_bit_png_frames_are_scaled_not_clipped_to_white(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from interdyn.video_io import read_video
+    from interdyn.data.video_io import read_video
 
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -68,7 +68,7 @@ def test_write_video_refuses_float_frames_of_0_to_255(tmp_path):
     """0..255 floats were clipped to a white video while every other entry point refuses them."""
     import numpy as np
 
-    from interdyn.video_io import write_video
+    from interdyn.data.video_io import write_video
 
     frames = np.full((2, 8, 8, 3), 128.0, dtype=np.float32)
     with pytest.raises(ValueError, match=r"float frames must be in \[0, 1\].*divide by 255"):
@@ -78,7 +78,7 @@ def test_write_video_refuses_float_frames_of_0_to_255(tmp_path):
 
 @pytest.mark.parametrize("fps", [-1, 0, float("nan")])
 def test_read_video_refuses_a_non_positive_fps(tmp_path, fps):
-    from interdyn.video_io import read_video
+    from interdyn.data.video_io import read_video
 
     with pytest.raises(ValueError, match="fps must be a positive"):
         read_video(tmp_path / "frames", fps=fps)
@@ -90,9 +90,9 @@ def test_generate_out_equal_to_control_is_refused_and_the_control_kept(tmp_path,
     import numpy as np
     from PIL import Image
 
-    import interdyn.loading as loading
-    from interdyn.cli import main
-    from interdyn.video_io import write_video
+    import interdyn.core.loading as loading
+    from interdyn.apps.cli import main
+    from interdyn.data.video_io import write_video
 
     monkeypatch.setattr(loading, "load_svd_backbone", lambda *a, **k: pytest.fail("a model loaded before the check"))
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "in.png")
@@ -111,8 +111,8 @@ def test_manifest_report_equal_to_manifest_is_refused_and_the_manifest_kept(tmp_
     import numpy as np
     from PIL import Image
 
-    import interdyn.loading as loading
-    from interdyn.cli import main
+    import interdyn.core.loading as loading
+    from interdyn.apps.cli import main
 
     monkeypatch.setattr(loading, "load_svd_backbone", lambda *a, **k: pytest.fail("a model loaded before the check"))
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "in.png")
@@ -128,7 +128,7 @@ def test_manifest_report_equal_to_manifest_is_refused_and_the_manifest_kept(tmp_
 
 def test_make_tiny_refuses_a_folder_holding_the_users_files(tmp_path, capsys):
     """make-tiny overwrote a user's own interdyn_tiny.safetensors and svd_tiny/unet/config.json without a word."""
-    from interdyn.cli import main
+    from interdyn.apps.cli import main
 
     folder = tmp_path / "mine"
     (folder / "svd_tiny" / "unet").mkdir(parents=True)
@@ -146,7 +146,7 @@ def test_make_tiny_refuses_a_folder_holding_the_users_files(tmp_path, capsys):
 def test_make_tiny_and_official_export_files_are_readable_by_others(tmp_path, umask_022):
     """safetensors' writer creates 0600 files whatever the umask: make-tiny's SVD folder and an official-format
     export were unreadable to a ComfyUI service account."""
-    from interdyn.testing import build_tiny_backbone, build_tiny_control_branch, write_tiny_models
+    from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch, write_tiny_models
     from training.export import write_official_folder
 
     paths = write_tiny_models(tmp_path / "tiny")
@@ -189,8 +189,8 @@ def test_sampler_refuses_values_that_give_a_nan_video(kwargs, words):
     """generate_video(latents=<NaN>), sigmas=[5, -1, 0] and control_strength=1e30 returned non-finite videos."""
     import torch
 
-    from interdyn.sampling import sample_latents
-    from interdyn.validation import InputError
+    from interdyn.core.sampling import sample_latents
+    from interdyn.support.validation import InputError
 
     if kwargs.get("latents") == "nan":
         kwargs = {"latents": torch.full((1, 2, 4, 8, 8), float("nan"))}
@@ -209,8 +209,8 @@ def test_generate_refuses_a_size_beyond_the_memory_budget_before_loading(tmp_pat
     import numpy as np
     from PIL import Image
 
-    import interdyn.loading as loading
-    from interdyn.cli import main
+    import interdyn.core.loading as loading
+    from interdyn.apps.cli import main
 
     monkeypatch.setattr(loading, "load_svd_backbone", lambda *a, **k: pytest.fail("a model loaded before the check"))
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "in.png")
@@ -223,8 +223,8 @@ def test_generate_refuses_a_size_beyond_the_memory_budget_before_loading(tmp_pat
 
 def test_demo_zoom_beyond_the_budget_is_refused_before_sampling(tmp_path, capsys, monkeypatch, budget_4gb):
     """`demo --zoom 100000` sampled all three scenes first and then tried 157 GB."""
-    import interdyn.loading as loading
-    from interdyn.cli import main
+    import interdyn.core.loading as loading
+    from interdyn.apps.cli import main
 
     monkeypatch.setattr(loading, "load_toy_physics", lambda *a, **k: pytest.fail("sampling began before the check"))
     assert main(["demo", "--zoom", "100000", "--out", str(tmp_path / "d")]) == 2
@@ -240,14 +240,14 @@ def test_api_sizes_beyond_the_budget_are_refused_with_the_python_names(call, wor
     """prepare_control(height=10**6, ...) asked for 16 TB; animate_mask(..., 10**7) for 327 GB."""
     import torch
 
-    from interdyn.validation import InputError
+    from interdyn.support.validation import InputError
 
     with pytest.raises(InputError, match=words):
         if call == "prepare_control":
-            from interdyn.control import prepare_control
+            from interdyn.core.control import prepare_control
             prepare_control(masks=torch.zeros(4, 64, 64), source_fps=7, height=10**6, width=10**6)
         else:
-            from interdyn.trajectory import animate_mask
+            from interdyn.data.trajectory import animate_mask
             animate_mask(torch.ones(64, 64), [{"frame": 0, "x": 0, "y": 0}], 10**7)
 
 
@@ -281,8 +281,8 @@ def test_generate_names_a_device_this_machine_lacks(tmp_path, capsys, monkeypatc
     """`--device cuda` without a GPU and `--device bogus` ended in raw tracebacks."""
     import torch
 
-    import interdyn.loading as loading
-    from interdyn.cli import main
+    import interdyn.core.loading as loading
+    from interdyn.apps.cli import main
 
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
@@ -293,7 +293,7 @@ def test_generate_names_a_device_this_machine_lacks(tmp_path, capsys, monkeypatc
 
 
 def test_generate_names_an_output_name_too_long_for_the_file_system(tmp_path, capsys):
-    from interdyn.cli import main
+    from interdyn.apps.cli import main
 
     argv = _generate_argv(tmp_path)
     argv[argv.index("--out") + 1] = str(tmp_path / ("x" * 300 + ".mp4"))
@@ -305,7 +305,7 @@ def test_generate_names_an_output_name_too_long_for_the_file_system(tmp_path, ca
 @pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"\x89PNG\r\n\x1a\n" + b"\x00" * 64])
 def test_a_binary_manifest_is_named_in_one_line(tmp_path, capsys, content):
     """A random-bytes or PNG manifest gave a UTF-8 codec message naming neither the file nor the option."""
-    from interdyn.cli import main
+    from interdyn.apps.cli import main
 
     manifest = tmp_path / "rows.csv"
     manifest.write_bytes(content)
@@ -316,7 +316,7 @@ def test_a_binary_manifest_is_named_in_one_line(tmp_path, capsys, content):
 
 def test_keyframes_nested_too_deeply_are_a_one_line_error():
     """A nested-bracket bomb in the keyframes widget raised RecursionError."""
-    from interdyn.trajectory import parse_keyframes
+    from interdyn.data.trajectory import parse_keyframes
 
     with pytest.raises(ValueError, match="nest too deeply"):
         parse_keyframes("[" * 100000 + "]" * 100000)
@@ -358,8 +358,8 @@ def test_a_branch_on_a_backbone_it_was_not_trained_on_warns_once(tmp_path, fresh
     the seed-0 backbone ran on it without a word."""
     import warnings
 
-    from interdyn.loading import load_control_branch
-    from interdyn.testing import build_tiny_backbone
+    from interdyn.core.loading import load_control_branch
+    from interdyn.support.testing import build_tiny_backbone
     from training.export import export
     from training.train import main as train_main
 
@@ -524,7 +524,7 @@ def test_an_int8_control_branch_is_refused_in_one_line(tmp_path, capsys):
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from interdyn.cli import main
+    from interdyn.apps.cli import main
 
     assert main(["make-tiny", str(tmp_path / "m")]) == 0
     source = tmp_path / "m" / "interdyn_tiny.safetensors"

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from interdyn import probes
-from interdyn.builtin import TOY_BRANCH, TOY_DIR, TOY_PHYSICS, TOY_SAMPLING, TOY_SVD, builtin_path
-from interdyn.loading import ModelLoadError, load_svd_backbone, load_toy_physics
-from interdyn.video_io import read_video
+from interdyn.apps import probes
+from interdyn.core.builtin import TOY_BRANCH, TOY_DIR, TOY_PHYSICS, TOY_SAMPLING, TOY_SVD, builtin_path
+from interdyn.core.loading import ModelLoadError, load_svd_backbone, load_toy_physics
+from interdyn.data.video_io import read_video
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_builtin_name_works_in_every_loader(toy):
 def test_demo_writes_hit_miss_and_chain_videos_a_contact_sheet_and_numbers(tmp_path, capsys):
     from PIL import Image
 
-    from interdyn.cli import main
+    from interdyn.apps.cli import main
 
     assert main(["demo", "--out", str(tmp_path), "--steps", "2"]) == 0
     out = capsys.readouterr().out

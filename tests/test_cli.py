@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from interdyn.cli import main
-from interdyn.video_io import read_video, write_video
+from interdyn.apps.cli import main
+from interdyn.data.video_io import read_video, write_video
 
 
 def test_generate_end_to_end_on_tiny_files(tmp_path):

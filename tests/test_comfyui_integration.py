@@ -120,8 +120,8 @@ def _write_inputs(folder: Path):
 def _write_models(root: Path):
     import torch
 
-    from interdyn.segmentation import build_sam2_video_predictor_random
-    from interdyn.testing import write_tiny_models
+    from interdyn.data.segmentation import build_sam2_video_predictor_random
+    from interdyn.support.testing import write_tiny_models
 
     for kind in ("diffusers", "interdyn", "sam2", "checkpoints"):
         (root / kind).mkdir(parents=True, exist_ok=True)
@@ -143,10 +143,10 @@ def _write_models(root: Path):
 
 def _write_native_branch(path: Path):
     """A control branch for the tiny single-file SVD (the native workflow's model), zero convs perturbed."""
-    from interdyn.loading import save_control_branch
+    from interdyn.core.loading import save_control_branch
     from interdyn.models.controlnet import InterDynControlNet
     from interdyn.single_file import load_svd_single_file
-    from interdyn.testing import TINY_CONTROL_CNN, perturb_zero_convs
+    from interdyn.support.testing import TINY_CONTROL_CNN, perturb_zero_convs
 
     if not (SVD_TINY / "tiny_svd.safetensors").is_file():
         return
@@ -387,10 +387,10 @@ def test_the_toy_workflow_gives_the_librarys_frames_for_the_same_seed(server):
     import torch
     from PIL import Image
 
-    from interdyn.builtin import TOY_PHYSICS, TOY_SAMPLING, toy_world
-    from interdyn.loading import load_control_branch, load_svd_backbone
-    from interdyn.probes import model_generator
-    from interdyn.synthetic import scene_for_preset
+    from interdyn.core.builtin import TOY_PHYSICS, TOY_SAMPLING, toy_world
+    from interdyn.core.loading import load_control_branch, load_svd_backbone
+    from interdyn.apps.probes import model_generator
+    from interdyn.data.synthetic import scene_for_preset
 
     name = "InterDyn toy physics - no downloads.json"
     prompt = fast_prompt(server, name)  # as shipped

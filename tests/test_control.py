@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from interdyn.control import (
+from interdyn.core.control import (
     CONTROL_PALETTE,
     fit_to_size,
     masks_to_control,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from interdyn.shapes import parse_shape, rasterize_shape, shape_mask
-from interdyn.trajectory import animate_mask, interpolate_keyframes, mask_pivot, parse_coordinates, resample_track
-from interdyn.validation import InputError
+from interdyn.data.shapes import parse_shape, rasterize_shape, shape_mask
+from interdyn.data.trajectory import animate_mask, interpolate_keyframes, mask_pivot, parse_coordinates, resample_track
+from interdyn.support.validation import InputError
 from test_nodes import import_pack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,7 +162,7 @@ def test_keyframe_scale_and_rotation_still_apply_along_a_track():
     ('{"x": 1, "y": 2}', "non-empty JSON list"),
 ])
 def test_bad_coordinates_get_one_message_naming_the_input_before_any_compute(text, fragment, monkeypatch):
-    import interdyn.trajectory as trajectory
+    import interdyn.data.trajectory as trajectory
 
     monkeypatch.setattr(trajectory, "warp_mask", lambda *a, **k: pytest.fail("computed before checking the input"))
     with pytest.raises(InputError, match=fragment) as err:

@@ -1,6 +1,6 @@
 """Specifications of the evaluation runner (training/evaluate.py) and the baselines (training/baselines.py).
 
-Tiny models (interdyn.testing), three 64x64 clips of the synthetic world in the generic folder layout,
+Tiny models (interdyn.support.testing), three 64x64 clips of the synthetic world in the generic folder layout,
 4 frames, 1 sampling step; LPIPS with a random AlexNet, fake Inception and I3D extractors injected
 through the Python API. Nothing is downloaded.
 """
@@ -16,14 +16,14 @@ import pytest
 import torch
 
 from interdyn import metrics as M
-from interdyn.testing import write_tiny_models
-from interdyn.video_io import read_video, write_video
+from interdyn.support.testing import write_tiny_models
+from interdyn.data.video_io import read_video, write_video
 from training import baselines
 from training import evaluate as E
 from training.evaluation import data as ED
 from training.evaluation import generation as EG
 from training.evaluation import pooling as EP
-from interdyn.synthetic import default_scene, write_scene_folder
+from interdyn.data.synthetic import default_scene, write_scene_folder
 
 ALL_METHODS = ["interdyn", "no_control", "copy_first_frame", "coshand_independent", "coshand_autoregressive"]
 SETTINGS = E.GenerationSettings(num_frames=4, height=64, width=64, num_steps=1, clip_fps=3.0, crop="center", seed=3)

@@ -40,7 +40,7 @@ def precious(tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    from interdyn.testing import write_tiny_models
+    from interdyn.support.testing import write_tiny_models
 
     return write_tiny_models(tmp_path_factory.mktemp("tiny"))
 
@@ -59,8 +59,8 @@ def accelerate_state():
 # ------------------------------------------------------------------------------------------------ finding 1
 def test_finding1_generate_out_existing_folder_keeps_it(tiny_models, tmp_path, precious):
     """`interdyn generate ... --out <existing folder>` (no extension = PNG frames) used to replace the folder."""
-    from interdyn.cli import main
-    from interdyn.video_io import write_video
+    from interdyn.apps.cli import main
+    from interdyn.data.video_io import write_video
 
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "in.png")
     write_video(tmp_path / "hand.mp4", np.zeros((2, 64, 64, 3), np.uint8), fps=7, lossless=True)
@@ -75,7 +75,7 @@ def test_finding1_generate_out_existing_folder_keeps_it(tiny_models, tmp_path, p
 
 
 def test_finding1_write_video_to_existing_folder_keeps_it(precious):
-    from interdyn.video_io import write_video
+    from interdyn.data.video_io import write_video
 
     before = snapshot(precious)
     with pytest.raises(Exception) as err:
@@ -153,7 +153,7 @@ def test_finding2_resume_from_a_crafted_checkpoint_runs_no_code(tmp_path, accele
 def test_finding3_branch_metadata_cannot_make_the_loader_go_online(tiny_models, tmp_path, monkeypatch):
     """A `.safetensors` whose `config` metadata is a JSON string (a hub repo name) used to reach
     `from_config`, which contacted the hub."""
-    from interdyn.loading import load_control_branch
+    from interdyn.core.loading import load_control_branch
 
     attempts = []
 

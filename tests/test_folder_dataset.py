@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from interdyn.video_io import write_video
+from interdyn.data.video_io import write_video
 from training.config import load_config
 from training.data.datasets import build_dataset, collate_samples
 from training.data.folder import FolderClips
-from interdyn.synthetic import random_scene, write_scene_folder
+from interdyn.data.synthetic import random_scene, write_scene_folder
 
 H, W = 64, 96  # source size; the dataset crops 64x64 out of it (scale 1: pixel values stay exact)
 HAND_COLS = (70, 90)

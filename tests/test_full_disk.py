@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from interdyn.cli import main
-from interdyn.video_io import write_video
+from interdyn.apps.cli import main
+from interdyn.data.video_io import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -189,7 +189,7 @@ def test_two_trainings_on_the_same_output_dir_at_once_the_second_is_refused(tmp_
 
 
 def test_two_generates_to_the_same_out_at_once_both_leave_a_whole_video(tiny, tmp_path):
-    from interdyn.video_io import read_video
+    from interdyn.data.video_io import read_video
 
     out = tmp_path / "same.mp4"
     cmd = [sys.executable, "-m", "interdyn"]

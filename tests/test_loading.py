@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from interdyn.loading import (ModelLoadError, check_compatible, load_control_branch, load_svd_backbone,
+from interdyn.core.loading import (ModelLoadError, check_compatible, load_control_branch, load_svd_backbone,
                               save_control_branch)
-from interdyn.testing import (TINY_UNET, build_tiny_backbone, build_tiny_control_branch, save_svd_folder,
+from interdyn.support.testing import (TINY_UNET, build_tiny_backbone, build_tiny_control_branch, save_svd_folder,
                               write_tiny_models)
 
 

@@ -1,12 +1,12 @@
-"""interdyn.native: InterDyn's residuals in the form a host UNet (ComfyUI's) adds them, without ComfyUI."""
+"""interdyn.core.native: InterDyn's residuals in the form a host UNet (ComfyUI's) adds them, without ComfyUI."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from interdyn.native import control_residuals, embed_control_frames, prepare_control_frames, sum_controls, tile_features
-from interdyn.sampling import InterDynDenoiser, VideoConditioning
-from interdyn.testing import build_tiny_backbone, build_tiny_control_branch
+from interdyn.core.native import control_residuals, embed_control_frames, prepare_control_frames, sum_controls, tile_features
+from interdyn.core.sampling import InterDynDenoiser, VideoConditioning
+from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch
 
 F, H, W = 3, 64, 64
 
@@ -17,7 +17,7 @@ def backbone():
 
 
 def _native_x0(backbone, branch, x, sigma, cond, control, strength):
-    """x0 with the residuals of interdyn.native added once each, as a host UNet adds its control dict."""
+    """x0 with the residuals of interdyn.core.native added once each, as a host UNet adds its control dict."""
     h, w = x.shape[-2:]
     x_in = torch.cat([x / (sigma**2 + 1) ** 0.5, cond.image_latents.unsqueeze(1).repeat(1, F, 1, 1, 1)], 2).flatten(0, 1)
     time_embeds = branch.add_time_proj(cond.added_time_ids.flatten()).reshape(1, -1).repeat(F, 1)

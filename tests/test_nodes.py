@@ -72,7 +72,7 @@ def pack():
 
 @pytest.fixture(scope="module")
 def model_root(tmp_path_factory):
-    from interdyn.testing import write_tiny_models
+    from interdyn.support.testing import write_tiny_models
 
     root = tmp_path_factory.mktemp("models")
     for kind in ("diffusers", "checkpoints", "interdyn", "sam2"):
@@ -352,7 +352,7 @@ def test_plain_svd_without_control_branch(pack, model):
 @pytest.fixture(scope="module")
 def sam2_checkpoint(model_root):
     pytest.importorskip("sam2")
-    from interdyn.segmentation import build_sam2_video_predictor_random
+    from interdyn.data.segmentation import build_sam2_video_predictor_random
 
     predictor = build_sam2_video_predictor_random(device="cpu", image_size=256)
     path = model_root / "sam2" / "sam2.1_hiera_tiny.pt"

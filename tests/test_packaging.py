@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from interdyn.cli import LIBRARY_COMMANDS, main
-from interdyn.plugins import GROUP, registered_commands
+from interdyn.apps.cli import LIBRARY_COMMANDS, main
+from interdyn.apps.plugins import GROUP, registered_commands
 from training.commands import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,9 +134,9 @@ def test_the_registry_offers_exactly_the_training_packages_commands():
 def test_without_the_registry_the_training_commands_say_how_to_get_them(monkeypatch, capsys):
     """A checkout used without installing it has no entry points: `interdyn train` explains, in one line, instead of
     an argparse 'invalid choice' or a traceback; the library's own commands still work."""
-    import interdyn.plugins
+    from interdyn.apps import plugins
 
-    monkeypatch.setattr(interdyn.plugins, "distributions", lambda: [])
+    monkeypatch.setattr(plugins, "distributions", lambda: [])
     assert main(["train", "--config", "cpu_tiny"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: `interdyn train`") and "pip install -e ." in err and "python -m training.train" in err \
@@ -150,7 +150,7 @@ def test_a_checkout_run_from_another_folder_uses_its_own_training_folder(tmp_pat
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "interdyn").symlink_to(REPO / "interdyn", target_is_directory=True)
     code = ("import importlib.util, sys\n"
-            "from interdyn.plugins import load_command\n"
+            "from interdyn.apps.plugins import load_command\n"
             "command = load_command('configs')\n"
             "owner = sys.modules[type(command).__module__]\n"
             "spec = importlib.util.find_spec('training')\n"
@@ -174,7 +174,7 @@ def test_a_stale_egg_info_in_the_checkout_does_not_hide_the_registry(tmp_path, m
     stale = tmp_path / "interdyn.egg-info"
     stale.mkdir()
     (stale / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: interdyn\nVersion: 0.0.1\n")
-    (stale / "entry_points.txt").write_text("[console_scripts]\ninterdyn = interdyn.cli:main\n")
+    (stale / "entry_points.txt").write_text("[console_scripts]\ninterdyn = interdyn.apps.cli:main\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     from importlib.metadata import distribution
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from interdyn.control import CONTROL_PALETTE
-from interdyn.video_io import read_video, write_video
+from interdyn.core.control import CONTROL_PALETTE
+from interdyn.data.video_io import read_video, write_video
 from training.data import clevrer, dexycb, ssv2
 from training.data.folder import FolderClips
 from training.data.prepare import build_parser, main
@@ -68,7 +68,7 @@ def _se_frames(vid, n, *, skip_hand=(), skip_obj=()):
 @pytest.mark.filterwarnings("ignore:crop='mask'")  # random-weight SAM2 masks can exceed the crop
 def test_ssv2_prepare_end_to_end(tmp_path):
     pytest.importorskip("sam2", reason="SAM2 is not installed")
-    from interdyn.segmentation import build_sam2_video_predictor_random
+    from interdyn.data.segmentation import build_sam2_video_predictor_random
 
     vids = tmp_path / "videos"
     write_video(vids / "1.webm", _frames(16, 96, 128), 12)          # kept
@@ -252,7 +252,7 @@ def test_dexycb_prepare_end_to_end(tmp_path):
 def test_prepare_synthetic_writes_clips_the_folder_dataset_and_evaluation_read(tmp_path):
     """`interdyn prepare synthetic` is how to try evaluation without downloading a dataset: its clips must load
     in FolderClips with the scene's frames, and a rerun keeps what is there."""
-    from interdyn.synthetic import scene_for_preset
+    from interdyn.data.synthetic import scene_for_preset
 
     out = tmp_path / "synth"
     assert main(["synthetic", "--out", str(out), "--num-clips", "2", "--seed", "1000000"]) == 0

@@ -1,4 +1,4 @@
-"""interdyn.probes: the physics probes, checked on oracle videos (the simulation itself, a frozen copy,
+"""interdyn.apps.probes: the physics probes, checked on oracle videos (the simulation itself, a frozen copy,
 a mirrored motion) and, end to end, with the built-in model on a couple of held-out scenes."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from interdyn import probes
-from interdyn.synthetic import counterfactual_pair, dataset_scene_seed, default_scene, random_scene
+from interdyn.apps import probes
+from interdyn.data.synthetic import counterfactual_pair, dataset_scene_seed, default_scene, random_scene
 
 
 def test_colour_tracker_recovers_simulated_centres():
@@ -144,7 +144,7 @@ def test_object_inventory_passes_the_simulation_and_catches_lost_and_invented_ob
 
 
 def test_chain_probe_scores_the_simulation_one_and_a_frozen_video_lower():
-    from interdyn.synthetic import force_propagation_scene
+    from interdyn.data.synthetic import force_propagation_scene
 
     scene = force_propagation_scene(probes.PROBE_SEED, size=(64, 64), num_frames=8)
     frozen = scene.frames[:1].expand_as(scene.frames).clone()
@@ -162,7 +162,7 @@ def test_first_frame_psnr_is_infinite_like_for_a_copy_and_low_for_a_tinted_frame
 
 
 def test_training_mix_holds_random_scenes_chains_and_hit_miss_pairs():
-    from interdyn.synthetic import TRAINING_MIX, counterfactual_pair as pair, mixed_scene
+    from interdyn.data.synthetic import TRAINING_MIX, counterfactual_pair as pair, mixed_scene
 
     presets = [mixed_scene(7, i, size=(64, 64), num_frames=8).meta["preset"] for i in range(10)]
     assert presets.count("random") == 6 and presets.count("force_propagation") == 2, presets

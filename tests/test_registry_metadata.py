@@ -134,7 +134,7 @@ def _node_archive() -> set[str]:
 def test_the_node_archive_holds_what_comfyui_needs_and_nothing_else():
     files = _node_archive()
     for needed in ["__init__.py", "README.md", "LICENSE", "requirements.txt", "pyproject.toml",
-                   "interdyn/sampling.py", "interdyn/assets/toy_physics/interdyn_toy_physics.safetensors",
+                   "interdyn/core/sampling.py", "interdyn/assets/toy_physics/interdyn_toy_physics.safetensors",
                    "interdyn/assets/toy_physics/svd/unet/diffusion_pytorch_model.safetensors"]:
         assert needed in files, f"the node archive must hold {needed}"
     assert any(f.startswith("nodes/") for f in files), "the node archive must hold the nodes"

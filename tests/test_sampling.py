@@ -5,9 +5,9 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler
 
-from interdyn.sampling import generate_video, karras_sigmas, sample_latents
+from interdyn.core.sampling import generate_video, karras_sigmas, sample_latents
 from interdyn.models.backbone import SVD_SCHEDULER_CONFIG
-from interdyn.testing import build_tiny_backbone, build_tiny_control_branch
+from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch
 
 H, W, F = 64, 64, 3
 
@@ -154,7 +154,7 @@ def test_half_precision_runs_and_stays_close(models, inputs, dtype):
 
 def test_decoding_a_batch_keeps_videos_apart(models):
     """Two videos decoded together must equal each decoded alone (the temporal decoder must not mix them)."""
-    from interdyn.sampling import decode_latents
+    from interdyn.core.sampling import decode_latents
 
     latents = torch.randn(2, F, 4, H // 8, W // 8, generator=torch.Generator().manual_seed(0))
     both = decode_latents(models[0], latents)
@@ -167,7 +167,7 @@ def test_one_generator_per_video_gives_each_video_its_own_seeds_noise():
     convention), so batching videos does not change their noise."""
     import torch
 
-    from interdyn.sampling import randn
+    from interdyn.core.sampling import randn
 
     seeds = [5, 9, 5]
     batched = randn((3, 2, 4, 8, 8), [torch.Generator().manual_seed(s) for s in seeds], "cpu")
@@ -187,9 +187,9 @@ def test_a_batch_of_videos_is_the_videos_one_by_one_up_to_rounding():
 
     import torch
 
-    from interdyn.loading import load_control_branch, load_svd_backbone
-    from interdyn.sampling import sample_latents
-    from interdyn.testing import write_tiny_models
+    from interdyn.core.loading import load_control_branch, load_svd_backbone
+    from interdyn.core.sampling import sample_latents
+    from interdyn.support.testing import write_tiny_models
 
     paths = write_tiny_models(tempfile.mkdtemp())
     backbone = load_svd_backbone(paths["svd"])
@@ -209,7 +209,7 @@ def test_a_batch_of_videos_is_the_videos_one_by_one_up_to_rounding():
 def test_batched_conditioning_equals_one_call_per_row(models):
     """Training conditions a whole batch in one VAE call (per-row noise strength, fps, bucket, generator);
     row i must be what a batch of one with generator i gives, or training and sampling would disagree."""
-    from interdyn.sampling import encode_conditioning
+    from interdyn.core.sampling import encode_conditioning
 
     backbone = models[0]
     images = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
@@ -237,7 +237,7 @@ def test_clip_resize_equals_diffusers_svd_pipeline(shape):
     the last bit, downscaling and upscaling, or CLIP embeddings drift from the reference pipelines."""
     from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
 
-    from interdyn.sampling import resize_antialiased
+    from interdyn.core.sampling import resize_antialiased
 
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert torch.equal(resize_antialiased(x, (224, 224)), _resize_with_antialiasing(x, (224, 224)))

@@ -1,4 +1,4 @@
-"""Work spread over torchrun processes (interdyn/distributed.py; evaluation, data preparation, generate --manifest).
+"""Work spread over torchrun processes (interdyn/support/distributed.py; evaluation, data preparation, generate --manifest).
 
 The multi-process tests launch ``python -m torch.distributed.run --nproc_per_node 2 --standalone`` (gloo on
 the CPU) on tests/scale_worker.py, and compare with the same calls in one process.
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from interdyn import distributed as D
-from interdyn.safe_output import OutputError
+from interdyn.support import distributed as D
+from interdyn.support.safe_output import OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,7 @@ def test_a_lock_left_by_a_dead_process_on_this_host_is_taken_over_one_from_anoth
 
 
 def test_the_lock_runs_the_claim_first_so_a_foreign_folder_is_refused_without_a_lock_file(tmp_path):
-    from interdyn.safe_output import claim_output_folder
+    from interdyn.support.safe_output import claim_output_folder
 
     foreign = tmp_path / "photos"
     foreign.mkdir()
@@ -117,8 +117,8 @@ LABELS = ["pushing something", "hitting something", "pushing something", "rollin
 
 @pytest.fixture(scope="module")
 def eval_world(tmp_path_factory):
-    from interdyn.testing import write_tiny_models
-    from interdyn.synthetic import default_scene, write_scene_folder
+    from interdyn.support.testing import write_tiny_models
+    from interdyn.data.synthetic import default_scene, write_scene_folder
 
     root = tmp_path_factory.mktemp("scale")
     models = write_tiny_models(root / "models", seed=0)
@@ -196,7 +196,7 @@ def E_value(entry):
 
 # ---------------------------------------------------------------------------- data preparation
 def _same_folder_tree(a: Path, b: Path) -> None:
-    from interdyn.video_io import read_video
+    from interdyn.data.video_io import read_video
 
     files_a = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file())
@@ -221,8 +221,8 @@ def _manifest_world(root: Path) -> dict:
     """Tiny models, a first frame, a control video, a corrupt 'video' and a manifest writer."""
     from PIL import Image
 
-    from interdyn.testing import write_tiny_models
-    from interdyn.video_io import write_video
+    from interdyn.support.testing import write_tiny_models
+    from interdyn.data.video_io import write_video
 
     root.mkdir(parents=True, exist_ok=True)
     models = write_tiny_models(root / "models", seed=0)
@@ -254,7 +254,7 @@ def two_processes(tmp_path_factory):
     from test_prepare_datasets import _clevrer_scene, _dex_camera
     from training.data.prepare import main as prepare
 
-    from interdyn.cli import main as interdyn_main
+    from interdyn.apps.cli import main as interdyn_main
 
     src = tmp_path_factory.mktemp("two")
     for idx, (enter, collision) in enumerate([(5, 10), (0, 10), (5, 0), (4, 9), (6, 11)], start=1):
@@ -269,7 +269,7 @@ def two_processes(tmp_path_factory):
                                                        for r in MANIFEST_ROWS])
     (gen["root"] / "two").mkdir()
     # an earlier run's output (a 64x64 video, the row's size): must be skipped, not replaced
-    from interdyn.video_io import write_video
+    from interdyn.data.video_io import write_video
 
     write_video(gen["root"] / "two" / "clip1.mp4", np.full((2, 64, 64, 3), 9, np.uint8), fps=7)
     (gen["root"] / "clip1_earlier.bytes").write_bytes((gen["root"] / "two" / "clip1.mp4").read_bytes())
@@ -296,7 +296,7 @@ def test_prepare_on_two_processes_writes_the_same_clips_and_summary_as_one(two_p
 
 @pytest.mark.slow
 def test_generate_manifest_on_two_processes_writes_what_one_process_writes_and_skips_existing(two_processes):
-    from interdyn.video_io import read_video
+    from interdyn.data.video_io import read_video
 
     gen = two_processes["gen"]
     report = json.loads((gen / "two.json").read_text())
@@ -324,7 +324,7 @@ def manifest_world(tmp_path_factory):
 
 
 def test_a_bad_manifest_row_is_an_error_naming_row_and_column_before_any_model_loads(manifest_world, capsys):
-    from interdyn.cli import main
+    from interdyn.apps.cli import main
 
     root = manifest_world["root"]
     base = ["generate", "--svd", str(root / "no-such-model"), "--frames", "4", "--height", "64", "--width", "64"]
@@ -347,7 +347,7 @@ def test_a_bad_manifest_row_is_an_error_naming_row_and_column_before_any_model_l
 
 
 def test_a_failing_row_is_reported_and_the_other_rows_are_written(manifest_world, capsys):
-    from interdyn.cli import main
+    from interdyn.apps.cli import main
 
     root = manifest_world["root"]
     rows = [dict(image="image.png", control="control.mp4", out="run/a.mp4", seed=1),
@@ -368,8 +368,8 @@ def test_a_failing_row_is_reported_and_the_other_rows_are_written(manifest_world
 
 
 def test_a_jsonl_manifest_reads_like_a_csv_one(manifest_world):
-    from interdyn.batch import manifest_rows
-    from interdyn.cli import build_parser
+    from interdyn.apps.batch import manifest_rows
+    from interdyn.apps.cli import build_parser
 
     root = manifest_world["root"]
     (root / "rows.jsonl").write_text('{"image": "image.png", "out": "j/a.mp4", "seed": 5, "steps": 2}\n\n'
@@ -386,8 +386,8 @@ def test_batched_rows_match_one_by_one_and_a_bad_row_in_a_batch_is_found(manifes
     """``--batch-size``: consecutive rows share a sampler call, each with its own seed's noise, so the frames are
     those of one-by-one runs up to float32 rounding of a batched matrix product; a batch with a bad row falls
     back to one row at a time, so only that row fails."""
-    from interdyn.cli import main
-    from interdyn.video_io import read_video
+    from interdyn.apps.cli import main
+    from interdyn.data.video_io import read_video
 
     root = manifest_world["root"]
     rows = [dict(image="image.png", control="control.mp4", out=f"{{run}}/{k}", seed=k) for k in (1, 2, 3)]

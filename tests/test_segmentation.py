@@ -8,7 +8,7 @@ import torch
 
 pytest.importorskip("sam2", reason="SAM2 is not installed (SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2)")
 
-from interdyn.segmentation import (  # noqa: E402
+from interdyn.data.segmentation import (  # noqa: E402
     ObjectPrompt,
     build_sam2_video_predictor_random,
     load_sam2_video_predictor,

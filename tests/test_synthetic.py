@@ -1,4 +1,4 @@
-"""interdyn.synthetic: the 2D collision world, checked against physics invariants."""
+"""interdyn.data.synthetic: the 2D collision world, checked against physics invariants."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from interdyn.video_io import read_video
-from interdyn.synthetic import (
+from interdyn.data.video_io import read_video
+from interdyn.data.synthetic import (
     SceneObject,
     counterfactual_pair,
     default_scene,
@@ -329,17 +329,17 @@ def test_free_object_outside_the_walls_is_refused():
 
 
 def test_control_matches_the_inference_control_encoding():
-    from interdyn.control import masks_to_control
+    from interdyn.core.control import masks_to_control
 
     scene = random_scene(2, num_driven=(2, 3))
     assert torch.equal(scene.control, masks_to_control(scene.masks[scene.driven])), \
-        "training control frames must be the ones interdyn.control builds from the same masks at inference"
+        "training control frames must be the ones interdyn.core.control builds from the same masks at inference"
 
 
 def test_toy_world_scenes_have_one_plain_background_discs_and_four_colours():
-    """The built-in model's world (interdyn.synthetic.TOY_WORLD): what it may vary is fixed, every preset
+    """The built-in model's world (interdyn.data.synthetic.TOY_WORLD): what it may vary is fixed, every preset
     still makes its situation (pushes, chains, hit/miss pairs)."""
-    from interdyn.synthetic import BACKGROUND_COLOURS, OBJECT_COLOURS, TOY_WORLD, mixed_scene
+    from interdyn.data.synthetic import BACKGROUND_COLOURS, OBJECT_COLOURS, TOY_WORLD, mixed_scene
 
     colours = set()
     for i in range(20):
@@ -353,7 +353,7 @@ def test_toy_world_scenes_have_one_plain_background_discs_and_four_colours():
 
 
 def test_the_full_world_is_the_default_and_unknown_worlds_are_refused():
-    from interdyn.synthetic import get_world, random_scene
+    from interdyn.data.synthetic import get_world, random_scene
 
     a = random_scene(5, size=(64, 64), num_frames=4)
     b = random_scene(5, size=(64, 64), num_frames=4, world="full")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from interdyn.loading import load_svd_backbone
-from interdyn.sampling import generate_video
+from interdyn.core.loading import load_svd_backbone
+from interdyn.core.sampling import generate_video
 from training.toy.backbone import TOY_FRAMES, TOY_SIZE, load_data, make_data, train_unet, train_vae
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ def test_backbone_recipe_stages_produce_a_loadable_svd_folder(tmp_path):
 def test_control_stage_and_packaging_run_on_the_toy_backbone(tmp_path):
     """Stages 3-4 on a 2-step backbone: training.train with the shipped toy config (2 steps), export,
     then packaging into a folder that the built-in loaders' code path reads back."""
-    from interdyn.loading import load_control_branch
+    from interdyn.core.loading import load_control_branch
     from training.config import load_config
     from training.export import export
     from training.toy.package import package
@@ -74,7 +74,7 @@ def test_control_stage_and_packaging_run_on_the_toy_backbone(tmp_path):
 
 
 def test_control_cnn_must_downsample_like_the_vae():
-    from interdyn.testing import build_tiny_backbone
+    from interdyn.support.testing import build_tiny_backbone
     from training.config import TrainConfig
     from training.train import build_control_branch
 

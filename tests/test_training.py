@@ -1,6 +1,6 @@
 """training.train / losses / export: the method, checkpoint-exact resume, two processes, export.
 
-Tiny random models (interdyn.testing) on synthetic clips of 4 frames at 64x64, batch 1-2.
+Tiny random models (interdyn.support.testing) on synthetic clips of 4 frames at 64x64, batch 1-2.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from interdyn.loading import load_control_branch
-from interdyn.sampling import generate_video
-from interdyn.testing import build_tiny_backbone
-from interdyn.video_io import read_video
+from interdyn.core.loading import load_control_branch
+from interdyn.core.sampling import generate_video
+from interdyn.support.testing import build_tiny_backbone
+from interdyn.data.video_io import read_video
 from training.config import TrainConfig, build_parser, load_config, parse_args
 from training.data.datasets import EpochShuffleSampler, SyntheticClips, collate_samples
 from training.export import export

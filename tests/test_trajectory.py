@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from interdyn.trajectory import (
+from interdyn.data.trajectory import (
     Keyframe,
     animate_mask,
     ease,

@@ -1,12 +1,12 @@
-"""interdyn.video_io: write -> read round trips, frame rates, layouts, atomic writes, errors."""
+"""interdyn.data.video_io: write -> read round trips, frame rates, layouts, atomic writes, errors."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from interdyn import video_io
-from interdyn.video_io import VideoReadError, read_video, read_video_frames, write_video
+from interdyn.data import video_io
+from interdyn.data.video_io import VideoReadError, read_video, read_video_frames, write_video
 
 
 def smooth_clip(frames: int = 8, height: int = 32, width: int = 48) -> np.ndarray:

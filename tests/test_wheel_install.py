@@ -58,7 +58,7 @@ def test_the_wheel_installs_beside_sam2_and_runs_from_another_folder(tmp_path):
     for needed in ["interdyn_training/configs/cpu_tiny.yaml", "interdyn_training/configs/toy_physics.yaml",
                    "interdyn_training/configs/two_gpus.yaml", "interdyn_training/configs/accelerate/ddp_2gpus.yaml",
                    "interdyn_training/train.py", "interdyn_training/data/prepare.py", "interdyn_training/toy/backbone.py",
-                   "interdyn/assets/toy_physics/interdyn_toy_physics.safetensors", "interdyn/cli.py"]:
+                   "interdyn/assets/toy_physics/interdyn_toy_physics.safetensors", "interdyn/apps/cli.py"]:
         assert needed in names, f"the wheel must hold {needed}"
 
     # 2. a fresh venv outside the repository that sees this Python's packages (torch, sam2), and the wheel in it
@@ -83,7 +83,7 @@ def test_the_wheel_installs_beside_sam2_and_runs_from_another_folder(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     probe = ("import interdyn, interdyn_training, training, training.utils.distributed, training.utils.checkpoint_utils\n"
-             "from interdyn.plugins import load_command\n"
+             "from interdyn.apps.plugins import load_command\n"
              "print(interdyn.__file__, interdyn_training.__file__, type(load_command('train')).__module__.split('.')[0],\n"
              "      training.__file__,\n"
              "      training.utils.distributed.__file__, training.utils.checkpoint_utils.__file__, sep='\\n')\n")

@@ -20,8 +20,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from interdyn.models.controlnet import InterDynControlNet
-from interdyn.safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
-from interdyn.safe_output import check_output_folder, write_text_atomic
+from interdyn.support.safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
+from interdyn.support.safe_output import check_output_folder, write_text_atomic
 
 CHECKPOINT_PREFIX = "checkpoint-"
 BRANCH_FILE = "control_branch.safetensors"
@@ -117,7 +117,7 @@ def load_checkpoint(accelerator, path: Path, state: TrainingState, ema, param_na
     """Restore a checkpoint without running code from it.
 
     Weights: ``model.safetensors``; optimizer, scheduler and RNG states: accelerate's files read with
-    ``weights_only=True`` only (:func:`interdyn.safe_load.weights_only_torch_load`); loop counters: ``trainer_state.json``; EMA:
+    ``weights_only=True`` only (:func:`interdyn.support.safe_load.weights_only_torch_load`); loop counters: ``trainer_state.json``; EMA:
     ``control_branch_ema.safetensors`` + ``ema_state.json``. Pickled custom objects of older checkpoints
     (``custom_checkpoint_*.pkl``) are never opened. Anything else raises :class:`CheckpointError`.
     """

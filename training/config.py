@@ -44,7 +44,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ model
     pretrained_model: str = _f("", "SVD backbone: a diffusers folder (stabilityai/stable-video-diffusion-img2vid "
                                    "layout) or a single-file checkpoint; 'tiny' builds tiny random models "
-                                   "(interdyn.testing) for tests and CPU demos", "model")
+                                   "(interdyn.support.testing) for tests and CPU demos", "model")
     tiny_seed: int = _f(0, "seed of the tiny random backbone when pretrained_model is 'tiny'", "model")
     control_cnn_channels: list[int] | None = _f(
         None, "widths of the control CNN stages; None = the paper's 16,32,96,256 (8,16,16,32 for the tiny model)",
@@ -73,10 +73,10 @@ class TrainConfig:
                                    "data")
     synthetic_cache: int = _f(64, "synthetic clips kept in memory per worker (about 0.1 MB per 64x64 frame pair); "
                                   "set it to synthetic_num_scenes to render each scene once", "data")
-    synthetic_preset: str = _f("random", "synthetic scene generator ('mix' = interdyn.synthetic.TRAINING_MIX: "
+    synthetic_preset: str = _f("random", "synthetic scene generator ('mix' = interdyn.data.synthetic.TRAINING_MIX: "
                                          "random scenes, chains and hit/miss pairs)", "data",
                                choices=("random", "default", "force_propagation", "mix"))
-    synthetic_world: str = _f("full", "synthetic world (interdyn.synthetic.WORLDS): 'full' (every background, colour "
+    synthetic_world: str = _f("full", "synthetic world (interdyn.data.synthetic.WORLDS): 'full' (every background, colour "
                                       "and shape) or 'toy' (the built-in toy model's: one plain background, four "
                                       "colours, discs)", "data", choices=("full", "toy"))
     num_workers: int = _f(2, "DataLoader worker processes (0 = load in the training process)", "data")
@@ -171,7 +171,7 @@ class TrainConfig:
             raise ValueError(f"need adam_epsilon > 0 and weight_decay >= 0, got {self.adam_epsilon}, {self.weight_decay}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 (or None for no clipping), got {self.max_grad_norm}")
-        from interdyn.validation import check_frame_size  # torch-free until a config is checked
+        from interdyn.support.validation import check_frame_size  # torch-free until a config is checked
 
         check_frame_size(self.height, self.width)
         if not 0 <= self.image_dropout <= 1:
@@ -206,7 +206,7 @@ class TrainConfig:
                              f"{self.validation_min_guidance}, {self.validation_max_guidance}")
         if self.num_workers > 256:
             raise ValueError(f"num_workers must be at most 256 DataLoader processes, got {self.num_workers}")
-        from interdyn.validation import check_video_size
+        from interdyn.support.validation import check_video_size
 
         check_video_size(self.batch_size * self.num_frames, self.height, self.width, what="one training batch",
                          label=f"batch_size {self.batch_size} x num_frames {self.num_frames} x height {self.height} "

@@ -20,7 +20,7 @@ Several processes: launch the same command with ``torchrun --nproc_per_node N`` 
 same per-clip files, then rank 0 pools the whole set and writes the tables once; the results do not depend on N
 (the sampling seed is the same for every clip, the motion-fidelity seed comes from the clip's place in the
 sorted list). A killed run loses at most the clips in flight; rerun with any N to finish. A second run on the
-same ``OUT`` at the same time is refused (:class:`interdyn.distributed.OutputLock`).
+same ``OUT`` at the same time is refused (:class:`interdyn.support.distributed.OutputLock`).
 
 Metric protocol (see :mod:`interdyn.metrics`): frame metrics and FID/KID on frames 1..F-1, FVD/KVD
 on whole clips (StyleGAN-V), all pooled over the whole set exactly as
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from interdyn import distributed
+from interdyn.support import distributed
 
 from .evaluation.cache import ClipCache, clip_scores, load_clip_record
 from .evaluation.data import find_generated_video, open_dataset

@@ -5,7 +5,7 @@
     python -m training.export --checkpoint runs/x --out interdyn_mine --format official
 
 ``--format single`` (default) writes one ``.safetensors`` file in our format
-(:func:`interdyn.loading.save_control_branch`: config and provenance in the metadata). The
+(:func:`interdyn.core.loading.save_control_branch`: config and provenance in the metadata). The
 ComfyUI nodes and ``interdyn generate`` load it from ``models/interdyn``.
 
 ``--format official`` writes a folder in the official release's layout: ``config.json``
@@ -13,10 +13,10 @@ ComfyUI nodes and ``interdyn generate`` load it from ``models/interdyn``.
 ``up_block_types`` and ``out_channels``) and ``diffusion_pytorch_model.safetensors``. Our
 training uses the ``standard`` residual mode while the official code always adds residuals its
 own way (``official`` mode): the config records ``residual_mode`` and
-:func:`interdyn.loading.load_control_branch` honours it, but the official InterDyn code ignores
+:func:`interdyn.core.loading.load_control_branch` honours it, but the official InterDyn code ignores
 the key and will give wrong results with these weights.
 
-Both outputs load with :func:`interdyn.loading.load_control_branch`.
+Both outputs load with :func:`interdyn.core.loading.load_control_branch`.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from interdyn.loading import PRECISIONS, ModelLoadError, load_control_branch, save_control_branch
-from interdyn.safe_output import OutputError, atomic_folder, check_not_inside, check_output_folder, is_ours
+from interdyn.core.loading import PRECISIONS, ModelLoadError, load_control_branch, save_control_branch
+from interdyn.support.safe_output import OutputError, atomic_folder, check_not_inside, check_output_folder, is_ours
 from interdyn.models.controlnet import OFFICIAL_CLASS_NAME
 
 from .checkpoints import BRANCH_FILE, EMA_FILE, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
@@ -90,7 +90,7 @@ def write_official_folder(model, folder: Path, unet_config: dict, dtype=None, pr
     config = official_config(model, unet_config)
     if model.residual_mode != "official":
         warnings.warn(f"the weights use residual_mode {model.residual_mode!r}; config.json records it and "
-                      "interdyn.loading honours it, but the official InterDyn code ignores it (it always adds "
+                      "interdyn.core.loading honours it, but the official InterDyn code ignores it (it always adds "
                       "residuals the 'official' way) and gives wrong videos with these weights", stacklevel=2)
     state = {k: (v.to(dtype) if dtype is not None else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.export")
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line, the earlier export is intact
-        from interdyn.safe_output import storage_message_or_raise
+        from interdyn.support.safe_output import storage_message_or_raise
 
         print(f"error: {storage_message_or_raise(err)}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ One training step, per clip (InterDyn sec. 4.1, SVD's EDM preconditioning with s
   frame plus pixel noise ``noise_aug_strength * randn`` (per-clip strength) gives the image
   latent (``.mode()``, *unscaled*) concatenated to every frame; added time ids
   ``[fps - 1, motion_bucket_id, noise_aug_strength]``. All of it is
-  :func:`interdyn.sampling.encode_conditioning`, the function inference uses;
+  :func:`interdyn.core.sampling.encode_conditioning`, the function inference uses;
 * with probability ``image_dropout`` the image is dropped: zero CLIP embedding and zero image
   latent together, the control kept (the unconditional half of CFG at inference);
 * UNet input ``cat([c_in * x, image_latent])``, timestep ``c_noise = 0.25 ln sigma``, the
@@ -29,9 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from interdyn.control import normalize_control
+from interdyn.core.control import normalize_control
 from interdyn.models.backbone import SVDBackbone
-from interdyn.sampling import edm_noise_level, edm_scale_input, encode_conditioning
+from interdyn.core.sampling import edm_noise_level, edm_scale_input, encode_conditioning
 
 
 # ---------------------------------------------------------------------------- randomness

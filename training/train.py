@@ -19,7 +19,7 @@ accelerate, which would pickle them), and accelerate's optimizer, scheduler and 
 with ``torch.load(weights_only=True)`` only (:func:`load_checkpoint`). A run starts by removing
 ``.tmp-checkpoint-*`` folders left by a run killed while saving; a resumed run cuts ``loss.csv``
 back to the resumed step. ``output_dir`` must be new, empty or a run of ours (``--resume`` to
-continue one), and one run at a time writes it (``.interdyn-lock``, :class:`interdyn.distributed.OutputLock`:
+continue one), and one run at a time writes it (``.interdyn-lock``, :class:`interdyn.support.distributed.OutputLock`:
 a second run on the same folder is refused). A full or read-only disk while saving removes the
 half-written temporary folder and ends in one line; the last checkpoint is intact. ``--resume latest`` continues exactly: weights, optimizer,
 LR schedule, EMA, RNG states, the accumulation counter and the data order (epoch and position
@@ -46,10 +46,10 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
+from interdyn.core.loading import load_control_branch, load_svd_backbone, save_control_branch
 from interdyn.models.backbone import SVDBackbone
 from interdyn.models.controlnet import InterDynControlNet
-from interdyn.safe_output import OutputError, mark_folder, storage_message_or_raise
+from interdyn.support.safe_output import OutputError, mark_folder, storage_message_or_raise
 
 from .checkpoints import (BRANCH_FILE, CHECKPOINT_PREFIX, EMA_FILE, EMA_STATE_FILE, STATE_FILE,
                           UNET_CONFIG_FILE, CheckpointError, TrainingState, _params_fingerprint, _state_dict_model,
@@ -72,9 +72,9 @@ def weight_dtype_of(mixed_precision: str) -> torch.dtype:
 
 
 def build_backbone(config: TrainConfig) -> SVDBackbone:
-    """The frozen SVD backbone in float32 on the CPU (``tiny`` = :func:`interdyn.testing.build_tiny_backbone`)."""
+    """The frozen SVD backbone in float32 on the CPU (``tiny`` = :func:`interdyn.support.testing.build_tiny_backbone`)."""
     if config.pretrained_model == "tiny":
-        from interdyn.testing import build_tiny_backbone
+        from interdyn.support.testing import build_tiny_backbone
 
         backbone = build_tiny_backbone(config.tiny_seed)
     else:
@@ -94,7 +94,7 @@ def build_control_branch(config: TrainConfig, backbone: SVDBackbone) -> InterDyn
     else:
         channels = config.control_cnn_channels
         if channels is None:
-            from interdyn.testing import TINY_CONTROL_CNN
+            from interdyn.support.testing import TINY_CONTROL_CNN
 
             channels = TINY_CONTROL_CNN if config.pretrained_model == "tiny" else PAPER_CONTROL_CNN
         factor = 2 ** (len(channels) - 1)  # each stage after the first halves the resolution
@@ -250,7 +250,7 @@ class Trainer:
         self.accelerator.print(f"[interdyn-train] {message}")
 
     def _provenance(self, ema: bool) -> dict:
-        from interdyn.loading import backbone_fingerprint
+        from interdyn.core.loading import backbone_fingerprint
 
         return {"kind": "InterDyn control branch, training checkpoint", "base_model": self.config.pretrained_model,
                 "backbone_fingerprint": backbone_fingerprint(self.backbone.unet),
@@ -334,8 +334,8 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> list[Path]:
         """Generate videos for the first clips; write ``input | control | generated | ground truth`` mp4s."""
-        from interdyn.sampling import DEFAULTS, generate_video
-        from interdyn.video_io import write_video
+        from interdyn.core.sampling import DEFAULTS, generate_video
+        from interdyn.data.video_io import write_video
 
         if self.sharded:
             self.log("validation skipped: sampling needs whole weights (FSDP / DeepSpeed ZeRO-3 run)")
@@ -426,7 +426,7 @@ class Trainer:
     def run(self) -> dict:
         """Train to ``max_steps`` holding ``output_dir``'s lock: a second run on the same folder is refused
         (it would delete this run's checkpoint in progress and interleave the logs)."""
-        from interdyn import distributed
+        from interdyn.support import distributed
 
         with distributed.OutputLock(self.output_dir, what="output_dir", claim=mark_folder):
             return self._run()

@@ -1,7 +1,7 @@
 // InterDyn Drive Editor: draw the driver and its path on the picture, in ComfyUI's page.
 //
 // A canvas on the "InterDyn Drive Editor" node. Everything it edits lives in the node's own text
-// widgets, `shape` and `keyframes` (the formats of interdyn/shapes.py and interdyn/trajectory.py),
+// widgets, `shape` and `keyframes` (the formats of interdyn/data/shapes.py and interdyn/data/trajectory.py),
 // so a saved workflow and the API format stay plain JSON and run headless; an edit typed in a text
 // widget shows up in the canvas, and the other way round. Plain ES module, no build step, nothing
 // fetched but ComfyUI's own /view (the Load Image file, or the node's preview after a run).

@@ -1,6 +1,6 @@
 // The Drive Editor's model: the node's maths mirrored in the page (no DOM, no ComfyUI here, so that
-// tests/test_drive_editor.py can run it under node and compare it with interdyn/shapes.py and
-// interdyn/trajectory.py on the same inputs).
+// tests/test_drive_editor.py can run it under node and compare it with interdyn/data/shapes.py and
+// interdyn/data/trajectory.py on the same inputs).
 //
 // A pixel belongs to a shape when its centre (j + 0.5, i + 0.5) does; the driver pivots on its
 // bounding box's centre; keyframes move that centre by (x, y) pixels, scale it geometrically and
@@ -108,7 +108,7 @@ export function normaliseKeys(data) {
   return keys;
 }
 
-// per-frame [x, y, scale, rotation], as interdyn.trajectory.interpolate_keyframes
+// per-frame [x, y, scale, rotation], as interdyn.data.trajectory.interpolate_keyframes
 export function interpolate(keys, frames) {
   const v = keys.map((k) => [k.x, k.y, Math.log(k.scale), k.rotation]);
   const out = [];

@@ -147,7 +147,7 @@ def load_inception(weights: str | os.PathLike | None = None, device: str | torch
     """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from ..safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
+    from ..support.safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
 
     path = find_weights(INCEPTION_WEIGHTS, weights, what="FID Inception-v3")
     try:

@@ -95,7 +95,7 @@ def load_lpips(alexnet_weights: str | os.PathLike | None = None, device: str | t
     import lpips as lpips_package
 
     path = find_weights(ALEXNET_WEIGHTS, alexnet_weights, what="LPIPS AlexNet backbone")
-    from ..safe_load import read_tensor_file
+    from ..support.safe_load import read_tensor_file
 
     state = read_tensor_file(path, "the LPIPS AlexNet backbone")
     if isinstance(state, dict) and "state_dict" in state:

@@ -112,7 +112,7 @@ class CoTrackerTracker(Tracker):
                     "CoTrackerTracker needs the CoTracker code importable as `cotracker` (it is not on PyPI: "
                     "pip install a local clone of facebookresearch/co-tracker), or an injected predictor="
                 ) from exc
-            from ..safe_load import weights_only_torch_load
+            from ..support.safe_load import weights_only_torch_load
 
             with weights_only_torch_load():  # CoTracker's own torch.load: tensors only, whatever it asks for
                 predictor = CoTrackerPredictor(checkpoint=str(path), **predictor_kwargs)

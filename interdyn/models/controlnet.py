@@ -77,7 +77,7 @@ class InterDynControlNet(ModelMixin, ConfigMixin):
     """InterDyn's control branch for SVD's ``UNetSpatioTemporalConditionModel``.
 
     Build one for a backbone with :meth:`from_unet`; load trained weights with
-    :func:`interdyn.loading.load_control_branch` (official folder or our single file).
+    :func:`interdyn.core.loading.load_control_branch` (official folder or our single file).
     """
 
     _supports_gradient_checkpointing = True

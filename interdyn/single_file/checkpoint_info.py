@@ -109,7 +109,7 @@ def inspect_checkpoint(path: str | Path) -> CheckpointInfo:
     if path.is_dir():
         return CheckpointInfo(path, "folder", "a folder, not a single file", problems=(
             "is a folder; pass the .safetensors file (a diffusers-format SVD folder is loaded by "
-            "interdyn.loading.load_svd_backbone)",))
+            "interdyn.core.loading.load_svd_backbone)",))
     magic = _read_magic(path)
     if _looks_pickled(path, magic):
         return CheckpointInfo(path, "pickle", "a pickled PyTorch checkpoint", problems=(

@@ -1,2 +1,2 @@
 """Datasets and data preparation for training the InterDyn control branch (the synthetic collision world
-itself is the library's: :mod:`interdyn.synthetic`)."""
+itself is the library's: :mod:`interdyn.data.synthetic`)."""

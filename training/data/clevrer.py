@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interdyn.control import CONTROL_PALETTE, fit_control, resample_frame_indices
-from interdyn.video_io import VideoReadError, read_video
+from interdyn.core.control import CONTROL_PALETTE, fit_control, resample_frame_indices
+from interdyn.data.video_io import VideoReadError, read_video
 
 from .clip_writer import PreparedRun, safe_name, unique_names, write_clip_folder
 from .samples import item_rng

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from interdyn import distributed
-from interdyn.safe_output import atomic_folder, claim_output_folder, write_text_atomic
-from interdyn.video_io import write_video
+from interdyn.support import distributed
+from interdyn.support.safe_output import atomic_folder, claim_output_folder, write_text_atomic
+from interdyn.data.video_io import write_video
 
 #: files only a preparer of ours writes at the top of its output folder (older outputs have no marker)
 PREPARED_LEGACY = ("summary.json",)
@@ -87,7 +87,7 @@ class PreparedRun:
             return run.report()
 
     Rank 0 claims ``out_dir`` (new, empty or ours) and locks it against a second run
-    (:class:`interdyn.distributed.OutputLock`); each rank prepares every N-th item; :meth:`report` gathers
+    (:class:`interdyn.support.distributed.OutputLock`); each rank prepares every N-th item; :meth:`report` gathers
     the ranks' counts through small files, and rank 0 writes the one ``summary.json`` (the same as one
     process would write: ``order`` decides which example ids are kept). Every rank returns it.
     """

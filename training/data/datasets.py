@@ -51,7 +51,7 @@ class EpochShuffleSampler(Sampler[int]):
 
 # ---------------------------------------------------------------------------- synthetic world
 class SyntheticClips(Dataset):
-    """Clips of the synthetic collision world (:mod:`interdyn.synthetic`), made on the fly.
+    """Clips of the synthetic collision world (:mod:`interdyn.data.synthetic`), made on the fly.
 
     Item ``i`` is the scene generated from ``(seed, i)``, ``num_frames`` frames of
     ``height x width`` at the world's frame rate (one simulated frame per model frame); it is
@@ -64,7 +64,7 @@ class SyntheticClips(Dataset):
 
     def __init__(self, num_scenes: int, *, height: int = 64, width: int = 64, num_frames: int = 14, seed: int = 0,
                  preset: str = "random", cache: int = 64, world: str = "full"):
-        from interdyn.synthetic import get_world
+        from interdyn.data.synthetic import get_world
 
         if preset not in self.PRESETS:
             raise ValueError(f"preset must be one of {self.PRESETS}, got {preset!r}")
@@ -79,14 +79,14 @@ class SyntheticClips(Dataset):
         return self.num_scenes
 
     def scene_seed(self, index: int) -> int:
-        from interdyn.synthetic import dataset_scene_seed
+        from interdyn.data.synthetic import dataset_scene_seed
 
         return dataset_scene_seed(self.seed, index)
 
     def _generate(self, index: int) -> dict:
-        from interdyn import synthetic
+        from interdyn.data import synthetic
 
-        if self.preset == "mix":  # interdyn.synthetic.TRAINING_MIX: random, chains, hit/miss pairs
+        if self.preset == "mix":  # interdyn.data.synthetic.TRAINING_MIX: random, chains, hit/miss pairs
             scene = synthetic.mixed_scene(self.scene_seed(index), index, size=self.size, num_frames=self.num_frames,
                                           world=self.world)
         else:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interdyn.control import fit_to_size, resample_frame_indices
+from interdyn.core.control import fit_to_size, resample_frame_indices
 
 from .clip_writer import PreparedRun, write_clip_folder
 
@@ -134,7 +134,7 @@ def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.
         raise FileNotFoundError(f"--root {root} is not a folder (the DexYCB root: <subject>/<sequence>/<camera>/)")
     clips = find_clips(root)
     if not clips:
-        from interdyn.safe_output import check_output_folder
+        from interdyn.support.safe_output import check_output_folder
 
         from .clip_writer import PREPARED_LEGACY
 

@@ -7,11 +7,11 @@
     ROOT/<id>/mask_<object>.mp4  optional, one per object (e.g. mask_cup.mp4)
     ROOT/<id>/label.txt          optional, a text label (e.g. the action)
 
-:func:`interdyn.synthetic.write_scene_folder` writes this layout too (its extra files are
+:func:`interdyn.data.synthetic.write_scene_folder` writes this layout too (its extra files are
 ignored). Each sample (format: :mod:`training.data.samples`): a start frame drawn from the
 seeded generator of ``(seed, epoch, clip)``; ``num_frames`` frames resampled from the source rate
-to ``fps`` (nearest source frame, :func:`interdyn.control.resample_frame_indices`); video, masks
-and control from :func:`interdyn.control.fit_control`: fitted jointly to ``height x width``
+to ``fps`` (nearest source frame, :func:`interdyn.core.control.resample_frame_indices`); video, masks
+and control from :func:`interdyn.core.control.fit_control`: fitted jointly to ``height x width``
 (``crop="mask"`` keeps the masks' bounding box in view), control = the hand mask in white.
 ``meta["masks"]`` holds ``hand`` and the objects.
 
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from interdyn.control import fit_control, resample_frame_indices
-from interdyn.video_io import VideoReadError, read_video, read_video_frames
+from interdyn.core.control import fit_control, resample_frame_indices
+from interdyn.data.video_io import VideoReadError, read_video, read_video_frames
 
 from .samples import item_rng, make_sample, split_key
 

@@ -108,7 +108,7 @@ def build_parser(prog: str = "python -m training.data.prepare") -> argparse.Argu
 def check_options(args: argparse.Namespace) -> None:
     """Every numeric option of every dataset, before any input is read or any folder made: finite, in range, a
     clip size within the memory budget; messages name the option as typed (``--num-frames``)."""
-    from interdyn.validation import InputError, check_count, check_range, check_seed, check_video_size
+    from interdyn.support.validation import InputError, check_count, check_range, check_seed, check_video_size
 
     for dest in ("fps", "source_fps"):
         value = getattr(args, dest, None)

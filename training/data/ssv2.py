@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interdyn.control import fit_to_size, resample_frame_indices
-from interdyn.video_io import VideoReadError, read_video
+from interdyn.core.control import fit_to_size, resample_frame_indices
+from interdyn.data.video_io import VideoReadError, read_video
 
 from .clip_writer import PreparedRun, claim_prepared_folder, safe_name, unique_names, write_clip_folder
 
@@ -176,7 +176,7 @@ def prepare_ssv2(videos_dir, labels: dict, boxes: dict, out_dir, predictor, *, f
 
 def _prepare_ssv2_videos(run, ids, videos_dir, labels, boxes, out_dir, predictor, *, fps, num_frames, height, width,
                          min_height, min_width, box_frame_offset, search_start, overwrite) -> None:
-    from interdyn.segmentation import segment_video
+    from interdyn.data.segmentation import segment_video
 
     summary = run.summary
     for vid in ids:
@@ -242,9 +242,9 @@ def _prepare_ssv2_videos(run, ids, videos_dir, labels, boxes, out_dir, predictor
 
 
 def prepare_ssv2_from_args(args) -> dict:
-    from interdyn.segmentation import build_sam2_video_predictor_random, load_sam2_video_predictor
+    from interdyn.data.segmentation import build_sam2_video_predictor_random, load_sam2_video_predictor
 
-    from interdyn.distributed import rank_device
+    from interdyn.support.distributed import rank_device
 
     claim_prepared_folder(args.out)  # before loading SAM2
     args.device = rank_device(args.device)  # one GPU per process under torchrun / accelerate launch

@@ -5,7 +5,7 @@ Writes ``OUT/<preset>_<seed>/`` with ``video.mp4``, ``mask_hand.mp4`` (the drive
 training's ``folder`` dataset and the evaluation runner read (:mod:`training.data.folder`). Nothing is
 downloaded and no model is needed: this is how to try ``interdyn evaluate`` on a CPU. Scene seeds start at
 ``--seed`` (default 1 000 000: held out from the built-in toy model's training, see
-:func:`interdyn.probes.training_seeds`). Sharded over torchrun ranks like the other preparers.
+:func:`interdyn.apps.probes.training_seeds`). Sharded over torchrun ranks like the other preparers.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def prepare_synthetic(out_dir, *, num_clips: int, seed: int = 1_000_000, preset:
                       num_frames: int = 8, height: int = 64, width: int = 64, fps: float = 6.0,
                       overwrite: bool = False) -> dict:
     """Write ``num_clips`` scenes ``scene_for_preset(preset, seed + i)`` of ``world``; returns the summary."""
-    from interdyn.synthetic import SCENE_PRESETS, get_world, scene_for_preset
-    from interdyn.validation import check_count, check_seed
+    from interdyn.data.synthetic import SCENE_PRESETS, get_world, scene_for_preset
+    from interdyn.support.validation import check_count, check_seed
 
     check_count(num_clips, "--num-clips")
     check_count(num_frames, "--num-frames", minimum=2)

@@ -14,7 +14,7 @@ import torch
 from interdyn.metrics import motion_fidelity
 from interdyn.metrics._video import to_uint8
 from interdyn.metrics import registry
-from interdyn.safe_output import write_bytes_atomic
+from interdyn.support.safe_output import write_bytes_atomic
 
 from .networks import MetricNetworks
 from .settings import CACHE_VERSION

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from interdyn.video_io import VIDEO_EXTENSIONS, read_video
+from interdyn.data.video_io import VIDEO_EXTENSIONS, read_video
 
 from .settings import GENERATED_NAME, GenerationSettings
 
@@ -16,7 +16,7 @@ def open_dataset(data_root, settings: GenerationSettings):
     Training draws a random start frame per clip; evaluation must see the same frames every run and
     for every method, so the clip starts at source frame 0 and is resampled to ``settings.clip_fps``.
     """
-    from interdyn.control import resample_frame_indices
+    from interdyn.core.control import resample_frame_indices
 
     from ..data.folder import FolderClips
 

@@ -8,9 +8,9 @@ from typing import Callable
 
 import torch
 
-from interdyn.sampling import generate_video
+from interdyn.core.sampling import generate_video
 
-from interdyn.safe_output import write_text_atomic
+from interdyn.support.safe_output import write_text_atomic
 
 from .. import baselines
 from .cache import _json_default
@@ -29,7 +29,7 @@ class _Generators:
 
     def backbone(self):
         if self._backbone is None:
-            from interdyn.loading import load_svd_backbone
+            from interdyn.core.loading import load_svd_backbone
 
             self._backbone = self.svd if not isinstance(self.svd, (str, os.PathLike)) else \
                 load_svd_backbone(self.svd, dtype=self.precision, device=self.device)
@@ -37,7 +37,7 @@ class _Generators:
 
     def branch(self):
         if self._branch is None:
-            from interdyn.loading import load_control_branch
+            from interdyn.core.loading import load_control_branch
 
             backbone = self.backbone()
             self._branch = self.interdyn if not isinstance(self.interdyn, (str, os.PathLike)) else \

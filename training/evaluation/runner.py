@@ -11,12 +11,12 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from interdyn.sampling import check_sampling_args
-from interdyn import distributed
+from interdyn.core.sampling import check_sampling_args
+from interdyn.support import distributed
 from interdyn.metrics import registry
-from interdyn.safe_output import check_output_folder, claim_output_folder, write_text_atomic
-from interdyn.validation import check_count
-from interdyn.video_io import write_video
+from interdyn.support.safe_output import check_output_folder, claim_output_folder, write_text_atomic
+from interdyn.support.validation import check_count
+from interdyn.data.video_io import write_video
 
 from .. import baselines
 from .cache import ClipCache, _finite_or_none, _json_default, _safe_id, clip_scores, load_clip_record
@@ -78,7 +78,7 @@ def evaluate(
             ``mf_seed + i`` (as :func:`interdyn.metrics.motion_fidelity` on the whole set).
         limit: evaluate only the first ``limit`` clips (ids sorted as the dataset lists them).
         trust_i3d: load an ``i3d_weights`` TorchScript file whose SHA-256 is not the published one.
-        ``out_dir`` must be new, empty or an evaluation folder of ours (:mod:`interdyn.safe_output`).
+        ``out_dir`` must be new, empty or an evaluation folder of ours (:mod:`interdyn.support.safe_output`).
         dataset: a ready dataset in the common sample format (default :func:`open_dataset`).
 
     Returns the results dict that is also written to ``out_dir/results.json``.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 
 from interdyn.metrics.registry import COLUMNS
-from interdyn.sampling import DEFAULTS
+from interdyn.core.sampling import DEFAULTS
 
 #: methods this runner can produce itself
 METHODS = ("interdyn", "no_control", "copy_first_frame", "coshand_independent", "coshand_autoregressive")

@@ -15,9 +15,9 @@ one on the synthetic collision world, with SVD's structure and training objectiv
    is saved). The clips' latents and CLIP embeddings are computed once (the VAE and CLIP are frozen).
    The CLIP image tower is a tiny random one, frozen (its features still describe the first frame).
 
-The data is :data:`interdyn.synthetic.TRAINING_MIX` (random scenes, chains, hit/miss pairs), stored
+The data is :data:`interdyn.data.synthetic.TRAINING_MIX` (random scenes, chains, hit/miss pairs), stored
 as uint8 safetensors. The result is a diffusers SVD folder, loadable by
-:func:`interdyn.loading.load_svd_backbone`. Every stage resumes from its last checkpoint.
+:func:`interdyn.core.loading.load_svd_backbone`. Every stage resumes from its last checkpoint.
 
     python -m training.toy.backbone data --out runs/toy/data.safetensors
     python -m training.toy.backbone vae  --data runs/toy/data.safetensors --out runs/toy/vae
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from interdyn.safe_output import atomic_file
+from interdyn.support.safe_output import atomic_file
 
 TOY_SIZE = (64, 64)
 TOY_FRAMES = 8
@@ -55,13 +55,13 @@ TOY_UNET = dict(sample_size=16, in_channels=2 * TOY_LATENT_CHANNELS, out_channel
                 transformer_layers_per_block=1, num_attention_heads=(1, 1, 2), num_frames=TOY_FRAMES)
 TOY_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
                 image_size=224, projection_dim=32)
-TOY_WORLD = "toy"  # interdyn.synthetic.TOY_WORLD: one plain background, four colours, discs only
+TOY_WORLD = "toy"  # interdyn.data.synthetic.TOY_WORLD: one plain background, four colours, discs only
 TRAIN_SEEDS = range(0, 1_000_000)  # probes use seeds >= 1_000_000, validation and demos >= 2_000_000
 HELD_OUT_CLIPS = 32  # the data file's last clips: the VAE's PSNR is measured on them, never trained on
 
 
 def _render(args: tuple[int, int, str]) -> tuple[torch.Tensor, torch.Tensor]:
-    from interdyn.synthetic import mixed_scene
+    from interdyn.data.synthetic import mixed_scene
 
     first, count, world = args
     frames, control = [], []
@@ -298,7 +298,7 @@ def encode_clips(backbone, frames_u8: torch.Tensor, chunk: int = 16) -> tuple[to
     """Scaled VAE latents (posterior mode) ``[N, F, C, h, w]`` and CLIP embeddings ``[N, 1, D]`` of uint8 clips.
 
     The VAE and CLIP are frozen while the prior trains, so these are computed once."""
-    from interdyn.sampling import clip_image_embeddings
+    from interdyn.core.sampling import clip_image_embeddings
     from ..losses import encode_video_latents
 
     latents, embeddings = [], []
@@ -351,7 +351,7 @@ def prior_loss(unet, backbone, x0: torch.Tensor, first: torch.Tensor, embeddings
     """SVD's image-to-video loss (no control) of one batch: clean latents ``x0`` ``[B, F, C, h, w]``, first frames
     ``first`` ``[B, 3, H, W]`` in [0, 1], their CLIP embeddings ``[B, 1, D]``, one generator per clip (draw order
     as :func:`training.losses.prepare_inputs`: ln sigma, noise augmentation, dropout, pixel noise, latent noise)."""
-    from interdyn.sampling import edm_noise_level, edm_scale_input, encode_conditioning
+    from interdyn.core.sampling import edm_noise_level, edm_scale_input, encode_conditioning
     from ..losses import draw_clip_scalars, v_target
 
     device = x0.device
@@ -382,7 +382,7 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
 
     from interdyn.models import InterDynUNet
     from interdyn.models.backbone import SVDBackbone
-    from interdyn.testing import save_svd_folder
+    from interdyn.support.testing import save_svd_folder
     from ..losses import NoiseSettings, clip_generators
 
     torch.manual_seed(seed)
@@ -451,7 +451,7 @@ def main(argv=None) -> int:
     d.add_argument("--out", type=Path, required=True)
     d.add_argument("--num", type=int, default=6000)
     d.add_argument("--workers", type=int, default=2, help="rendering processes")
-    d.add_argument("--world", default=TOY_WORLD, help="interdyn.synthetic world: toy (default) or full")
+    d.add_argument("--world", default=TOY_WORLD, help="interdyn.data.synthetic world: toy (default) or full")
     v = sub.add_parser("vae", help="train the temporal VAE")
     v.add_argument("--data", type=Path, required=True)
     v.add_argument("--out", type=Path, required=True)

@@ -1,4 +1,4 @@
-"""Gates between the toy recipe's stages, measured with the probes' own tracker (``interdyn.probes``).
+"""Gates between the toy recipe's stages, measured with the probes' own tracker (``interdyn.apps.probes``).
 
 A stage is good enough when the next one can learn what the probes measure from it, not when a loss
 reaches a round number:
@@ -12,7 +12,7 @@ reaches a round number:
   keep every object of it (none lost, none invented) and make a scene move; where its own video
   brings a moving object against another, the other should be displaced (it learned contacts).
 
-Scenes are validation seeds (``interdyn.probes.VALIDATION_SEED`` and up): never trained on, never the
+Scenes are validation seeds (``interdyn.apps.probes.VALIDATION_SEED`` and up): never trained on, never the
 probe scenes. ``python -m training.toy.checks vae --vae DIR`` and ``... prior --svd DIR`` print the
 result; ``run_recipe.sh`` stops when the VAE gate fails.
 """
@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from interdyn import probes
+from interdyn.apps import probes
 
 #: the tracker measures a round trip must keep (as a fraction of the simulation's own score)
 GATE_MEASURES = ("motion_fidelity", "driven_iou", "same_objects")
@@ -34,7 +34,7 @@ GATE_MEASURES = ("motion_fidelity", "driven_iou", "same_objects")
 
 def gate_scenes(num_scenes: int, *, seed: int = probes.VALIDATION_SEED, world: str = "toy", size=(64, 64),
                 num_frames: int = 8) -> list:
-    """``num_scenes`` ``(scene, reacting)`` pairs (:func:`interdyn.probes.force_scene`) from ``seed`` on, each
+    """``num_scenes`` ``(scene, reacting)`` pairs (:func:`interdyn.apps.probes.force_scene`) from ``seed`` on, each
     with at least one free object the simulation moves."""
     out, s = [], int(seed)
     while len(out) < num_scenes:
@@ -112,7 +112,7 @@ def prior_scene_check(scene, video: torch.Tensor, *, moving_px: float = probes.M
 
     ``kept``: every free object visible in frame 0 still has at least ``lost_fraction`` of its frame-0
     pixel count in the last frame; ``invented``: blobs of no scene colour in the last frame (as
-    :func:`interdyn.probes.object_inventory` counts them); ``moves``: some free object's track moves by
+    :func:`interdyn.apps.probes.object_inventory` counts them); ``moves``: some free object's track moves by
     ``moving_px``; ``contacts``/``answered``: pairs of free objects that come into contact in the video
     (centroid distance below the sum of radii + ``contact_margin``) while one of them moves, and of those
     the ones where the other is then displaced by ``moving_px``."""
@@ -194,8 +194,8 @@ def main(argv=None) -> int:
         out, code = {"passed": result.passed, "scores": result.scores, "reference": result.reference,
                      "failures": result.failures}, 0 if result.passed else 3
     else:
-        from interdyn.builtin import TOY_SAMPLING
-        from interdyn.loading import load_svd_backbone
+        from interdyn.core.builtin import TOY_SAMPLING
+        from interdyn.core.loading import load_svd_backbone
 
         sampling = dict(TOY_SAMPLING, num_steps=a.steps)
         generate = probes.model_generator(load_svd_backbone(a.svd, dtype=torch.float32), None, sampling)
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
         print(json.dumps({k: v for k, v in out.items() if k != "scenes"}, indent=1))
         code = 0
     if a.json:
-        from interdyn.safe_output import write_text_atomic
+        from interdyn.support.safe_output import write_text_atomic
 
         write_text_atomic(a.json, json.dumps(out, indent=1))
     return code

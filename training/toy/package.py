@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from interdyn.builtin import TOY_DIR, TOY_SAMPLING, TOY_SIZE
+from interdyn.core.builtin import TOY_DIR, TOY_SAMPLING, TOY_SIZE
 
 
 def _generate_probe_videos(backbone, branch, seeds, num_steps: int | None = None, world: str = "toy") -> torch.Tensor:
-    from interdyn.sampling import generate_video
-    from interdyn.synthetic import default_scene
+    from interdyn.core.sampling import generate_video
+    from interdyn.data.synthetic import default_scene
 
     sampling = dict(TOY_SAMPLING, **({} if num_steps is None else {"num_steps": num_steps}))
     videos = []
@@ -53,12 +53,12 @@ def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | No
     """Write the fp16 package into ``out``; the fp16 check generates ``check_scenes`` validation scenes with
     the built-in sampling settings (``check_steps`` Euler steps instead, for smoke tests). ``world``: the
     synthetic world the model was trained on, stored in the branch's provenance (the demo and the probes
-    read it there, :func:`interdyn.builtin.toy_world`)."""
-    from interdyn.synthetic import get_world
+    read it there, :func:`interdyn.core.builtin.toy_world`)."""
+    from interdyn.data.synthetic import get_world
 
     world = get_world(world).name
-    from interdyn.loading import load_control_branch, load_svd_backbone, save_control_branch
-    from interdyn.testing import save_svd_folder
+    from interdyn.core.loading import load_control_branch, load_svd_backbone, save_control_branch
+    from interdyn.support.testing import save_svd_folder
 
     backbone = load_svd_backbone(svd, dtype=torch.float32)
     branch = load_control_branch(control, dtype=torch.float32, backbone=backbone)

@@ -2,7 +2,7 @@
 
 ``load_sam2_video_predictor`` builds a SAM2 video predictor from a local checkpoint
 (never downloads); ``segment_video`` tracks prompted objects through a clip and returns
-``[O, F, H, W]`` bool masks (feed them to :func:`interdyn.control.masks_to_control`);
+``[O, F, H, W]`` bool masks (feed them to :func:`interdyn.core.control.masks_to_control`);
 ``parse_prompts`` reads the prompts from JSON text (e.g. a ComfyUI text widget).
 
 Prompt coordinates are pixels of the frames given to ``segment_video``: boxes
@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .validation import frame_layout
+from ..support.validation import frame_layout
 
 __all__ = [
     "SAM2_CHECKPOINT_CONFIGS",
@@ -158,7 +158,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
         sd = load_file(str(path), device="cpu")
     else:
-        from .safe_load import read_tensor_file
+        from ..support.safe_load import read_tensor_file
 
         obj = read_tensor_file(path, "SAM2 checkpoint")
         if isinstance(obj, dict) and isinstance(obj.get("model"), dict):

@@ -6,10 +6,10 @@ manifest's folder. The run:
 
 1. reads and checks **every** row before any model loads; a bad row is one error naming the row and the
    column (``rows.csv row 3, column image: ... does not exist``);
-2. takes this process's rows (:func:`interdyn.distributed.shard`: every N-th row under torchrun /
+2. takes this process's rows (:func:`interdyn.support.distributed.shard`: every N-th row under torchrun /
    ``accelerate launch``); the seed of a row is the row's (or ``--seed``), never the rank's;
 3. skips rows whose ``out`` exists, generates the others, writes each output atomically
-   (:func:`interdyn.video_io.write_video`); a row that fails is reported and the next row goes on;
+   (:func:`interdyn.data.video_io.write_video`); a row that fails is reported and the next row goes on;
    with ``--batch-size B``, up to B consecutive rows with the same size and sampling values share one sampler
    call (each row keeps its seed's noise; if the batch fails, its rows are run one by one to find the bad one);
 4. prints one summary (rank 0, over all ranks) and exits 1 if any row failed (2 if the manifest was bad).
@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import distributed
+from ..support import distributed
 from .generation import (CLI_NAMES, check_writable_parent, generate_clips, load_inputs, sampling_kwargs,
                          validate_generate_args)
-from .safe_output import write_text_atomic
-from .validation import InputError
+from ..support.safe_output import write_text_atomic
+from ..support.validation import InputError
 
 __all__ = ["ROW_PARAMETERS", "Row", "read_manifest", "manifest_rows", "run_manifest"]
 
@@ -165,7 +165,7 @@ class _Models:
         self.args, self.backbone, self.branch = args, None, None
 
     def get(self, need_branch: bool):
-        from .loading import load_control_branch, load_svd_backbone
+        from ..core.loading import load_control_branch, load_svd_backbone
 
         if self.backbone is None:
             self.backbone = load_svd_backbone(self.args.svd, dtype=self.args.precision, device=self.args.device)
@@ -204,7 +204,7 @@ def _groups(rows: list[Row], size: int) -> list[list[Row]]:
 def _not_this_rows_output(row) -> str | None:
     """Why an existing ``out`` cannot be an earlier run's result of this row (``None`` when it can): a row is
     skipped as done only when its output is a readable video of the row's size, never an unrelated file."""
-    from .video_io import read_video_frames
+    from ..data.video_io import read_video_frames
 
     out = Path(row.args.out)
     try:
@@ -222,12 +222,12 @@ def _not_this_rows_output(row) -> str | None:
 def run_manifest(args) -> int:
     """``interdyn generate --manifest``: see the module's docstring. Returns the exit status."""
     t0 = time.time()
-    from .validation import check_count
+    from ..support.validation import check_count
 
     check_count(getattr(args, "batch_size", 1), "--batch-size")
     rows = manifest_rows(args.manifest, args)  # every row, before any model loads
     if args.report:
-        from .safe_output import check_not_inside
+        from ..support.safe_output import check_not_inside
 
         check_writable_parent(Path(args.report), "--report")
         check_not_inside(args.report, args.manifest, what="--report", protected_what="--manifest")
@@ -263,7 +263,7 @@ def run_manifest(args) -> int:
             except KeyboardInterrupt:
                 raise
             except Exception as err:  # noqa: BLE001 - one bad row must not stop the others; reported below
-                from .safe_output import storage_error
+                from ..support.safe_output import storage_error
 
                 text = storage_error(err) or f"{type(err).__name__}: {err}"
                 outcome[row.number] = {"status": "failed", "out": row.args.out, "error": text}

@@ -2,7 +2,7 @@
 
 The paper shows that a driving motion makes the rest of a scene react: force propagates to objects
 the hand never touches, a different drive gives a different outcome, and the driven object follows
-its mask. On the synthetic world (:mod:`interdyn.synthetic`) the simulation is the ground truth, so
+its mask. On the synthetic world (:mod:`interdyn.data.synthetic`) the simulation is the ground truth, so
 each of these can be a number. All probes run on *held-out* scenes, seeds ``PROBE_SEED + i``; the
 toy model was trained on scenes 0-5999 (VAE and prior) and on 3000 ``SeedSequence``-derived seeds
 (control branch), which :func:`training_seeds` lists so tests can check the sets are disjoint.
@@ -27,7 +27,7 @@ image-to-video prior, and copying the first frame)
    ground-truth track, with steps shorter than ``static_px`` counted as static (static vs static
    = 1, static vs moving = 0, moving vs moving = cosine of the directions). Also the end-point
    error of those objects in pixels.
-2. **Counterfactual**: :func:`interdyn.synthetic.counterfactual_pair` gives the same first frame
+2. **Counterfactual**: :func:`interdyn.data.synthetic.counterfactual_pair` gives the same first frame
    with two drives: one hits the free disc, one is turned away and misses it. Reported: the
    fraction of scenes where the disc's generated displacement under the hitting drive points the
    same way as the simulated one (cosine > 0), the mean cosine, and the fraction where the disc
@@ -38,7 +38,7 @@ image-to-video prior, and copying the first frame)
    image back, not a tinted or haloed copy of it).
 5. **Objects**: whether the generated last frame holds the same objects as the simulated one
    (:func:`object_inventory`: none lost, none invented).
-6. **Chains**: :func:`interdyn.synthetic.force_propagation_scene` (driver -> A -> B, B never touched
+6. **Chains**: :func:`interdyn.data.synthetic.force_propagation_scene` (driver -> A -> B, B never touched
    by the driver): the motion fidelity of ``B``, reported separately.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .metrics.motion import motion_fidelity_from_tracks
+from ..metrics.motion import motion_fidelity_from_tracks
 
 PROBE_SEED = 1_000_000
 VALIDATION_SEED = 2_000_000
@@ -243,7 +243,7 @@ Generate = Callable[[torch.Tensor, torch.Tensor, float, int], torch.Tensor]
 
 def model_generator(backbone, branch, sampling: dict) -> Generate:
     """``generate(first_frame [3,H,W], control [F,3,H,W], strength, seed) -> [F,3,H,W]`` with fixed settings."""
-    from .sampling import generate_video
+    from ..core.sampling import generate_video
 
     def generate(first_frame, control, strength, seed):
         with torch.no_grad():
@@ -263,9 +263,9 @@ def method_videos(generate: Generate, frames: torch.Tensor, control: torch.Tenso
 
 
 def force_scene(seed: int, size=(64, 64), num_frames: int = 8, moving_px: float = MOVING_PX, world="full"):
-    """The probe scene for ``seed``: a :func:`~interdyn.synthetic.random_scene` of ``world`` and the indices
+    """The probe scene for ``seed``: a :func:`~interdyn.data.synthetic.random_scene` of ``world`` and the indices
     of its free objects that the simulation moves by more than ``moving_px`` (may be empty)."""
-    from .synthetic import random_scene
+    from ..data.synthetic import random_scene
 
     scene = random_scene(int(seed), size=tuple(size), num_frames=num_frames, world=world)
     travel = (scene.tracks - scene.tracks[:, :1]).norm(dim=-1).amax(dim=1)
@@ -299,7 +299,7 @@ def probe_force_scene(scene, reacting: Sequence[int], videos: dict, static_px: f
 
 
 def probe_chain_scene(scene, videos: dict, static_px: float = STATIC_PX) -> dict:
-    """Probe 6 on one :func:`~interdyn.synthetic.force_propagation_scene`: motion fidelity and end-point
+    """Probe 6 on one :func:`~interdyn.data.synthetic.force_propagation_scene`: motion fidelity and end-point
     error of ``B`` (object 1), which only ``A`` (object 0) touches."""
     gt = track_objects(scene.frames, scene.meta, scene.masks)[1]
     out = {"seed": int(scene.meta["seed"])}
@@ -451,9 +451,9 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
     ``i`` whose simulation moves at least one free object; counterfactual pairs are
     ``counterfactual_pair(seed + i, mode="redirect")``; chains are ``force_propagation_scene(seed + i)``
     for ``i < num_chain_scenes`` (default: half of ``num_scenes``, at least 1). Every scene is of ``world``
-    (:class:`interdyn.synthetic.World`: the one the model was trained on)."""
-    from .synthetic import counterfactual_pair, force_propagation_scene, get_world
-    from .validation import check_count
+    (:class:`interdyn.data.synthetic.World`: the one the model was trained on)."""
+    from ..data.synthetic import counterfactual_pair, force_propagation_scene, get_world
+    from ..support.validation import check_count
 
     check_count(num_scenes, "num_scenes")
     check_count(num_frames, "num_frames", minimum=2)
@@ -500,8 +500,8 @@ PROBE_FILES = ("probes.json", "probes.md")
 def write_report(report: ProbeReport, out: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``probes.json`` and ``probes.md`` into folder ``out`` (each atomically).
 
-    ``out`` must be new, empty or a probes folder of ours (:mod:`interdyn.safe_output`)."""
-    from .safe_output import claim_output_folder, write_text_atomic
+    ``out`` must be new, empty or a probes folder of ours (:mod:`interdyn.support.safe_output`)."""
+    from ..support.safe_output import claim_output_folder, write_text_atomic
 
     out = claim_output_folder(out, what="probes output folder", legacy=PROBE_FILES)
     paths = []
@@ -514,6 +514,6 @@ def training_seeds(prior_scenes: int = 6000, control_scenes: int = 3000, control
     """Scene seeds the built-in toy model was trained on: ``mixed_scene(0..prior_scenes-1)`` for the
     VAE and the prior and the control-branch dataset's ``SeedSequence`` seeds (as
     ``training.data.SyntheticClips`` derives them). Every preset of the mix draws from these seeds."""
-    from .synthetic import dataset_scene_seed
+    from ..data.synthetic import dataset_scene_seed
 
     return set(range(prior_scenes)) | {dataset_scene_seed(control_seed, i) for i in range(control_scenes)}

@@ -9,18 +9,18 @@ flat-coloured discs and boxes only (see ``MODEL_CARD.md`` beside the weights, an
 Everywhere a model path is accepted (``load_svd_backbone``, ``load_control_branch``, the CLI's
 ``--svd`` / ``--interdyn``, the ComfyUI loader), the name :data:`TOY_PHYSICS` (``"builtin:toy-physics"``)
 means these files. This module only names and finds them (it imports no model code);
-:func:`interdyn.loading.load_toy_physics` loads them.
+:func:`interdyn.core.loading.load_toy_physics` loads them.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from .errors import ModelLoadError
+from ..support.errors import ModelLoadError
 
 BUILTIN_PREFIX = "builtin:"
 TOY_PHYSICS = "builtin:toy-physics"
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"  # interdyn/assets
 TOY_DIR = ASSETS / "toy_physics"
 TOY_SVD = TOY_DIR / "svd"
 TOY_BRANCH = TOY_DIR / "interdyn_toy_physics.safetensors"
@@ -41,7 +41,7 @@ def is_builtin(name: str | os.PathLike | None) -> bool:
 
 
 def toy_world() -> str:
-    """The synthetic world (:data:`interdyn.synthetic.WORLDS`) the shipped toy model was trained on, as its
+    """The synthetic world (:data:`interdyn.data.synthetic.WORLDS`) the shipped toy model was trained on, as its
     control branch's provenance records it (``"world"``); weights that predate worlds were trained on ``"full"``."""
     import json
 
@@ -63,7 +63,7 @@ def builtin_names() -> list[str]:
 def builtin_path(name: str, part: str) -> Path:
     """The file or folder of built-in model ``name``; ``part`` is ``"svd"`` or ``"control"``.
 
-    Raises :class:`interdyn.loading.ModelLoadError` naming the path looked at when the name is
+    Raises :class:`interdyn.core.loading.ModelLoadError` naming the path looked at when the name is
     unknown or the files are missing (e.g. a sparse checkout without ``interdyn/assets``)."""
     if name not in _BUILTINS:
         raise ModelLoadError(f"unknown built-in model {name!r}; built-in models: {', '.join(builtin_names())}.")

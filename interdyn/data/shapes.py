@@ -3,7 +3,7 @@
 The Drive Editor (the ComfyUI page's canvas on the ``InterDyn Drive Editor`` node) stores the shape the
 artist drew in a text widget, so that saved workflows and the API format stay plain JSON and run
 headless. :func:`parse_shape` reads that text, :func:`rasterize_shape` turns it into the driver's
-mask on the first frame; :func:`interdyn.trajectory.animate_mask` then moves it along the path.
+mask on the first frame; :func:`interdyn.data.trajectory.animate_mask` then moves it along the path.
 
 Format (pixels of the image the shape was drawn on; x to the right, y down)::
 
@@ -32,7 +32,7 @@ import math
 
 import torch
 
-from .validation import InputError
+from ..support.validation import InputError
 
 __all__ = ["SHAPE_TYPES", "parse_shape", "rasterize_shape", "shape_mask", "preview_pixels"]
 

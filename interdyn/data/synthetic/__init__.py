@@ -32,9 +32,9 @@ Rendering
     background, with ``antialias``-times supersampling (``1`` = hard edges). ``masks``
     are the *visible* pixels of each object: at least half of the pixel shows it (a pixel
     split evenly between two objects goes to the one on top), so masks never overlap.
-    ``control`` paints the driven objects' masks in ``interdyn.control.CONTROL_PALETTE``
+    ``control`` paints the driven objects' masks in ``interdyn.core.control.CONTROL_PALETTE``
     colours on black (so one driven object is white), as
-    :func:`interdyn.control.masks_to_control` does at inference time.
+    :func:`interdyn.core.control.masks_to_control` does at inference time.
 
 Entry points: :func:`simulate` (any objects you describe with :class:`SceneObject`),
 :func:`default_scene` (the demo: a driven disc enters and pushes a free disc),
@@ -45,7 +45,7 @@ layout of the released InterDyn examples, plus ``control``, ``tracks.json``, ``m
 Modules: :mod:`.worlds` (colours and worlds), :mod:`.objects` (what a scene is made of), :mod:`.physics` (the
 simulation), :mod:`.render` (frames and masks), :mod:`.simulate` (objects -> scene), :mod:`.scenes` (the
 generators, presets and the training mix), :mod:`.writer` (the folder layout). Import from the package:
-``from interdyn.synthetic import random_scene`` (the names below are its public API).
+``from interdyn.data.synthetic import random_scene`` (the names below are its public API).
 """
 from .objects import SceneObject, SyntheticScene
 from .scenes import (SCENE_PRESETS, TRAINING_MIX, counterfactual_pair, dataset_scene_seed, default_scene,

@@ -26,7 +26,7 @@ one-pixel padding. Use the lossless options for masks: masks survive them bit-ex
 Writes are atomic: the file (or folder) is written under a temporary name in the
 destination folder and moved into place with :func:`os.replace`; on any error the
 temporary is removed and nothing appears at ``path``. A frame folder replaces only a folder
-interdyn wrote (it holds a ``.interdyn-output`` marker, :mod:`interdyn.safe_output`) or an empty
+interdyn wrote (it holds a ``.interdyn-output`` marker, :mod:`interdyn.support.safe_output`) or an empty
 one: any other existing folder is an error and is left untouched.
 
 GIF stores frame durations in 1/100 s; the exact fps is kept in the GIF comment and read
@@ -42,8 +42,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .safe_output import OutputError, atomic_file, atomic_folder
-from .validation import frame_layout
+from ..support.safe_output import OutputError, atomic_file, atomic_folder
+from ..support.validation import frame_layout
 
 __all__ = [
     "VideoReadError",

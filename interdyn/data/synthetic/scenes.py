@@ -182,7 +182,7 @@ def counterfactual_pair(seed: int = 0, *, mode: str = "redirect", size: tuple[in
 
 def dataset_scene_seed(seed: int, index: int) -> int:
     """The scene seed of item ``index`` of a synthetic training dataset seeded with ``seed``
-    (``training.data.SyntheticClips``); :mod:`interdyn.probes` uses it to keep probe scenes held out."""
+    (``training.data.SyntheticClips``); :mod:`interdyn.apps.probes` uses it to keep probe scenes held out."""
     return int(np.random.SeedSequence([int(seed), int(index), 0x5C]).generate_state(1)[0] >> 1)
 
 
@@ -230,6 +230,70 @@ def _overlaps(a: SceneObject, b: SceneObject, margin: float) -> bool:
     return abs(ax - bx) < ea[0] + eb[0] + margin and abs(ay - by) < ea[1] + eb[1] + margin
 
 
+def _random_free_objects(rng: np.random.Generator, n_free: int, kinds: Sequence[str],
+                         size: tuple[int, int]) -> list[SceneObject]:
+    """Up to ``n_free`` free objects of :func:`random_scene`, mostly at rest, not overlapping, a fifth of the frame
+    kept clear along each wall (200 tries at most)."""
+    height, width = size
+    m = min(height, width)
+    free: list[SceneObject] = []
+    tries = 0
+    while len(free) < n_free and tries < 200:
+        tries += 1
+        kind = kinds[int(rng.integers(len(kinds)))]
+        o = SceneObject(kind)
+        if kind == "disc":
+            o.radius = float(rng.uniform(0.07, 0.12) * m)
+        else:
+            o.half_size = (float(rng.uniform(0.06, 0.11) * m), float(rng.uniform(0.06, 0.11) * m))
+            o.angle = float(rng.uniform(0, math.pi / 2)) if rng.random() < 0.5 else 0.0
+        ex, ey = o.extent()
+        # keep a fifth of the frame free along each wall, for drivers to enter
+        lo_x, hi_x = ex + 0.2 * width, width - ex - 0.2 * width
+        lo_y, hi_y = ey + 0.2 * height, height - ey - 0.2 * height
+        if lo_x >= hi_x or lo_y >= hi_y:
+            continue
+        o.position = (float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y)))
+        if rng.random() < 0.3:
+            o.velocity = tuple(float(v) for v in rng.uniform(-0.04, 0.04, 2) * m)
+        if any(_overlaps(o, other, 1.0) for other in free):
+            continue
+        free.append(o)
+    return free
+
+
+def _random_driver(rng: np.random.Generator, free: list[SceneObject], kinds: Sequence[str], size: tuple[int, int],
+                   num_frames: int) -> SceneObject:
+    """A driven object of :func:`random_scene`: it enters from a side, aimed at one of the ``free`` objects, on a
+    2-3 waypoint path (it may keep going, turn or retreat after the hit)."""
+    height, width = size
+    m = min(height, width)
+    target = free[int(rng.integers(len(free)))]
+    side = _SIDES[int(rng.integers(4))]
+    kind = kinds[int(rng.integers(len(kinds)))]
+    o = SceneObject(kind)
+    if kind == "disc":
+        o.radius = float(rng.uniform(0.1, 0.15) * m)
+    else:
+        o.half_size = (float(rng.uniform(0.08, 0.13) * m), float(rng.uniform(0.08, 0.13) * m))
+    e_along = o.extent()[0] if side in ("left", "right") else o.extent()[1]
+    start_along = float(rng.uniform(-e_along - 1.0, 0.2 * e_along))
+    tx, ty = target.position
+    t_along = tx if side == "left" else width - tx if side == "right" else ty if side == "top" else height - ty
+    t_cross = ty if side in ("left", "right") else tx
+    cross = t_cross + float(rng.uniform(-0.6, 0.6)) * (e_along + max(target.extent()))
+    x0, y0 = _place(side, start_along, cross, height, width)
+    t_hit = float(rng.uniform(0.25, 0.6) * (num_frames - 1))
+    x1, y1 = _place(side, t_along, cross + float(rng.uniform(-0.2, 0.2)) * m, height, width)
+    waypoints = [(0.0, x0, y0), (t_hit, x1, y1)]
+    if rng.random() < 0.6 and t_hit < num_frames - 1:  # then keep going, turn, or retreat
+        a = float(rng.uniform(-0.6, 0.6) * m)
+        b = float(rng.uniform(-0.3, 0.3) * m)
+        waypoints.append((float(num_frames - 1), x1 + (x1 - x0) * 0.5 + a, y1 + (y1 - y0) * 0.5 + b))
+    o.path = waypoints
+    return o
+
+
 def random_scene(seed: int, *, size: tuple[int, int] = (64, 64), num_frames: int = 14,
                  num_free: tuple[int, int] | None = None, num_driven: tuple[int, int] = (1, 2),
                  kinds: Sequence[str] | None = None, fps: float = DEFAULT_FPS, antialias: int = 2,
@@ -245,8 +309,6 @@ def random_scene(seed: int, *, size: tuple[int, int] = (64, 64), num_frames: int
     num_free = world.num_free if num_free is None else num_free
     kinds = world.kinds if kinds is None else kinds
     textured = world.textured if textured is None else textured
-    height, width = size
-    m = min(height, width)
     for k in kinds:
         if k not in _KINDS:
             raise ValueError(f"kinds must be from {_KINDS}, got {k!r}.")
@@ -254,57 +316,10 @@ def random_scene(seed: int, *, size: tuple[int, int] = (64, 64), num_frames: int
         rng = np.random.default_rng([int(seed), attempt, 4])
         n_free = int(rng.integers(num_free[0], num_free[1] + 1))
         n_driven = int(rng.integers(num_driven[0], num_driven[1] + 1))
-        free: list[SceneObject] = []
-        tries = 0
-        while len(free) < n_free and tries < 200:
-            tries += 1
-            kind = kinds[int(rng.integers(len(kinds)))]
-            o = SceneObject(kind)
-            if kind == "disc":
-                o.radius = float(rng.uniform(0.07, 0.12) * m)
-            else:
-                o.half_size = (float(rng.uniform(0.06, 0.11) * m), float(rng.uniform(0.06, 0.11) * m))
-                o.angle = float(rng.uniform(0, math.pi / 2)) if rng.random() < 0.5 else 0.0
-            ex, ey = o.extent()
-            # keep a fifth of the frame free along each wall, for drivers to enter
-            lo_x, hi_x = ex + 0.2 * width, width - ex - 0.2 * width
-            lo_y, hi_y = ey + 0.2 * height, height - ey - 0.2 * height
-            if lo_x >= hi_x or lo_y >= hi_y:
-                continue
-            o.position = (float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y)))
-            if rng.random() < 0.3:
-                o.velocity = tuple(float(v) for v in rng.uniform(-0.04, 0.04, 2) * m)
-            if any(_overlaps(o, other, 1.0) for other in free):
-                continue
-            free.append(o)
+        free = _random_free_objects(rng, n_free, kinds, size)
         if len(free) < max(1, num_free[0]):
             continue
-        driven: list[SceneObject] = []
-        for _ in range(n_driven):
-            target = free[int(rng.integers(len(free)))]
-            side = _SIDES[int(rng.integers(4))]
-            kind = kinds[int(rng.integers(len(kinds)))]
-            o = SceneObject(kind)
-            if kind == "disc":
-                o.radius = float(rng.uniform(0.1, 0.15) * m)
-            else:
-                o.half_size = (float(rng.uniform(0.08, 0.13) * m), float(rng.uniform(0.08, 0.13) * m))
-            e_along = o.extent()[0] if side in ("left", "right") else o.extent()[1]
-            start_along = float(rng.uniform(-e_along - 1.0, 0.2 * e_along))
-            tx, ty = target.position
-            t_along = tx if side == "left" else width - tx if side == "right" else ty if side == "top" else height - ty
-            t_cross = ty if side in ("left", "right") else tx
-            cross = t_cross + float(rng.uniform(-0.6, 0.6)) * (e_along + max(target.extent()))
-            x0, y0 = _place(side, start_along, cross, height, width)
-            t_hit = float(rng.uniform(0.25, 0.6) * (num_frames - 1))
-            x1, y1 = _place(side, t_along, cross + float(rng.uniform(-0.2, 0.2)) * m, height, width)
-            waypoints = [(0.0, x0, y0), (t_hit, x1, y1)]
-            if rng.random() < 0.6 and t_hit < num_frames - 1:  # then keep going, turn, or retreat
-                a = float(rng.uniform(-0.6, 0.6) * m)
-                b = float(rng.uniform(-0.3, 0.3) * m)
-                waypoints.append((float(num_frames - 1), x1 + (x1 - x0) * 0.5 + a, y1 + (y1 - y0) * 0.5 + b))
-            o.path = waypoints
-            driven.append(o)
+        driven = [_random_driver(rng, free, kinds, size, num_frames) for _ in range(n_driven)]
         starts = [SceneObject(d.kind, position=tuple(d.path[0][1:]), radius=d.radius, half_size=d.half_size,
                               angle=d.angle) for d in driven]
         if any(_overlaps(d, f, 0.5) for d in starts for f in free):

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .safe_output import atomic_file
+from ..support.safe_output import atomic_file
 
 
 def contact_sheet(rows: Sequence[tuple[str, torch.Tensor]], *, zoom: int = 2, gap: int = 2,

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from .loading import save_control_branch
-from .models.backbone import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER_CONFIG, SVDBackbone
-from .models.controlnet import InterDynControlNet
-from .models.unet import InterDynUNet
+from ..core.loading import save_control_branch
+from ..models.backbone import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER_CONFIG, SVDBackbone
+from ..models.controlnet import InterDynControlNet
+from ..models.unet import InterDynUNet
 
 TINY_UNET = dict(
     sample_size=8, in_channels=8, out_channels=4,
@@ -128,7 +128,7 @@ def write_tiny_models(folder: str | Path, seed: int = 0, residual_mode: str = "s
 
     Layout: ``folder/svd_tiny/`` (diffusers format) and ``folder/interdyn_tiny.safetensors``
     (our single-file control branch format). ``folder`` must be new, empty or one this function wrote
-    before (:func:`interdyn.safe_output.claim_output_folder`): a folder of the user's is never written into.
+    before (:func:`interdyn.support.safe_output.claim_output_folder`): a folder of the user's is never written into.
     """
     from .safe_output import claim_output_folder
 

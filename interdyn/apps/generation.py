@@ -4,8 +4,8 @@ One place for what a clip needs before and after the sampler: the argument check
 (:func:`validate_generate_args`; a manifest row passes its own names, ``row 3, column image``), the input loaders
 (:func:`load_image`, :func:`load_control`), the sampler's keyword arguments (:func:`sampling_kwargs`) and the
 writing of the result (:func:`generate_clips`: one sampler call for one clip or a batch of rows, each with its own
-seed's noise, then one atomic output file per clip). :mod:`interdyn.cli` parses the command line and
-:mod:`interdyn.batch` reads manifests; both call this module.
+seed's noise, then one atomic output file per clip). :mod:`interdyn.apps.cli` parses the command line and
+:mod:`interdyn.apps.batch` reads manifests; both call this module.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .safe_output import OutputError
-from .validation import InputError
+from ..support.safe_output import OutputError
+from ..support.validation import InputError
 
 
 def sampling_kwargs(args) -> dict:
@@ -34,8 +34,8 @@ def load_image(path: Path, height: int, width: int) -> torch.Tensor:
     import numpy as np
     from PIL import Image
 
-    from .control import fit_to_size
-    from .video_io import image_to_rgb
+    from ..core.control import fit_to_size
+    from ..data.video_io import image_to_rgb
 
     try:
         with Image.open(path) as im:
@@ -49,8 +49,8 @@ def load_image(path: Path, height: int, width: int) -> torch.Tensor:
 
 def load_control(path: Path, args) -> torch.Tensor:
     """A control video (white masks or renders), a folder holding ``mask_hand.*``, or a frames folder."""
-    from .control import prepare_control
-    from .video_io import read_video
+    from ..core.control import prepare_control
+    from ..data.video_io import read_video
 
     path = control_source(path)
     frames, fps = read_video(path, fps=args.fps, as_tensor=True)
@@ -80,10 +80,10 @@ def check_writable_parent(path: Path, what: str) -> None:
 
 
 def check_video_out(out: Path, what: str = "--out") -> None:
-    from .safe_output import check_output_folder
-    from .video_io import VIDEO_EXTENSIONS
+    from ..support.safe_output import check_output_folder
+    from ..data.video_io import VIDEO_EXTENSIONS
 
-    from .validation import check_path_length
+    from ..support.validation import check_path_length
 
     check_path_length(out, what)
     ext = out.suffix.lower()
@@ -104,10 +104,10 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
     ``names`` overrides the names used in messages (``image``, ``control``, ``out`` and the sampler's arguments,
     e.g. ``"row 3, column image"`` for a manifest row); ``comparison`` checks the ``_comparison`` file's path too.
     """
-    from .sampling import check_sampling_args
-    from .video_io import IMAGE_EXTENSIONS
+    from ..core.sampling import check_sampling_args
+    from ..data.video_io import IMAGE_EXTENSIONS
 
-    from .validation import check_device
+    from ..support.validation import check_device
 
     names = names or {}
     image_name, control_name, out_name = (names.get(k, f"--{k}") for k in ("image", "control", "out"))
@@ -131,7 +131,7 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
             raise InputError(f"{control_name} needs --interdyn (the control branch weights)")
     out = Path(args.out)
     check_video_out(out, what=out_name)
-    from .safe_output import check_not_inside
+    from ..support.safe_output import check_not_inside
 
     inputs = [(image, image_name)] + ([(control_source(Path(args.control)), control_name)] if args.control else [])
     outputs = [(out, out_name)] + ([(comparison_path(out), f"{out_name} (its _comparison file)")] if comparison else [])
@@ -151,7 +151,7 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
 def control_source(path: Path) -> Path:
     """What ``--control`` reads: the ``mask_hand.*`` video of a clip folder, else the path (a video, or a frames
     folder, which an output may not replace nor land in)."""
-    from .video_io import VIDEO_EXTENSIONS
+    from ..data.video_io import VIDEO_EXTENSIONS
 
     if path.is_dir():
         hands = sorted(p for p in path.glob("mask_hand.*") if p.suffix.lower() in VIDEO_EXTENSIONS)
@@ -179,12 +179,12 @@ def load_inputs(clips: list) -> tuple[torch.Tensor, torch.Tensor | None]:
 def generate_clips(backbone, branch, clips: list, images: torch.Tensor, controls: torch.Tensor | None, *,
                    callback=None) -> list[torch.Tensor]:
     """Generate and write clips that share the size, frame count and sampling values: one sampler call (each clip
-    keeps its own seed's noise, :func:`interdyn.sampling.randn` with one generator per video), then each video
+    keeps its own seed's noise, :func:`interdyn.core.sampling.randn` with one generator per video), then each video
     written to its ``out`` atomically. ``clips``: generate arguments (``argparse.Namespace``: image, control, out,
     seed and the sampling values) checked by :func:`validate_generate_args`; ``images``, ``controls``: their
     :func:`load_inputs`. Returns the videos ``[F, 3, H, W]``."""
-    from .sampling import generate_video
-    from .video_io import write_video
+    from ..core.sampling import generate_video
+    from ..data.video_io import write_video
 
     first = clips[0]
     videos = generate_video(backbone, images, controls, branch,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..safe_output import write_text_atomic
+from ...support.safe_output import write_text_atomic
 from ..video_io import write_video
 from .objects import SyntheticScene
 

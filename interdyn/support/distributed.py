@@ -210,7 +210,7 @@ def _pid_alive(pid: int) -> bool:
 class OutputLock:
     """``with OutputLock(folder, what="--out", claim=fn) as lock:`` one run at a time per output folder.
 
-    Rank 0 calls ``claim(folder)`` (e.g. :func:`interdyn.safe_output.claim_output_folder`: refuse a folder
+    Rank 0 calls ``claim(folder)`` (e.g. :func:`interdyn.support.safe_output.claim_output_folder`: refuse a folder
     we did not make) and then creates ``folder/.interdyn-lock`` atomically (``O_CREAT | O_EXCL``) with a
     fresh run id, host and process id; the run id is sent to the other ranks, which check that the lock
     file names it (the output folder must be on storage every rank sees). An error on rank 0 (a foreign

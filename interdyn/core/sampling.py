@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .control import normalize_control
-from .models.backbone import SVDBackbone
+from ..models.backbone import SVDBackbone
 
 # the paper's defaults (14 frames, 256x384, 50 steps, CFG 1 -> 3); fps in diffusers' convention
 DEFAULTS = dict(num_frames=14, height=256, width=384, num_steps=50, min_guidance=1.0, max_guidance=3.0,
@@ -281,12 +281,12 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
                         max_guidance=3.0, fps=7, motion_bucket_id=40, noise_aug_strength=0.02, control_strength=1.0,
                         control_start=0.0, control_end=1.0, generator=None, decode_chunk_size=None, height=None,
                         width=None) -> None:
-    """Check the sampler's scalar arguments before anything runs; raise :class:`~interdyn.validation.InputError`.
+    """Check the sampler's scalar arguments before anything runs; raise :class:`~interdyn.support.validation.InputError`.
 
     ``names`` maps the Python names to the caller's (``{"num_frames": "--frames"}`` on the command line,
     a widget name in a node), so messages speak the caller's language.
     """
-    from .validation import (InputError, check_count, check_finite, check_frame_size, check_guidance, check_range,
+    from ..support.validation import (InputError, check_count, check_finite, check_frame_size, check_guidance, check_range,
                              check_seed)
 
     n = lambda key: (names or {}).get(key, key)  # noqa: E731
@@ -310,7 +310,7 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
         check_count(decode_chunk_size, n("decode_chunk_size"))
     check_frame_size(height, width, names=(n("height"), n("width")))
     if height is not None and width is not None:
-        from .validation import check_video_size
+        from ..support.validation import check_video_size
 
         check_video_size(num_frames, height, width, names=(n("num_frames"), n("height"), n("width")))
 
@@ -341,7 +341,7 @@ def sample_latents(
     """Sample video latents ``[B, F, C, H/8, W/8]`` (float32, in the VAE's scaled latent space).
 
     ``image``: first frames ``[B, 3, H, W]`` in [0, 1] (H, W multiples of 64).
-    ``control``: control frames ``[B or 1, F, 3, H, W]`` in [0, 1] (see :mod:`interdyn.control`).
+    ``control``: control frames ``[B or 1, F, 3, H, W]`` in [0, 1] (see :mod:`interdyn.core.control`).
     ``generator`` (or an int seed) draws, in diffusers' order, the noise augmentation and then
     the initial latents; a list of them (one per video) gives each video of the batch the noise it
     would get alone; pass ``latents`` (plain N(0,1), scaled here by the initial sigma) to
@@ -349,9 +349,9 @@ def sample_latents(
 
     Every argument is checked before the first model call (:func:`check_sampling_args`; images and
     control must be floating point, finite, in [0, 1]): a bad one raises
-    :class:`~interdyn.validation.InputError` naming it.
+    :class:`~interdyn.support.validation.InputError` naming it.
     """
-    from .validation import InputError, check_frame_size, check_image_tensor
+    from ..support.validation import InputError, check_frame_size, check_image_tensor
 
     check_sampling_args(num_frames=num_frames, num_steps=num_steps if sigmas is None else 1,
                         min_guidance=min_guidance, max_guidance=max_guidance, fps=fps,
@@ -389,10 +389,10 @@ def sample_latents(
             control = control.unsqueeze(0)
         if control.ndim != 5 or control.shape[2] != 3 or tuple(control.shape[-2:]) != (height, width):
             raise InputError(f"control must be [batch, frames, 3, {height}, {width}] like the image, got "
-                             f"shape {tuple(control.shape)}; use interdyn.control to fit it to the image size")
+                             f"shape {tuple(control.shape)}; use interdyn.core.control to fit it to the image size")
         if control.shape[1] != num_frames:
             raise InputError(f"control has {control.shape[1]} frames but num_frames is {num_frames}: resample the "
-                             "control to the video's frame count first (interdyn.control.prepare_control)")
+                             "control to the video's frame count first (interdyn.core.control.prepare_control)")
         if control.shape[0] not in (1, image.shape[0]):
             raise InputError(f"control batch {control.shape[0]} does not match image batch {image.shape[0]}")
         check_image_tensor(control, "control")
@@ -459,7 +459,7 @@ def generate_video(backbone: SVDBackbone, image: torch.Tensor, control: torch.Te
                    control_branch=None, *, decode_chunk_size: int | None = None, **kwargs) -> torch.Tensor:
     """Image + control -> video frames ``[B, F, 3, H, W]`` in [0, 1]. See :func:`sample_latents`."""
     if decode_chunk_size is not None:
-        from .validation import check_count
+        from ..support.validation import check_count
 
         check_count(decode_chunk_size, "decode_chunk_size")
     latents = sample_latents(backbone, image, control, control_branch, **kwargs)

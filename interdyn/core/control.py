@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .validation import FRAME_LAYOUTS, check_frame_size, frame_layout
+from ..support.validation import FRAME_LAYOUTS, check_frame_size, frame_layout
 
 __all__ = [
     "CONTROL_PALETTE",
@@ -273,6 +273,74 @@ def _window_start(lo: int, hi: int, extent: int, window: int) -> int:
     return max(0, min(start, extent - window))
 
 
+def _fit_inputs(video, control, masks, crop: str):
+    """:func:`fit_to_size`'s inputs checked and normalised: ``(video, control, masks, single, (H, W))``, every given
+    input with the same frames and frame size (``single``: the masks came as one ``[F, H, W]`` sequence)."""
+    shapes: dict[str, tuple[int, int, int]] = {}  # name -> (F, H, W)
+    if video is not None:
+        video = _as_tensor(video, "video")
+        _check_frames(video, "video")
+        _check_unit_range(video, "video", "Video frames must be in [0, 1]; for [-1, 1] use (x + 1) / 2.")
+        shapes["video"] = (video.shape[0], video.shape[2], video.shape[3])
+    if control is not None:
+        control = _as_tensor(control, "control")
+        _check_frames(control, "control")
+        _check_unit_range(control, "control", "Control frames are built in [0, 1]; for [-1, 1] use (x + 1) / 2.")
+        shapes["control"] = (control.shape[0], control.shape[2], control.shape[3])
+    single = False
+    if masks is not None:
+        masks, single = _stack_masks(masks)
+        _mask_to_float(masks, "masks")  # validates dtype and range; the resize keeps the dtype
+        shapes["masks"] = tuple(masks.shape[1:])
+    if crop == "mask" and masks is None and control is None:
+        raise ValueError("crop='mask' needs masks (or mask-derived control frames); got only video.")
+    first = next(iter(shapes))
+    for name, s in shapes.items():
+        if s[0] != shapes[first][0]:
+            raise ValueError(
+                f"{first} has {shapes[first][0]} frames but {name} has {s[0]}; they must be the "
+                "same frames. Resample them to a common frame count first (resample_frames)."
+            )
+        if s[1:] != shapes[first][1:]:
+            raise ValueError(
+                f"{first} is {shapes[first][1]}x{shapes[first][2]} (HxW) but {name} is "
+                f"{s[1]}x{s[2]}; they must share one geometry to be fitted jointly."
+            )
+    _, src_h, src_w = shapes[first]
+    if src_h == 0 or src_w == 0:
+        raise ValueError(f"inputs have an empty frame size {src_h}x{src_w}.")
+    return video, control, masks, single, (src_h, src_w)
+
+
+def _crop_window(masks, control, crop: str, resized: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    """``(top, left)`` of the ``target`` window in frames of size ``resized``: the middle, or with ``crop="mask"``
+    centred on the bounding box of all masks over all frames (else the control's non-black pixels), clamped to the
+    borders; the middle when nothing is occupied."""
+    (new_h, new_w), (height, width) = resized, target
+    top = (new_h - height) // 2
+    left = (new_w - width) // 2
+    if crop == "mask":
+        if masks is not None:
+            occupied = (masks != 0).flatten(0, 1).any(dim=0)  # [H, W]
+        else:
+            occupied = (control > 0).any(dim=1).any(dim=0)
+        rows = torch.nonzero(occupied.any(dim=1)).flatten()
+        cols = torch.nonzero(occupied.any(dim=0)).flatten()
+        if rows.numel():
+            y0, y1 = int(rows[0]), int(rows[-1]) + 1
+            x0, x1 = int(cols[0]), int(cols[-1]) + 1
+            if y1 - y0 > height or x1 - x0 > width:
+                warnings.warn(
+                    f"crop='mask': the masks' bounding box ({y1 - y0}x{x1 - x0} px after resizing) "
+                    f"is larger than the {height}x{width} crop; it is centred and partly cut. "
+                    "Choose a target aspect ratio closer to the source's to keep it whole.",
+                    stacklevel=3,
+                )
+            top = _window_start(y0, y1, new_h, height)
+            left = _window_start(x0, x1, new_w, width)
+    return top, left
+
+
 def fit_to_size(
     video=None,
     control=None,
@@ -315,39 +383,7 @@ def fit_to_size(
         )
     check_frame_size(height, width, multiple_of=multiple_of)
 
-    shapes: dict[str, tuple[int, int, int]] = {}  # name -> (F, H, W)
-    if video is not None:
-        video = _as_tensor(video, "video")
-        _check_frames(video, "video")
-        _check_unit_range(video, "video", "Video frames must be in [0, 1]; for [-1, 1] use (x + 1) / 2.")
-        shapes["video"] = (video.shape[0], video.shape[2], video.shape[3])
-    if control is not None:
-        control = _as_tensor(control, "control")
-        _check_frames(control, "control")
-        _check_unit_range(control, "control", "Control frames are built in [0, 1]; for [-1, 1] use (x + 1) / 2.")
-        shapes["control"] = (control.shape[0], control.shape[2], control.shape[3])
-    single = False
-    if masks is not None:
-        masks, single = _stack_masks(masks)
-        _mask_to_float(masks, "masks")  # validates dtype and range; the resize keeps the dtype
-        shapes["masks"] = tuple(masks.shape[1:])
-    if crop == "mask" and masks is None and control is None:
-        raise ValueError("crop='mask' needs masks (or mask-derived control frames); got only video.")
-    first = next(iter(shapes))
-    for name, s in shapes.items():
-        if s[0] != shapes[first][0]:
-            raise ValueError(
-                f"{first} has {shapes[first][0]} frames but {name} has {s[0]}; they must be the "
-                "same frames. Resample them to a common frame count first (resample_frames)."
-            )
-        if s[1:] != shapes[first][1:]:
-            raise ValueError(
-                f"{first} is {shapes[first][1]}x{shapes[first][2]} (HxW) but {name} is "
-                f"{s[1]}x{s[2]}; they must share one geometry to be fitted jointly."
-            )
-    _, src_h, src_w = shapes[first]
-    if src_h == 0 or src_w == 0:
-        raise ValueError(f"inputs have an empty frame size {src_h}x{src_w}.")
+    video, control, masks, single, (src_h, src_w) = _fit_inputs(video, control, masks, crop)
 
     scale = max(height / src_h, width / src_w)
     new_h = max(height, int(math.floor(src_h * scale + 0.5)))
@@ -361,27 +397,7 @@ def fit_to_size(
     if masks is not None:
         masks = _resize_masks(masks, size)
 
-    top = (new_h - height) // 2
-    left = (new_w - width) // 2
-    if crop == "mask":
-        if masks is not None:
-            occupied = (masks != 0).flatten(0, 1).any(dim=0)  # [H, W]
-        else:
-            occupied = (control > 0).any(dim=1).any(dim=0)
-        rows = torch.nonzero(occupied.any(dim=1)).flatten()
-        cols = torch.nonzero(occupied.any(dim=0)).flatten()
-        if rows.numel():
-            y0, y1 = int(rows[0]), int(rows[-1]) + 1
-            x0, x1 = int(cols[0]), int(cols[-1]) + 1
-            if y1 - y0 > height or x1 - x0 > width:
-                warnings.warn(
-                    f"crop='mask': the masks' bounding box ({y1 - y0}x{x1 - x0} px after resizing) "
-                    f"is larger than the {height}x{width} crop; it is centred and partly cut. "
-                    "Choose a target aspect ratio closer to the source's to keep it whole.",
-                    stacklevel=2,
-                )
-            top = _window_start(y0, y1, new_h, height)
-            left = _window_start(x0, x1, new_w, width)
+    top, left = _crop_window(masks, control, crop, (new_h, new_w), (height, width))
 
     def _crop(t):
         return None if t is None else t[..., top : top + height, left : left + width].contiguous()
@@ -564,7 +580,7 @@ def prepare_control(
     if (masks is None) == (renders is None):
         raise ValueError("prepare_control needs exactly one of masks= or renders=.")
     check_frame_size(height, width, multiple_of=8)
-    from .validation import check_count, check_video_size
+    from ..support.validation import check_count, check_video_size
 
     check_count(num_frames, "num_frames")
     check_video_size(num_frames, height, width, names=("num_frames", "height", "width"), what="the control frames")

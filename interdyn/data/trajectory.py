@@ -3,7 +3,7 @@
 InterDyn is driven by a sequence of masks. When no driving video exists, an artist can
 draw one mask (the hand or object on the first frame) and describe its motion with a few
 keyframes; :func:`animate_mask` renders the mask sequence, which then goes to
-:func:`interdyn.control.masks_to_control` like masks tracked with SAM2.
+:func:`interdyn.core.control.masks_to_control` like masks tracked with SAM2.
 
 Keyframes (:func:`parse_keyframes` reads them from JSON text, e.g. a ComfyUI text widget)::
 
@@ -246,7 +246,7 @@ def parse_coordinates(text, width: float, height: float, name: str = "coordinate
     Every point must be finite and inside the ``width`` x ``height`` image; a track needs at least 2
     points. Messages name the input ``name`` (see the module docstring for the formats).
     """
-    from .validation import InputError
+    from ..support.validation import InputError
 
     example = '[{"x": 40, "y": 60}, {"x": 48, "y": 60}, ...] (one point per frame) or a list of such lists'
     if not isinstance(text, str) or not text.strip():
@@ -329,7 +329,7 @@ def animate_mask(mask: torch.Tensor, keyframes: Sequence[Keyframe | dict] | str,
     Scale and rotation pivot on the centre of the mask's bounding box. ``coordinates``: a drawn
     path (the Spline Editor's JSON, see the module docstring) that replaces the keyframes' x, y.
     """
-    from .validation import check_count, check_video_size
+    from ..support.validation import check_count, check_video_size
 
     check_count(num_frames, "num_frames")
     if isinstance(mask, torch.Tensor) and mask.ndim >= 2:

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..control import CONTROL_PALETTE, masks_to_control
+from ...core.control import CONTROL_PALETTE, masks_to_control
 from .objects import SceneObject, SyntheticScene
 from .physics import _run_physics
 from .render import _background, _render

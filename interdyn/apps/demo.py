@@ -10,7 +10,7 @@ Three scenes, never trained on (validation seeds, disjoint from the probe seeds)
 For each scene the model sees the first frame and the driver's masks only. The demo writes one mp4
 per scene (driving masks | InterDyn | simulated ground truth; for the hit scene also the same model at
 control strength 0, the prior alone), a labelled PNG contact sheet of all of them, and prints the probe numbers of these scenes
-(:mod:`interdyn.probes`; the averages over many held-out scenes come from `interdyn probes`).
+(:mod:`interdyn.apps.probes`; the averages over many held-out scenes come from `interdyn probes`).
 """
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ DEMO_LEGACY_FILES = ("contact_sheet.png", "chain.mp4")
 
 def check_zoom(zoom, name: str = "zoom") -> int:
     """``zoom`` a whole number >= 1 whose enlarged videos (four 64-pixel panels side by side, 8 frames) fit the
-    memory budget (:func:`interdyn.validation.check_video_size`), checked before any sampling."""
-    from .builtin import TOY_SAMPLING, TOY_SIZE
-    from .validation import check_count, check_video_size
+    memory budget (:func:`interdyn.support.validation.check_video_size`), checked before any sampling."""
+    from ..core.builtin import TOY_SAMPLING, TOY_SIZE
+    from ..support.validation import check_count, check_video_size
 
     zoom = check_count(zoom, name)
     height, width = TOY_SIZE[0] * zoom, 4 * TOY_SIZE[1] * zoom
@@ -52,7 +52,7 @@ def check_zoom(zoom, name: str = "zoom") -> int:
 
 def demo_scenes(seed: int, size, num_frames: int, world="full") -> dict:
     """``{"hit": scene, "miss": scene, "chain": scene}`` for ``seed`` (hit and miss share frame 0), of ``world``."""
-    from .synthetic import counterfactual_pair, force_propagation_scene
+    from ..data.synthetic import counterfactual_pair, force_propagation_scene
 
     hit, miss = counterfactual_pair(seed, mode="redirect", size=tuple(size), num_frames=num_frames, world=world)
     return {"hit": hit, "miss": miss,
@@ -63,13 +63,13 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
              echo: Callable[[str], None] = print) -> dict:
     """Run the demo into folder ``out``; returns the per-scene measurements and the written paths."""
     from . import probes
-    from .builtin import TOY_PHYSICS, TOY_SAMPLING, TOY_SIZE, toy_world
-    from .loading import load_toy_physics
+    from ..core.builtin import TOY_PHYSICS, TOY_SAMPLING, TOY_SIZE, toy_world
+    from ..core.loading import load_toy_physics
     from .contact_sheet import write_contact_sheet
-    from .video_io import write_video
+    from ..data.video_io import write_video
 
-    from .safe_output import claim_output_folder
-    from .validation import check_count, check_seed
+    from ..support.safe_output import claim_output_folder
+    from ..support.validation import check_count, check_seed
 
     check_zoom(zoom, "zoom")
     check_seed(seed, "seed")

@@ -1,5 +1,5 @@
 """Command line: ``interdyn generate``, ``interdyn demo``, ``interdyn probes``, ``interdyn make-tiny``, and the
-commands other packages register (:mod:`interdyn.plugins`): the training package's ``interdyn train``, ``export``,
+commands other packages register (:mod:`interdyn.apps.plugins`): the training package's ``interdyn train``, ``export``,
 ``evaluate``, ``prepare`` and ``configs``."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 
 from .demo import DEMO_SEED
-from .safe_output import OutputError
-from .sampling import DEFAULTS
-from .validation import InputError
+from ..support.safe_output import OutputError
+from ..core.sampling import DEFAULTS
+from ..support.validation import InputError
 
 
 def _add_sampling_args(p: argparse.ArgumentParser, height=DEFAULTS["height"], width=DEFAULTS["width"],
@@ -56,8 +56,8 @@ def _progress(total: int, desc: str):
 
 def cmd_generate(args) -> int:
     from .generation import comparison_path, generate_clips, load_inputs, side_by_side, validate_generate_args
-    from .loading import load_control_branch, load_svd_backbone
-    from .video_io import write_video
+    from ..core.loading import load_control_branch, load_svd_backbone
+    from ..data.video_io import write_video
 
     if args.manifest is not None:
         from .batch import run_manifest
@@ -84,7 +84,7 @@ def cmd_generate(args) -> int:
 
 
 def _builtin_sampling(args) -> dict:
-    from .builtin import TOY_SAMPLING
+    from ..core.builtin import TOY_SAMPLING
 
     sampling = dict(TOY_SAMPLING)
     if args.steps is not None:
@@ -95,8 +95,8 @@ def _builtin_sampling(args) -> dict:
 def cmd_demo(args) -> int:
     from .demo import DEMO_LEGACY_FILES, check_zoom, run_demo
     from .generation import check_writable_parent
-    from .safe_output import check_output_folder
-    from .validation import check_count, check_seed
+    from ..support.safe_output import check_output_folder
+    from ..support.validation import check_count, check_seed
 
     check_zoom(args.zoom, "--zoom")
     check_seed(args.seed, "--seed")
@@ -116,11 +116,11 @@ def _every_tenth(stage: str, done: int, total: int) -> None:
 
 def cmd_probes(args) -> int:
     from . import probes
-    from .builtin import TOY_SIZE, is_builtin, toy_world
-    from .loading import load_control_branch, load_svd_backbone
+    from ..core.builtin import TOY_SIZE, is_builtin, toy_world
+    from ..core.loading import load_control_branch, load_svd_backbone
 
-    from .safe_output import claim_output_folder
-    from .validation import check_count, check_seed
+    from ..support.safe_output import claim_output_folder
+    from ..support.validation import check_count, check_seed
 
     check_count(args.num_scenes, "--num-scenes")
     check_seed(args.seed, "--seed")
@@ -145,14 +145,14 @@ def cmd_probes(args) -> int:
 
 
 def cmd_make_tiny(args) -> int:
-    from .testing import write_tiny_models
+    from ..support.testing import write_tiny_models
 
     paths = write_tiny_models(args.out, seed=args.seed, residual_mode=args.residual_mode)
     print(f"tiny SVD folder: {paths['svd']}\ntiny control branch: {paths['interdyn']}")
     return 0
 
 
-#: the commands this library defines; others come from the registry (:mod:`interdyn.plugins`)
+#: the commands this library defines; others come from the registry (:mod:`interdyn.apps.plugins`)
 LIBRARY_COMMANDS = ("generate", "demo", "probes", "make-tiny")
 
 
@@ -222,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The errors that mean "the input is wrong" (shown as one line) rather than a bug."""
-    from .loading import ModelLoadError
-    from .video_io import VideoReadError
+    from ..core.loading import ModelLoadError
+    from ..data.video_io import VideoReadError
 
     return (InputError, OutputError, ModelLoadError, VideoReadError, ValueError, FileNotFoundError,
             NotADirectoryError, IsADirectoryError, PermissionError)
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk is the user's to fix, not a bug
-        from .safe_output import storage_message_or_raise
+        from ..support.safe_output import storage_message_or_raise
 
         print(f"error: {storage_message_or_raise(err)} (run with --debug for the traceback)", file=sys.stderr)
         return 2

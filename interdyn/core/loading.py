@@ -5,7 +5,7 @@ Backbone: a diffusers ``StableVideoDiffusionPipeline`` folder (the layout of
 ``feature_extractor/``, ``scheduler/``, with or without the ``fp16`` variant files), or an
 original single-file checkpoint (``svd.safetensors``; see :mod:`interdyn.single_file`).
 Both loaders also accept ``"builtin:toy-physics"``, the small model shipped in the package
-(:mod:`interdyn.builtin`).
+(:mod:`interdyn.core.builtin`).
 
 Control branch: the official release's ``controlnet`` folder (``config.json`` +
 ``diffusion_pytorch_model.safetensors``, class ``ControlNetSDVModel``; the folder above it works
@@ -27,11 +27,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .builtin import TOY_PHYSICS, builtin_path, is_builtin
-from .errors import ModelLoadError
-from .safe_output import atomic_file
-from .models.backbone import CLIP_MEAN, CLIP_STD, SVDBackbone
-from .models.controlnet import InterDynControlNet, mark_official_config
-from .models.unet import InterDynUNet
+from ..support.errors import ModelLoadError
+from ..support.safe_output import atomic_file
+from ..models.backbone import CLIP_MEAN, CLIP_STD, SVDBackbone
+from ..models.controlnet import InterDynControlNet, mark_official_config
+from ..models.unet import InterDynUNet
 
 CONTROL_FORMAT = "interdyn-control-branch"
 CONTROL_FORMAT_VERSION = "1"
@@ -111,7 +111,7 @@ def check_svd_folder(path: str | os.PathLike) -> dict[str, tuple[Path, str | Non
 
 
 def _builtin_or_path(path: str | os.PathLike, part: str) -> Path:
-    """``"builtin:<name>"`` -> the packaged files (:mod:`interdyn.builtin`); anything else -> ``Path``."""
+    """``"builtin:<name>"`` -> the packaged files (:mod:`interdyn.core.builtin`); anything else -> ``Path``."""
     return builtin_path(path, part) if is_builtin(path) else Path(path)
 
 
@@ -125,7 +125,7 @@ def load_svd_backbone(path: str | os.PathLike, *, dtype: str | torch.dtype | Non
     dtype = resolve_dtype(dtype, device)
     path = _builtin_or_path(path, "svd")
     if path.is_file() or path.suffix in (".safetensors", ".ckpt", ".pt", ".pth"):
-        from .single_file import load_svd_single_file
+        from ..single_file import load_svd_single_file
 
         parts = load_svd_single_file(path, dtype=dtype, device=device)
         backbone = SVDBackbone(parts["unet"], parts["vae"], parts["image_encoder"],
@@ -310,7 +310,7 @@ def save_control_branch(model: InterDynControlNet, path: str | os.PathLike, *, d
 
 
 def load_toy_physics(*, dtype=None, device="cpu") -> tuple[SVDBackbone, InterDynControlNet]:
-    """``(backbone, control_branch)`` of the built-in toy-physics model (:mod:`interdyn.builtin`; float32 on
+    """``(backbone, control_branch)`` of the built-in toy-physics model (:mod:`interdyn.core.builtin`; float32 on
     the CPU by default)."""
     backbone = load_svd_backbone(TOY_PHYSICS, dtype=dtype, device=device)
     branch = load_control_branch(TOY_PHYSICS, dtype=dtype, device=device, backbone=backbone)
