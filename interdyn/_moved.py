@@ -23,16 +23,13 @@ MOVED = {
 
 
 def new_name(fullname: str) -> str | None:
-    """Where an old module name lives now (``None`` for a name that did not move)."""
-    head, _, rest = fullname.partition(".")
-    if head != "interdyn" or not rest:
-        return None
+    """Where an old module name lives now (``None`` for a name that did not move). Every moved module sat directly
+    under ``interdyn``, so its old name is the first two parts; the rest is a submodule's path."""
     parts = fullname.split(".")
-    for i in (2,):  # the moved modules are all directly under interdyn
-        old = ".".join(parts[:i])
-        if old in MOVED:
-            return ".".join([MOVED[old], *parts[i:]])
-    return None
+    old = ".".join(parts[:2])
+    if len(parts) < 2 or old not in MOVED:
+        return None
+    return ".".join([MOVED[old], *parts[2:]])
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
