@@ -96,3 +96,23 @@ def test_the_prior_can_start_from_a_committed_unfinished_stage(tmp_path):
     after = load_file(str(tmp_path / "second" / "svd" / "unet" / "diffusion_pytorch_model.safetensors"))
     assert all(torch.equal(before[k], after[k]) for k in before), "at learning rate 0 the EMA is the init's weights"
     assert json.loads((tmp_path / "second" / "stage.json").read_text())["finished"] is True
+
+
+def test_latent_object_weights_mark_objects_now_and_where_they_started():
+    """The prior's object weighting (``--fg-weight``): on a hand-made clip (grey background, one red square moving
+    right by 16 px per frame), latent cells under the square in the current frame or in the first frame get
+    ``1 + weight``, every other cell 1, so a copy left behind at the start position costs as much as a missing
+    object."""
+    from training.toy.backbone import latent_object_weights
+
+    clip = torch.full((1, 3, 3, 64, 64), 128, dtype=torch.uint8)
+    for t in range(3):
+        clip[0, t, :, 8:16, 8 + 16 * t:16 + 16 * t] = torch.tensor([220, 30, 30], dtype=torch.uint8)[:, None, None]
+    w = latent_object_weights(clip, 4.0)
+    assert w.shape == (1, 3, 1, 16, 16), "one weight per latent cell (the toy VAE downsamples by 4)"
+    expected = torch.ones(3, 16, 16)
+    for t in range(3):
+        expected[t, 2:4, 2:4] = 5.0                    # where the square started
+        expected[t, 2:4, 2 + 4 * t:4 + 4 * t] = 5.0    # where it is now
+    assert torch.equal(w[0, :, 0], expected), "objects now and at their start get 1 + weight, the rest 1"
+    assert torch.equal(latent_object_weights(clip, 0.0), torch.ones(1, 3, 1, 16, 16)), "weight 0: the plain loss"

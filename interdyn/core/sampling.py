@@ -24,6 +24,8 @@ import torch
 
 from .control import normalize_control
 from ..models.backbone import SVDBackbone
+from ..support.validation import (InputError, check_count, check_finite, check_frame_size, check_guidance,
+                                  check_image_tensor, check_range, check_seed, check_video_size)
 
 # the paper's defaults (14 frames, 256x384, 50 steps, CFG 1 -> 3); fps in diffusers' convention
 DEFAULTS = dict(num_frames=14, height=256, width=384, num_steps=50, min_guidance=1.0, max_guidance=3.0,
@@ -218,13 +220,8 @@ class InterDynDenoiser:
         self.window = (control_start, control_end)
         self.branch_calls = 0
         if self.branch is not None:
-            if not 0 <= control_start <= control_end <= 1:
-                raise ValueError(f"control window must satisfy 0 <= start <= end <= 1, got {control_start}, {control_end}")
-            if control.shape[1] != num_frames:
-                raise ValueError(f"control has {control.shape[1]} frames, the video {num_frames}: "
-                                 "resample the control to the model's frame count first")
-            if control.shape[0] not in (1, batch):
-                raise ValueError(f"control batch {control.shape[0]} does not match image batch {batch}")
+            check_sampling_args(control_start=control_start, control_end=control_end)
+            control = checked_control(control, num_frames=num_frames, batch=batch)
             control = normalize_control(control.to(device=self.image_latents.device, dtype=torch.float32))
             control = control.expand(batch, *control.shape[1:])
             features = self.branch.embed_control(control.to(self.branch.dtype))
@@ -286,9 +283,6 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
     ``names`` maps the Python names to the caller's (``{"num_frames": "--frames"}`` on the command line,
     a widget name in a node), so messages speak the caller's language.
     """
-    from ..support.validation import (InputError, check_count, check_finite, check_frame_size, check_guidance, check_range,
-                             check_seed)
-
     n = lambda key: (names or {}).get(key, key)  # noqa: E731
     check_count(num_frames, n("num_frames"))
     check_count(num_steps, n("num_steps"))
@@ -310,9 +304,77 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
         check_count(decode_chunk_size, n("decode_chunk_size"))
     check_frame_size(height, width, names=(n("height"), n("width")))
     if height is not None and width is not None:
-        from ..support.validation import check_video_size
-
         check_video_size(num_frames, height, width, names=(n("num_frames"), n("height"), n("width")))
+
+
+def _checked_sigmas(sigmas) -> torch.Tensor | None:
+    if sigmas is None:
+        return None
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float32)
+    if sigmas.ndim != 1 or len(sigmas) < 2 or not bool(torch.isfinite(sigmas).all()):
+        raise InputError(f"sigmas must be a 1-D list of at least 2 finite noise levels, got {tuple(sigmas.shape)}")
+    if bool((sigmas < 0).any()) or not bool((sigmas[1:] < sigmas[:-1]).all()):
+        raise InputError(f"sigmas must be noise levels >= 0 in strictly decreasing order (the last may be 0), got "
+                         f"{[round(float(v), 4) for v in sigmas[:8]]}{' ...' if len(sigmas) > 8 else ''}")
+    return sigmas
+
+
+def _check_latents(latents) -> None:
+    if latents is None:
+        return
+    if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
+        raise InputError("latents must be a floating-point torch.Tensor of N(0, 1) noise")
+    if not bool(torch.isfinite(latents).all()):
+        raise InputError("latents contain NaN or infinite values; they are the initial N(0, 1) noise")
+
+
+def _checked_image(backbone: SVDBackbone, image) -> torch.Tensor:
+    """``image`` as ``[B, 3, H, W]`` floats in [0, 1] whose size this backbone can sample."""
+    if not isinstance(image, torch.Tensor):
+        raise InputError(f"image must be a torch.Tensor [batch, 3, height, width] in [0, 1], got {type(image).__name__}")
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise InputError(f"image must be [batch, 3, height, width] in [0, 1], got shape {tuple(image.shape)}")
+    check_image_tensor(image, "image")
+    check_frame_size(*image.shape[-2:], multiple_of=8 * backbone.vae_scale_factor,
+                     names=("image height", "image width"),
+                     why=f"this backbone's VAE downsamples by {backbone.vae_scale_factor} and its UNet by 8 more; "
+                         "resize or crop the image")
+    return image
+
+
+def checked_control(control, *, num_frames: int, batch: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Control frames ``[batch or 1, num_frames, 3, H, W]`` in [0, 1] (a 4-D tensor gains the batch axis), the
+    size of the video's frames when ``size`` is given; the one check of control tensors, used by
+    :func:`sample_latents` and :class:`InterDynDenoiser`. Raises :class:`~interdyn.support.validation.InputError`."""
+    if not isinstance(control, torch.Tensor):
+        raise InputError(f"control must be a torch.Tensor [batch, frames, 3, height, width], got {type(control).__name__}")
+    if control.ndim == 4:
+        control = control.unsqueeze(0)
+    if control.ndim != 5 or control.shape[2] != 3 or (size is not None and tuple(control.shape[-2:]) != tuple(size)):
+        like = f"[batch, frames, 3, {size[0]}, {size[1]}] like the image" if size else "[batch, frames, 3, height, width]"
+        raise InputError(f"control must be {like}, got shape {tuple(control.shape)}; use interdyn.core.control to fit "
+                         "it to the image size")
+    if control.shape[1] != num_frames:
+        raise InputError(f"control has {control.shape[1]} frames but num_frames is {num_frames}: resample the "
+                         "control to the video's frame count first (interdyn.core.control.prepare_control)")
+    if control.shape[0] not in (1, batch):
+        raise InputError(f"control batch {control.shape[0]} does not match image batch {batch}")
+    check_image_tensor(control, "control")
+    return control
+
+
+def _generators(generator, batch: int):
+    """An int seed -> a CPU generator; a list -> one generator per video (its length checked)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != batch:
+            raise InputError(f"generator is a list of {len(generator)} but the image batch is {batch}: give "
+                             "one generator (or seed) per video")
+        return [torch.Generator("cpu").manual_seed(g) if isinstance(g, int) else g for g in generator]
+    if isinstance(generator, int):
+        return torch.Generator("cpu").manual_seed(generator)
+    return generator
 
 
 @torch.no_grad()
@@ -351,66 +413,26 @@ def sample_latents(
     control must be floating point, finite, in [0, 1]): a bad one raises
     :class:`~interdyn.support.validation.InputError` naming it.
     """
-    from ..support.validation import InputError, check_frame_size, check_image_tensor
-
     check_sampling_args(num_frames=num_frames, num_steps=num_steps if sigmas is None else 1,
                         min_guidance=min_guidance, max_guidance=max_guidance, fps=fps,
                         motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength,
                         control_strength=control_strength, control_start=control_start, control_end=control_end,
                         generator=generator)
-    if sigmas is not None:
-        sigmas = torch.as_tensor(sigmas, dtype=torch.float32)
-        if sigmas.ndim != 1 or len(sigmas) < 2 or not bool(torch.isfinite(sigmas).all()):
-            raise InputError(f"sigmas must be a 1-D list of at least 2 finite noise levels, got {tuple(sigmas.shape)}")
-        if bool((sigmas < 0).any()) or not bool((sigmas[1:] < sigmas[:-1]).all()):
-            raise InputError(f"sigmas must be noise levels >= 0 in strictly decreasing order (the last may be 0), got "
-                             f"{[round(float(v), 4) for v in sigmas[:8]]}{' ...' if len(sigmas) > 8 else ''}")
-    if latents is not None:
-        if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
-            raise InputError("latents must be a floating-point torch.Tensor of N(0, 1) noise")
-        if not bool(torch.isfinite(latents).all()):
-            raise InputError("latents contain NaN or infinite values; they are the initial N(0, 1) noise")
-    if not isinstance(image, torch.Tensor):
-        raise InputError(f"image must be a torch.Tensor [batch, 3, height, width] in [0, 1], got {type(image).__name__}")
-    if image.ndim == 3:
-        image = image.unsqueeze(0)
-    if image.ndim != 4 or image.shape[1] != 3:
-        raise InputError(f"image must be [batch, 3, height, width] in [0, 1], got shape {tuple(image.shape)}")
-    check_image_tensor(image, "image")
+    sigmas = _checked_sigmas(sigmas)
+    _check_latents(latents)
+    image = _checked_image(backbone, image)
     height, width = image.shape[-2:]
-    check_frame_size(height, width, multiple_of=8 * backbone.vae_scale_factor, names=("image height", "image width"),
-                     why=f"this backbone's VAE downsamples by {backbone.vae_scale_factor} and its UNet by 8 more; "
-                         "resize or crop the image")
     if control is not None:
-        if not isinstance(control, torch.Tensor):
-            raise InputError(f"control must be a torch.Tensor [batch, frames, 3, height, width], got "
-                             f"{type(control).__name__}")
-        if control.ndim == 4:
-            control = control.unsqueeze(0)
-        if control.ndim != 5 or control.shape[2] != 3 or tuple(control.shape[-2:]) != (height, width):
-            raise InputError(f"control must be [batch, frames, 3, {height}, {width}] like the image, got "
-                             f"shape {tuple(control.shape)}; use interdyn.core.control to fit it to the image size")
-        if control.shape[1] != num_frames:
-            raise InputError(f"control has {control.shape[1]} frames but num_frames is {num_frames}: resample the "
-                             "control to the video's frame count first (interdyn.core.control.prepare_control)")
-        if control.shape[0] not in (1, image.shape[0]):
-            raise InputError(f"control batch {control.shape[0]} does not match image batch {image.shape[0]}")
-        check_image_tensor(control, "control")
+        control = checked_control(control, num_frames=num_frames, batch=image.shape[0], size=(height, width))
     if control is not None and control_branch is None and control_strength != 0:
         raise InputError("control frames were given without a control branch; load one with load_control_branch")
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != image.shape[0]:
-            raise InputError(f"generator is a list of {len(generator)} but the image batch is {image.shape[0]}: give "
-                             "one generator (or seed) per video")
-        generator = [torch.Generator("cpu").manual_seed(g) if isinstance(g, int) else g for g in generator]
-    elif isinstance(generator, int):
-        generator = torch.Generator("cpu").manual_seed(generator)
+    generator = _generators(generator, image.shape[0])
     device = backbone.device
 
     cond = encode_conditioning(backbone, image, fps=fps, motion_bucket_id=motion_bucket_id,
                                noise_aug_strength=noise_aug_strength, generator=generator)
-    sigmas = karras_sigmas(num_steps, backbone.sigma_min, backbone.sigma_max, backbone.rho) if sigmas is None \
-        else torch.as_tensor(sigmas, dtype=torch.float32)
+    if sigmas is None:
+        sigmas = karras_sigmas(num_steps, backbone.sigma_min, backbone.sigma_max, backbone.rho)
     sigmas = sigmas.to(device)
     batch = image.shape[0]
     shape = (batch, num_frames, backbone.latent_channels, height // backbone.vae_scale_factor,
@@ -418,7 +440,7 @@ def sample_latents(
     if latents is None:
         latents = randn(shape, generator, device)
     elif tuple(latents.shape) != shape:
-        raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        raise InputError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
     x = latents.to(device=device, dtype=torch.float32) * (sigmas[0] ** 2 + 1) ** 0.5
 
     denoiser = InterDynDenoiser(
@@ -459,8 +481,6 @@ def generate_video(backbone: SVDBackbone, image: torch.Tensor, control: torch.Te
                    control_branch=None, *, decode_chunk_size: int | None = None, **kwargs) -> torch.Tensor:
     """Image + control -> video frames ``[B, F, 3, H, W]`` in [0, 1]. See :func:`sample_latents`."""
     if decode_chunk_size is not None:
-        from ..support.validation import check_count
-
         check_count(decode_chunk_size, "decode_chunk_size")
     latents = sample_latents(backbone, image, control, control_branch, **kwargs)
     return decode_latents(backbone, latents, decode_chunk_size)

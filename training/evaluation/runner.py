@@ -85,6 +85,56 @@ def evaluate(
     """
     t0 = time.time()
     settings = settings or GenerationSettings()
+    methods, generated, coshand = _checked_request(methods, generated, svd=svd, interdyn=interdyn, coshand=coshand)
+    if limit is not None:
+        check_count(limit, "limit")
+    check_sampling_args(**settings.sampler_kwargs(), generator=settings.seed, decode_chunk_size=decode_chunk_size,
+                        height=settings.height, width=settings.width)
+    ctx = distributed.init(device=device)
+    device = distributed.rank_device(device)
+    out_dir = Path(out_dir)
+    check_output_folder(out_dir, what="out_dir", legacy=LEGACY_OUTPUTS)  # before the data
+    dataset = dataset if dataset is not None else open_dataset(data_root, settings)
+    ids = _clip_ids(dataset)[: None if limit is None else int(limit)]
+    if not ids:
+        raise ValueError(f"no clips found in {data_root}")
+    all_methods = methods + list(generated)
+    _check_generated_complete(generated, ids)
+    video_dirs = {**{m: out_dir / "generated" / m for m in methods}, **generated}
+    method_settings = _method_settings(methods, settings, coshand)
+
+    def check_existing() -> None:  # our folder, made with the same settings as the videos already in it
+        for m in methods:
+            _check_method_settings(video_dirs[m], method_settings[m])
+
+    def claim(folder: Path) -> None:  # rank 0, before any compute
+        claim_output_folder(folder, what="out_dir", legacy=LEGACY_OUTPUTS)
+        check_existing()
+
+    with distributed.OutputLock(out_dir, what="out_dir", claim=claim, ctx=ctx) as lock:
+        if not ctx.is_main:
+            check_output_folder(out_dir, what="out_dir", legacy=LEGACY_OUTPUTS)
+            check_existing()
+        results = _evaluate_clips(
+            ctx, lock, dataset, ids, methods, all_methods, video_dirs, out_dir=out_dir, data_root=data_root,
+            svd=svd, interdyn=interdyn, coshand=coshand, generated=generated, settings=settings, device=device,
+            precision=precision, decode_chunk_size=decode_chunk_size, nets_kwargs=dict(
+                lpips_net=lpips_net, lpips_alexnet=lpips_alexnet, inception=inception,
+                inception_weights=inception_weights, i3d=i3d, i3d_weights=i3d_weights, tracker=tracker,
+                cotracker_checkpoint=cotracker_checkpoint, cotracker_code=cotracker_code, trust_i3d=trust_i3d),
+            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, mf_points=mf_points, mf_seed=mf_seed,
+            progress=progress, t0=t0)
+    if not ctx.is_main:  # rank 0 wrote results.json before the last barrier
+        results = json.loads((out_dir / "results.json").read_text())
+    return results
+
+
+#: what an evaluation folder of ours holds (an older one may lack our marker file)
+LEGACY_OUTPUTS = ("results.json", "generated", "features")
+
+
+def _checked_request(methods, generated, *, svd, interdyn, coshand) -> tuple[list[str], dict[str, Path], object]:
+    """The methods to generate, the ``--generated`` folders and the CosHand model, checked before anything loads."""
     generated = {str(k): Path(v) for k, v in (generated or {}).items()}
     methods = list(methods) if methods is not None else ([] if generated else list(DEFAULT_METHODS))
     unknown = [m for m in methods if m not in METHODS]
@@ -107,57 +157,23 @@ def evaluate(
     for name, folder in generated.items():
         if not folder.is_dir():
             raise FileNotFoundError(f"--generated folder for {name!r} does not exist: {folder}")
+    return methods, generated, coshand
 
-    if limit is not None:
-        check_count(limit, "limit")
-    check_sampling_args(**settings.sampler_kwargs(), generator=settings.seed, decode_chunk_size=decode_chunk_size,
-                        height=settings.height, width=settings.width)
-    ctx = distributed.init(device=device)
-    device = distributed.rank_device(device)
-    out_dir = Path(out_dir)
-    check_output_folder(out_dir, what="out_dir", legacy=("results.json", "generated", "features"))  # before the data
-    dataset = dataset if dataset is not None else open_dataset(data_root, settings)
-    ids = _clip_ids(dataset)
-    if limit is not None:
-        ids = ids[: int(limit)]
-    if not ids:
-        raise ValueError(f"no clips found in {data_root}")
-    all_methods = methods + list(generated)
 
-    video_dirs = {m: out_dir / "generated" / m for m in methods}
-    video_dirs.update(generated)
-    coshand_name = getattr(coshand, "__qualname__", type(coshand).__name__) if coshand is not None else None
-    method_settings = {m: settings.for_method(m, {"coshand": f"{getattr(coshand, '__module__', '')}:{coshand_name}"}
-                                              if m.startswith("coshand") else None) for m in methods}
-    missing = {m: [i for i in ids if find_generated_video(generated[m], i) is None] for m in generated}
+def _check_generated_complete(generated: dict[str, Path], ids: list[str]) -> None:
+    missing = {m: [i for i in ids if find_generated_video(folder, i) is None] for m, folder in generated.items()}
     missing = {m: v for m, v in missing.items() if v}
     if missing:
         detail = "; ".join(f"{m}: {len(v)} missing (e.g. {v[:3]})" for m, v in missing.items())
         raise FileNotFoundError(f"--generated folders lack videos for some clips ({detail}); expected "
                                 f"<folder>/<id>/{GENERATED_NAME}.mp4")
 
-    def claim(folder: Path) -> None:  # rank 0, before any compute: our folder, same settings as its videos
-        claim_output_folder(folder, what="out_dir", legacy=("results.json", "generated", "features"))
-        for m in methods:
-            _check_method_settings(video_dirs[m], method_settings[m])
 
-    with distributed.OutputLock(out_dir, what="out_dir", claim=claim, ctx=ctx) as lock:
-        if not ctx.is_main:
-            check_output_folder(out_dir, what="out_dir", legacy=("results.json", "generated", "features"))
-            for m in methods:
-                _check_method_settings(video_dirs[m], method_settings[m])
-        results = _evaluate_clips(
-            ctx, lock, dataset, ids, methods, all_methods, video_dirs, out_dir=out_dir, data_root=data_root,
-            svd=svd, interdyn=interdyn, coshand=coshand, generated=generated, settings=settings, device=device,
-            precision=precision, decode_chunk_size=decode_chunk_size, nets_kwargs=dict(
-                lpips_net=lpips_net, lpips_alexnet=lpips_alexnet, inception=inception,
-                inception_weights=inception_weights, i3d=i3d, i3d_weights=i3d_weights, tracker=tracker,
-                cotracker_checkpoint=cotracker_checkpoint, cotracker_code=cotracker_code, trust_i3d=trust_i3d),
-            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, mf_points=mf_points, mf_seed=mf_seed,
-            progress=progress, t0=t0)
-    if not ctx.is_main:  # rank 0 wrote results.json before the last barrier
-        results = json.loads((out_dir / "results.json").read_text())
-    return results
+def _method_settings(methods: list[str], settings: GenerationSettings, coshand) -> dict[str, dict]:
+    """What each generated method's videos are made with (recorded beside them, checked when a run resumes)."""
+    name = getattr(coshand, "__qualname__", type(coshand).__name__) if coshand is not None else None
+    extra = {"coshand": f"{getattr(coshand, '__module__', '')}:{name}"}
+    return {m: settings.for_method(m, extra if m.startswith("coshand") else None) for m in methods}
 
 
 def _evaluate_clips(ctx, lock, dataset, ids, methods, all_methods, video_dirs, *, out_dir, data_root, svd, interdyn,
@@ -182,35 +198,14 @@ def _evaluate_clips(ctx, lock, dataset, ids, methods, all_methods, video_dirs, *
     for clip_id in distributed.shard(ids, ctx):
         index = by_index[clip_id]
         sample = dataset[index]
-        meta = sample["meta"]
-        if str(meta["source"]) != clip_id:
-            raise RuntimeError(f"dataset item {index} is {meta['source']!r}, expected {clip_id!r}")
-        reference = sample["frames"].float()
-        object_mask = _object_mask(meta)
+        if str(sample["meta"]["source"]) != clip_id:
+            raise RuntimeError(f"dataset item {index} is {sample['meta']['source']!r}, expected {clip_id!r}")
         ref_cache = ClipCache(out_dir / "features" / "_reference" / f"{_safe_id(clip_id)}.npz")
         for method in all_methods:
             current[:] = [method, clip_id]
             bar.set_postfix_str(f"{method} {clip_id}")
-            path = find_generated_video(video_dirs[method], clip_id)
-            made = path is None
-            if made:  # only our own methods get here (missing --generated videos were refused above)
-                video = generator(method, sample)
-                path = write_video(video_dirs[method] / clip_id / f"{GENERATED_NAME}.mp4", video, fps=meta["fps"],
-                                   lossless=True)
-            video = _read_clip(path)
-            if video.shape != reference.shape:
-                raise ValueError(f"{path} has frames {tuple(video.shape)} but the reference clip {clip_id!r} is "
-                                 f"{tuple(reference.shape)} ([F, 3, H, W]); generate at the evaluation size "
-                                 f"({settings.num_frames} frames, {settings.height}x{settings.width}) or change it")
-            cache = ClipCache(out_dir / "features" / method / f"{_safe_id(clip_id)}.npz")
-            sources: dict = {}
-            # the motion-fidelity seed comes from the clip's place in the sorted clip list: never from the rank
-            clip_scores(cache, video, reference, ref_cache, nets, object_mask=object_mask, mf_seed=mf_seed + index,
-                        mf_points=mf_points, sources=sources)
-            cache.set_record({"id": clip_id, "label": str(meta.get("label", "")), "num_frames": int(video.shape[0]),
-                              "video": str(path), "sources": {k: list(v) for k, v in sources.items()}})
-            ref_cache.save()  # before the record that points into it
-            cache.save()
+            made = _score_clip(method, clip_id, sample, video_dirs[method], ref_cache, generator, nets, out_dir=out_dir,
+                               settings=settings, mf_seed=mf_seed + index, mf_points=mf_points)
             counter.add(done=1, generated=int(made), cached=int(not made))
             if ctx.is_main:
                 bar.n = min(bar.total, counter.total().get("done", 0))
@@ -223,19 +218,54 @@ def _evaluate_clips(ctx, lock, dataset, ids, methods, all_methods, video_dirs, *
     counts = counter.total()
     bar.n = bar.total
     bar.close()
-    records = {m: [load_clip_record(out_dir, m, clip_id) for clip_id in ids] for m in all_methods}
+    run = {"seconds": round(time.time() - t0, 2), "processes": ctx.world_size,
+           "generated": counts.get("generated", 0), "cached": counts.get("cached", 0)}
+    settings_record = {**asdict(settings), "data_root": str(data_root), "num_clips": len(ids),
+                       "tracker": nets.tracker_name or "none", "networks": nets.ids, "kid_subsets": kid_subsets,
+                       "kid_subset_size": kid_subset_size, "mf_points": mf_points, "mf_seed": mf_seed,
+                       "methods": all_methods, "generated_folders": {k: str(v) for k, v in generated.items()}}
+    results = _pool_results(out_dir, ids, all_methods, nets, settings_record, run, kid_subsets=kid_subsets,
+                            kid_subset_size=kid_subset_size)
+    counter.cleanup()
+    distributed.barrier()  # the other ranks read results.json after this
+    return results
 
-    results = {
-        "settings": {**asdict(settings), "data_root": str(data_root), "num_clips": len(ids),
-                     "tracker": nets.tracker_name or "none", "networks": nets.ids, "kid_subsets": kid_subsets,
-                     "kid_subset_size": kid_subset_size, "mf_points": mf_points, "mf_seed": mf_seed,
-                     "methods": all_methods, "generated_folders": {k: str(v) for k, v in generated.items()}},
-        "unavailable": dict(nets.unavailable or {}),
-        "methods": {},
-        "per_clip": {},
-        "run": {"seconds": round(time.time() - t0, 2), "processes": ctx.world_size,
-                "generated": counts.get("generated", 0), "cached": counts.get("cached", 0)},
-    }
+
+def _score_clip(method, clip_id, sample, folder: Path, ref_cache: ClipCache, generator, nets, *, out_dir: Path,
+                settings: GenerationSettings, mf_seed: int, mf_points: int) -> bool:
+    """Generate (unless it is on disk) and score one method's video of one clip; its record and features go to
+    ``out_dir/features/<method>/``. Returns whether the video was generated now. ``mf_seed`` comes from the
+    clip's place in the sorted clip list, never from the rank."""
+    meta = sample["meta"]
+    reference = sample["frames"].float()
+    path = find_generated_video(folder, clip_id)
+    made = path is None
+    if made:  # only our own methods get here (missing --generated videos were refused before)
+        path = write_video(folder / clip_id / f"{GENERATED_NAME}.mp4", generator(method, sample), fps=meta["fps"],
+                           lossless=True)
+    video = _read_clip(path)
+    if video.shape != reference.shape:
+        raise ValueError(f"{path} has frames {tuple(video.shape)} but the reference clip {clip_id!r} is "
+                         f"{tuple(reference.shape)} ([F, 3, H, W]); generate at the evaluation size "
+                         f"({settings.num_frames} frames, {settings.height}x{settings.width}) or change it")
+    cache = ClipCache(out_dir / "features" / method / f"{_safe_id(clip_id)}.npz")
+    sources: dict = {}
+    clip_scores(cache, video, reference, ref_cache, nets, object_mask=_object_mask(meta), mf_seed=mf_seed,
+                mf_points=mf_points, sources=sources)
+    cache.set_record({"id": clip_id, "label": str(meta.get("label", "")), "num_frames": int(video.shape[0]),
+                      "video": str(path), "sources": {k: list(v) for k, v in sources.items()}})
+    ref_cache.save()  # before the record that points into it
+    cache.save()
+    return made
+
+
+def _pool_results(out_dir: Path, ids: list[str], all_methods: list[str], nets, settings_record: dict, run: dict, *,
+                  kid_subsets: int, kid_subset_size: int) -> dict:
+    """Rank 0, after every clip is on disk: pool each method's clip records into ``results.json``, Table 1 and
+    Table S3 (written atomically); returns the results."""
+    records = {m: [load_clip_record(out_dir, m, clip_id) for clip_id in ids] for m in all_methods}
+    results = {"settings": settings_record, "unavailable": dict(nets.unavailable or {}), "methods": {},
+               "per_clip": {}, "run": run}
     for method in all_methods:
         values, missing = pool_scores(records[method], nets, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
         results["methods"][method] = {"name": DISPLAY_NAMES.get(method, method), "num_clips": len(records[method]),
@@ -250,6 +280,4 @@ def _evaluate_clips(ctx, lock, dataset, ids, methods, all_methods, video_dirs, *
     write_text_atomic(out_dir / "results.json", json.dumps(results, indent=1, default=_json_default) + "\n")
     write_text_atomic(out_dir / "table1.md", table1_markdown(results))
     write_text_atomic(out_dir / "table_s3.md", table_s3_markdown(results))
-    counter.cleanup()
-    distributed.barrier()  # the other ranks read results.json after this
     return results

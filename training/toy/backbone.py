@@ -135,6 +135,21 @@ def foreground_weights(x: torch.Tensor, weight: float, threshold: float = 0.1) -
     return 1.0 + weight * foreground
 
 
+def latent_object_weights(frames_u8: torch.Tensor, weight: float, factor: int = 4) -> torch.Tensor:
+    """Loss weights on the latent grid for clips ``[B, F, 3, H, W]`` (uint8): ``1 + weight`` on every latent cell that
+    holds an object in this frame *or* held one in the first frame, 1 elsewhere; shape ``[B, F, 1, H/f, W/f]``.
+
+    The first frame's object cells are weighted in every frame because that is where the prior's invented copies
+    appear: a disc that moves leaves background behind, and a prior that hedges between "stays" and "moves" paints
+    it in both places. ``factor`` is the VAE's downsampling (4 for the toy VAE)."""
+    b, f = frames_u8.shape[:2]
+    x = frames_u8.flatten(0, 1).float().div(127.5).sub(1.0)
+    objects = (foreground_weights(x, 1.0) - 1.0).view(b, f, 1, *x.shape[-2:])
+    objects = torch.maximum(objects, objects[:, :1])
+    cells = F.max_pool2d(objects.flatten(0, 1), factor).view(b, f, 1, x.shape[-2] // factor, x.shape[-1] // factor)
+    return 1.0 + weight * cells
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of two videos in [0, 1]."""
     mse = float(F.mse_loss(a.float().clamp(0, 1), b.float().clamp(0, 1)))
@@ -347,10 +362,11 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 
 def prior_loss(unet, backbone, x0: torch.Tensor, first: torch.Tensor, embeddings: torch.Tensor,
-               gens: list[torch.Generator], settings) -> torch.Tensor:
+               gens: list[torch.Generator], settings, weights: torch.Tensor | None = None) -> torch.Tensor:
     """SVD's image-to-video loss (no control) of one batch: clean latents ``x0`` ``[B, F, C, h, w]``, first frames
     ``first`` ``[B, 3, H, W]`` in [0, 1], their CLIP embeddings ``[B, 1, D]``, one generator per clip (draw order
-    as :func:`training.losses.prepare_inputs`: ln sigma, noise augmentation, dropout, pixel noise, latent noise)."""
+    as :func:`training.losses.prepare_inputs`: ln sigma, noise augmentation, dropout, pixel noise, latent noise).
+    ``weights`` (``[B, F, 1, h, w]``, :func:`latent_object_weights`): a weighted mean instead of the plain one."""
     from interdyn.core.sampling import edm_noise_level, edm_scale_input, encode_conditioning
     from ..losses import draw_clip_scalars, v_target
 
@@ -368,13 +384,19 @@ def prior_loss(unet, backbone, x0: torch.Tensor, first: torch.Tensor, embeddings
                             image_latents[:, None].expand(-1, x.shape[1], -1, -1, -1)], dim=2)
     pred = unet(unet_input, edm_noise_level(draws.log_sigma).to(device), cond.image_embeddings * keep[:, None, None],
                 cond.added_time_ids).sample
-    return F.mse_loss(pred.float(), v_target(x0, noise, sigma))
+    if weights is None:
+        return F.mse_loss(pred.float(), v_target(x0, noise, sigma))
+    weights = weights.to(device).expand_as(x0)
+    return (weights * (pred.float() - v_target(x0, noise, sigma)) ** 2).mean() / weights.mean()
 
 
 def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: int, lr: float, seed: int,
                resume: bool = True, ema_decay: float = 0.999, save_every: int = 250, device: str = "cpu",
-               max_minutes: float | None = None, init: Path | None = None) -> None:
+               max_minutes: float | None = None, init: Path | None = None, fg_weight: float = 0.0) -> None:
     """SVD's image-to-video objective on the synthetic clips (no control); the EMA weights are saved.
+
+    ``fg_weight`` > 0 weights the loss on latent cells with objects (:func:`latent_object_weights`); 0 is SVD's
+    plain objective.
 
     ``init``: an SVD folder (e.g. a committed, unfinished prior stage) whose UNet weights start the model and its
     EMA, with a fresh optimizer and schedule; ignored when the run resumes from its own training state."""
@@ -421,7 +443,8 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
         idx = torch.randint(len(frames_all), (batch,), generator=g)
         gens = clip_generators(seed, step, 0, batch)
         loss = prior_loss(unet, backbone, latents_all[idx].float().to(device),
-                          frames_all[idx, 0].float().div(255).to(device), embeddings_all[idx], gens, settings)
+                          frames_all[idx, 0].float().div(255).to(device), embeddings_all[idx], gens, settings,
+                          latent_object_weights(frames_all[idx], fg_weight) if fg_weight > 0 else None)
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite loss at step {step}")
         _optimizer_step(opt, unet, loss, _lr(step, steps, lr))
@@ -481,6 +504,9 @@ def main(argv=None) -> int:
     u.add_argument("--max-minutes", type=float, help="stop (after saving) once this much time has passed")
     u.add_argument("--init", type=Path, help="start from this SVD folder's UNet (e.g. training/toy/stages/prior/svd "
                                              "of an unfinished stage), with a fresh optimizer and schedule")
+    u.add_argument("--fg-weight", type=float, default=0.0,
+                   help="extra loss weight on latent cells with objects now or in the first frame "
+                        "(latent_object_weights); 0 = SVD's plain objective")
     a = p.parse_args(argv)
     if a.cmd == "data":
         make_data(a.num, a.out, workers=a.workers, world=a.world)
@@ -490,7 +516,8 @@ def main(argv=None) -> int:
         print(f"held-out reconstruction PSNR {value:.2f} dB" + ("" if value >= 35 else " (below the 35 dB bar)"))
     else:
         train_unet(a.data, a.vae, a.out, a.steps, a.batch, a.lr, a.seed, ema_decay=a.ema_decay,
-                   save_every=a.save_every, device=a.device, max_minutes=a.max_minutes, init=a.init)
+                   save_every=a.save_every, device=a.device, max_minutes=a.max_minutes, init=a.init,
+                   fg_weight=a.fg_weight)
     return 0
 
 
