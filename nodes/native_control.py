@@ -49,9 +49,30 @@ def is_interdyn_control(obj) -> bool:
     return _CLASS is not None and isinstance(obj, _CLASS)
 
 
+def _check_model(model, branch) -> None:
+    """The sampled model is ComfyUI's SVD img2vid and the branch was made for a UNet of its width and depth."""
+    import comfy.model_base
+
+    if not isinstance(model, comfy.model_base.SVD_img2vid):
+        raise ValueError(f"Apply InterDyn works on Stable Video Diffusion img2vid models (Image Only Checkpoint "
+                         f"Loader with svd*.safetensors); this model is a {type(model).__name__}")
+    unet = model.diffusion_model
+    skips, width = len(unet.input_blocks), unet.model_channels
+    if skips != branch.num_skips or width != branch.config.block_out_channels[0]:
+        raise ValueError(f"the InterDyn control branch ({branch.num_skips} skips, width "
+                         f"{branch.config.block_out_channels[0]}) does not fit this SVD model ({skips} skips, "
+                         f"width {width}): was it trained for another backbone?")
+
+
+def _check_conditioning(cond: dict) -> None:
+    missing = [k for k in ("c_concat", "c_crossattn", "y", "num_video_frames") if cond.get(k) is None]
+    if missing:
+        raise ValueError(f"Apply InterDyn needs SVD image-to-video conditioning (SVD_img2vid_Conditioning): "
+                         f"the conditioning lacks {', '.join(missing)}")
+
+
 def _define():
     import comfy.controlnet
-    import comfy.model_base
 
     class InterDynControl(comfy.controlnet.ControlBase):
         """InterDyn on ComfyUI's SVD model: control on both CFG halves, the CNN once per video, the
@@ -79,7 +100,7 @@ def _define():
 
         def pre_run(self, model, percent_to_timestep_function):
             super().pre_run(model, percent_to_timestep_function)
-            check_model(model, self.branch)
+            _check_model(model, self.branch)
             self.model_sampling_current = model.model_sampling
             self.unet_dtype = model.manual_cast_dtype or model.get_dtype()
 
@@ -102,10 +123,7 @@ def _define():
                 previous = self.previous_controlnet.get_control(x_noisy, t, cond, batched_number, transformer_options)
             if not self._active(t[0]):
                 return previous
-            missing = [k for k in ("c_concat", "c_crossattn", "y", "num_video_frames") if cond.get(k) is None]
-            if missing:
-                raise ValueError(f"Apply InterDyn needs SVD image-to-video conditioning (SVD_img2vid_Conditioning): "
-                                 f"the conditioning lacks {', '.join(missing)}")
+            _check_conditioning(cond)
             branch = self.branch
             height, width = x_noisy.shape[-2:]
             key = (height, width, str(x_noisy.device))
@@ -119,16 +137,5 @@ def _define():
                                           cond["y"], int(cond["num_video_frames"]), self.strength,
                                           out_dtype=self.unet_dtype)
             return sum_controls(residuals, previous)
-
-    def check_model(model, branch) -> None:
-        if not isinstance(model, comfy.model_base.SVD_img2vid):
-            raise ValueError(f"Apply InterDyn works on Stable Video Diffusion img2vid models (Image Only Checkpoint "
-                             f"Loader with svd*.safetensors); this model is a {type(model).__name__}")
-        unet = model.diffusion_model
-        skips, width = len(unet.input_blocks), unet.model_channels
-        if skips != branch.num_skips or width != branch.config.block_out_channels[0]:
-            raise ValueError(f"the InterDyn control branch ({branch.num_skips} skips, width "
-                             f"{branch.config.block_out_channels[0]}) does not fit this SVD model ({skips} skips, "
-                             f"width {width}): was it trained for another backbone?")
 
     return InterDynControl

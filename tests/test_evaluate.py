@@ -328,3 +328,22 @@ def test_a_metric_is_added_by_one_registry_entry(static_clip, tmp_path, monkeypa
     assert "| MAE↓ |" in table and "| 0.0000 |" in table, table
     assert [c.key for c in registry.COLUMNS] == ["ssim", "psnr", "lpips", "fid", "kid", "fvd", "kvd", "mf"], \
         "Table 1's shipped columns, in the paper's order"
+
+
+def test_evaluate_videos_reads_the_same_registry(monkeypatch):
+    """The one-call API computes what the registry lists: a metric added by one entry (mean absolute error of
+    frames 1..) shows up in ``EvaluationResult.extra`` with the value its own function gives, beside SSIM/PSNR."""
+    from interdyn.metrics import registry
+
+    def mae(generated, reference, net, device):
+        return (generated[:, 1:] - reference[:, 1:]).abs().flatten(2).mean(-1)
+
+    monkeypatch.setattr(registry, "FRAME_METRICS",
+                        (*registry.FRAME_METRICS, registry.FrameMetric(registry.Column("mae", "MAE↓", "{:.4f}"), mae)))
+    reference = torch.rand(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    generated = (reference + 0.1).clamp(0, 1)
+    result = M.evaluate_videos(generated, reference)
+    expected = float((generated[:, 1:] - reference[:, 1:]).abs().double().mean())
+    assert result.extra["mae"] == pytest.approx(expected, rel=1e-6), "the registered metric is computed"
+    assert result.ssim < 1 and result.psnr < 100, "the shipped frame metrics are still computed"
+    assert result.lpips is None and result.fid is None, "no network given: those metrics are not computed"

@@ -58,6 +58,7 @@ from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
 from .data.folder import DataError
 from .losses import NoiseSettings, clip_generators, predict_v, prepare_inputs, v_loss
+from .loop_control import RateWindow, StopRequest, TrainingInterrupted  # noqa: F401 (TrainingInterrupted: public here)
 
 PAPER_CONTROL_CNN = (16, 32, 96, 256)
 
@@ -434,30 +435,17 @@ class Trainer:
     def _run(self) -> dict:
         self._start_time = time.time()
         config, acc, state = self.config, self.accelerator, self.state
-        if self.is_main:
-            mark_folder(self.output_dir)
-            for stale in self.output_dir.glob(f".tmp-{CHECKPOINT_PREFIX}*"):  # left by a run killed while saving
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
-                    self.log(f"removed the unfinished checkpoint {stale.name} of an interrupted run")
-            (self.output_dir / "config.yaml").write_text(config.to_yaml())
-        self.accelerator.wait_for_everyone()
-        self.resume()
-        if self.is_main:
-            truncate_loss_log(self.output_dir / "loss.csv", state.step)
-        if acc.trackers == [] and config.report_to not in ("none", "", None):
-            hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.to_dict().items()}
-            acc.init_trackers(config.tracker_project, config=hparams)
+        self._prepare_folder_and_resume()
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.max_steps, initial=state.step, desc="training",
                    disable=not (self.is_main and config.progress_bar), dynamic_ncols=True)
-        window_start, window_steps, window_losses = time.perf_counter(), 0, []
+        window = RateWindow()
         self.log(f"{acc.num_processes} process(es) on {acc.device}, {len(self.dataset)} clips, batch "
                  f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation x {acc.num_processes}, "
                  f"{sum(p.numel() for p in acc.unwrap_model(self.branch).parameters()) / 1e6:.2f} M trainable "
                  f"parameters, steps {state.step} -> {config.max_steps}")
-        interrupt = _StopRequest(self.log)
+        interrupt = StopRequest(self.log)
         try:
             interrupt.install()
             while state.step < config.max_steps:
@@ -474,34 +462,7 @@ class Trainer:
                     state.micro_in_step += 1
                     if not acc.sync_gradients:
                         continue
-                    state.step += 1
-                    state.micro_in_step = 0
-                    window_steps += 1
-                    if self.ema is not None:
-                        self.ema.step(acc.unwrap_model(self.branch).parameters())
-                    window_losses.append(self.last_loss)  # set by the step's one read-back
-                    bar.update(1)
-                    if state.step % config.log_every == 0 or state.step == config.max_steps:
-                        elapsed = time.perf_counter() - window_start
-                        rate = window_steps / elapsed if elapsed > 0 else float("nan")
-                        bar.set_postfix(loss=f"{self.last_loss:.4f}", steps_per_s=f"{rate:.2f}")
-                        acc.log({"loss": self.last_loss, "lr": self.scheduler.get_last_lr()[0],
-                                 "steps_per_s": rate, "epoch": state.epoch}, step=state.step)
-                        if self.is_main:
-                            self._log_csv(state.step, sum(window_losses) / len(window_losses), rate)
-                        window_start, window_steps, window_losses = time.perf_counter(), 0, []
-                    if state.step % config.checkpoint_every == 0 or state.step == config.max_steps:
-                        self.save_checkpoint()
-                    if config.validation_every and state.step % config.validation_every == 0:
-                        if self.is_main:
-                            self.validate()
-                        acc.wait_for_everyone()
-                    if self.on_step_end is not None:
-                        self.on_step_end(self)
-                    if interrupt.requested:  # Ctrl-C: stop at this step boundary with a checkpoint of it
-                        if state.step % config.checkpoint_every and state.step != config.max_steps:
-                            self.save_checkpoint()
-                        raise TrainingInterrupted(state.step, self.last_checkpoint)
+                    self._after_optimizer_step(bar, window, interrupt)
                     if state.step >= config.max_steps:
                         finished_epoch = False
                         break
@@ -514,46 +475,53 @@ class Trainer:
             acc.end_training()
         return {"step": state.step, "loss": self.last_loss, "checkpoint": self.last_checkpoint}
 
+    def _prepare_folder_and_resume(self) -> None:
+        """Rank 0 marks the output folder as ours, removes checkpoints a killed run left half-written and writes
+        the config; every rank resumes; the loss log is cut back to the resumed step; trackers start."""
+        config, acc, state = self.config, self.accelerator, self.state
+        if self.is_main:
+            mark_folder(self.output_dir)
+            for stale in self.output_dir.glob(f".tmp-{CHECKPOINT_PREFIX}*"):  # left by a run killed while saving
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                    self.log(f"removed the unfinished checkpoint {stale.name} of an interrupted run")
+            (self.output_dir / "config.yaml").write_text(config.to_yaml())
+        acc.wait_for_everyone()
+        self.resume()
+        if self.is_main:
+            truncate_loss_log(self.output_dir / "loss.csv", state.step)
+        if acc.trackers == [] and config.report_to not in ("none", "", None):
+            hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.to_dict().items()}
+            acc.init_trackers(config.tracker_project, config=hparams)
 
-class TrainingInterrupted(Exception):
-    """Ctrl-C stopped the run at a step boundary, after saving a checkpoint of that step."""
-
-    def __init__(self, step: int, checkpoint):
-        super().__init__(f"interrupted at step {step}; checkpoint {checkpoint}; resume with --resume latest")
-        self.step, self.checkpoint = step, checkpoint
-
-
-class _StopRequest:
-    """The first Ctrl-C (SIGINT) asks the run to stop after the current optimizer step, with a checkpoint; a
-    second one stops at once (Python's KeyboardInterrupt). Only in the main thread of a single process: under
-    torchrun every rank would have to agree on the step to stop at."""
-
-    def __init__(self, log):
-        self.requested, self._previous, self._log = False, None, log
-
-    def install(self) -> None:
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            return
-        self._previous = signal.getsignal(signal.SIGINT)
-
-        def handler(signum, frame):
-            if self.requested:
-                signal.signal(signal.SIGINT, self._previous)
-                raise KeyboardInterrupt
-            self.requested = True
-            self._log("Ctrl-C: stopping after this step with a checkpoint (press it again to stop at once)")
-
-        signal.signal(signal.SIGINT, handler)
-
-    def uninstall(self) -> None:
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+    def _after_optimizer_step(self, bar, window: "RateWindow", interrupt: "StopRequest") -> None:
+        """Count the step, update the EMA, then log, checkpoint, validate and honour Ctrl-C as configured."""
+        config, acc, state = self.config, self.accelerator, self.state
+        state.step += 1
+        state.micro_in_step = 0
+        if self.ema is not None:
+            self.ema.step(acc.unwrap_model(self.branch).parameters())
+        window.add(self.last_loss)  # set by the step's one read-back
+        bar.update(1)
+        if state.step % config.log_every == 0 or state.step == config.max_steps:
+            rate, mean_loss = window.take()
+            bar.set_postfix(loss=f"{self.last_loss:.4f}", steps_per_s=f"{rate:.2f}")
+            acc.log({"loss": self.last_loss, "lr": self.scheduler.get_last_lr()[0],
+                     "steps_per_s": rate, "epoch": state.epoch}, step=state.step)
+            if self.is_main:
+                self._log_csv(state.step, mean_loss, rate)
+        if state.step % config.checkpoint_every == 0 or state.step == config.max_steps:
+            self.save_checkpoint()
+        if config.validation_every and state.step % config.validation_every == 0:
+            if self.is_main:
+                self.validate()
+            acc.wait_for_everyone()
+        if self.on_step_end is not None:
+            self.on_step_end(self)
+        if interrupt.requested:  # Ctrl-C: stop at this step boundary with a checkpoint of it
+            if state.step % config.checkpoint_every and state.step != config.max_steps:
+                self.save_checkpoint()
+            raise TrainingInterrupted(state.step, self.last_checkpoint)
 
 
 def train(config: TrainConfig, dataset: Dataset | None = None,

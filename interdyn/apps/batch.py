@@ -235,26 +235,44 @@ def run_manifest(args) -> int:
     args.device = distributed.rank_device(args.device)
     for row in rows:
         row.args.device = args.device
-    mine = distributed.shard(rows, ctx)
-    models = _Models(args)
-    outcome = {}
+    outcome: dict[int, dict] = {}
+    pending = _pending_rows(distributed.shard(rows, ctx), args.manifest, outcome)
     from tqdm.auto import tqdm
 
-    pending = []
-    for row in mine:
-        if Path(row.args.out).exists():
-            problem = _not_this_rows_output(row)
-            if problem is None:
-                outcome[row.number] = {"status": "skipped", "out": row.args.out,
-                                       "reason": "output exists (a video of the row's size from an earlier run)"}
-            else:
-                outcome[row.number] = {"status": "failed", "out": row.args.out, "error": problem}
-                print(f"error: --manifest {args.manifest} {row.label}: {problem}", file=sys.stderr, flush=True)
-        else:
-            pending.append(row)
     progress = tqdm(total=len(pending), desc=f"generate (rank {ctx.rank}/{ctx.world_size})" if ctx.world_size > 1
                     else "generate", unit="clip", disable=not ctx.is_main)
+    _generate_rows(pending, _Models(args), getattr(args, "batch_size", 1) or 1, args.manifest, outcome, progress)
+    progress.close()
+    every = {}
+    for text in distributed.gather_texts(json.dumps(outcome)):
+        every.update({int(k): v for k, v in json.loads(text).items()})
+    if ctx.is_main:
+        _report(args, every, num_rows=len(rows), processes=ctx.world_size, seconds=time.time() - t0)
+    distributed.barrier()
+    return 1 if any(o["status"] == "failed" for o in every.values()) else 0
 
+
+def _pending_rows(rows: list[Row], manifest, outcome: dict) -> list[Row]:
+    """The rows still to generate; rows whose output exists are recorded in ``outcome`` as skipped (a video of
+    the row's size from an earlier run) or failed (something else is in the way)."""
+    pending = []
+    for row in rows:
+        if not Path(row.args.out).exists():
+            pending.append(row)
+            continue
+        problem = _not_this_rows_output(row)
+        if problem is None:
+            outcome[row.number] = {"status": "skipped", "out": row.args.out,
+                                   "reason": "output exists (a video of the row's size from an earlier run)"}
+        else:
+            outcome[row.number] = {"status": "failed", "out": row.args.out, "error": problem}
+            print(f"error: --manifest {manifest} {row.label}: {problem}", file=sys.stderr, flush=True)
+    return pending
+
+
+def _generate_rows(pending: list[Row], models, batch_size: int, manifest, outcome: dict, progress) -> None:
+    """Generate the rows in batches of compatible rows; a batch that fails is retried row by row, so that one bad
+    row fails alone and the others are written. Each row's outcome goes to ``outcome``."""
     def one_by_one(group: list[Row]) -> None:
         for row in group:
             start = time.time()
@@ -267,13 +285,13 @@ def run_manifest(args) -> int:
 
                 text = storage_error(err) or f"{type(err).__name__}: {err}"
                 outcome[row.number] = {"status": "failed", "out": row.args.out, "error": text}
-                print(f"error: --manifest {args.manifest} {row.label}: {text}", file=sys.stderr, flush=True)
+                print(f"error: --manifest {manifest} {row.label}: {text}", file=sys.stderr, flush=True)
             else:
                 outcome[row.number] = {"status": "written", "out": row.args.out,
                                        "seconds": round(time.time() - start, 2)}
             progress.update(1)
 
-    for group in _groups(pending, getattr(args, "batch_size", 1) or 1):
+    for group in _groups(pending, batch_size):
         if len(group) == 1:
             one_by_one(group)
             continue
@@ -289,21 +307,17 @@ def run_manifest(args) -> int:
         for row in group:
             outcome[row.number] = {"status": "written", "out": row.args.out, "seconds": seconds, "batch": len(group)}
         progress.update(len(group))
-    progress.close()
-    every = {}
-    for text in distributed.gather_texts(json.dumps(outcome)):
-        every.update({int(k): v for k, v in json.loads(text).items()})
+
+
+def _report(args, every: dict[int, dict], *, num_rows: int, processes: int, seconds: float) -> None:
+    """Rank 0: the summary line, each failed row, and ``--report`` (JSON, written atomically)."""
     failed = sorted(n for n, o in every.items() if o["status"] == "failed")
-    if ctx.is_main:
-        counts = {s: sum(o["status"] == s for o in every.values()) for s in ("written", "skipped", "failed")}
-        seconds = time.time() - t0
-        print(f"manifest {args.manifest}: {len(rows)} rows on {ctx.world_size} process(es): {counts['written']} "
-              f"written, {counts['skipped']} skipped (output exists), {counts['failed']} failed; {seconds:.1f}s")
-        for n in failed:
-            print(f"  row {n} failed: {every[n]['error']}")
-        if args.report:
-            report = {"manifest": str(args.manifest), "processes": ctx.world_size, "seconds": round(seconds, 2),
-                      "counts": counts, "rows": {str(n): every[n] for n in sorted(every)}}
-            write_text_atomic(args.report, json.dumps(report, indent=1) + "\n")
-    distributed.barrier()
-    return 1 if failed else 0
+    counts = {s: sum(o["status"] == s for o in every.values()) for s in ("written", "skipped", "failed")}
+    print(f"manifest {args.manifest}: {num_rows} rows on {processes} process(es): {counts['written']} "
+          f"written, {counts['skipped']} skipped (output exists), {counts['failed']} failed; {seconds:.1f}s")
+    for n in failed:
+        print(f"  row {n} failed: {every[n]['error']}")
+    if args.report:
+        report = {"manifest": str(args.manifest), "processes": processes, "seconds": round(seconds, 2),
+                  "counts": counts, "rows": {str(n): every[n] for n in sorted(every)}}
+        write_text_atomic(args.report, json.dumps(report, indent=1) + "\n")

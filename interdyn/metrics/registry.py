@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ._video import frames_after_first, to_uint8
-from .distribution import extract_features
+from .distribution import DistanceResult, extract_features, feature_statistics, frechet_distance, kernel_distance
 from .image import lpips, psnr, ssim
 from .video import i3d_features
 
@@ -66,6 +66,29 @@ class FeatureDistances:
     @property
     def keys(self) -> tuple[str, str]:
         return self.frechet.key, self.kernel.key
+
+    def pool(self, per_clip: list[np.ndarray]) -> np.ndarray:
+        """The set's features from each clip's :attr:`features` (frames concatenated, or clips stacked), float64."""
+        return (np.concatenate if self.per == "frame" else np.stack)(per_clip).astype(np.float64)
+
+    def too_few(self, generated: np.ndarray, reference: np.ndarray) -> str | None:
+        """Why the pooled features cannot give a covariance (fewer than 2 samples on a side), else None."""
+        label = "/".join(k.upper() for k in self.keys)
+        if self.per == "frame" and min(generated.shape[0], reference.shape[0]) < 2:
+            return f"{label} need at least 2 frames on each side, got {generated.shape[0]}"
+        if self.per == "clip" and generated.shape[0] < 2:
+            return f"{label} need at least 2 clips, got {generated.shape[0]}"
+        return None
+
+    def distances(self, generated: np.ndarray, reference: np.ndarray, *, frames_per_clip: int, kid_subsets: int = 100,
+                  kid_subset_size: int = 1000) -> tuple[DistanceResult, DistanceResult]:
+        """The Frechet and kernel distances between pooled features (:meth:`pool`), as :mod:`interdyn.metrics`'
+        own functions compute them (FID/KID: frames, ``ddof=1``; FVD/KVD: clips, ``ddof=0``)."""
+        sizes = (generated.shape[0], reference.shape[0], frames_per_clip)
+        frechet = frechet_distance(*feature_statistics(generated, ddof=self.ddof),
+                                   *feature_statistics(reference, ddof=self.ddof))
+        mean, std = kernel_distance(generated, reference, num_subsets=kid_subsets, subset_size=kid_subset_size)
+        return DistanceResult(frechet, *sizes), DistanceResult(mean, *sizes, std=std)
 
 
 def _inception_features(net, video: torch.Tensor, device=None) -> np.ndarray:

@@ -5,20 +5,9 @@ import math
 
 import numpy as np
 
-from interdyn.metrics.distribution import feature_statistics, frechet_distance, kernel_distance
 from interdyn.metrics import registry
 
 from .networks import MetricNetworks
-
-
-def _pooled_distances(fg: np.ndarray, fr: np.ndarray, *, ddof: int, frames_per_clip: int, kid_subsets: int,
-                      kid_subset_size: int) -> tuple[dict, dict]:
-    """The Frechet and kernel distances between pooled generated and reference features (FID/KID on frames with
-    ``ddof=1``, FVD/KVD on clips with ``ddof=0``, as :mod:`interdyn.metrics` computes them)."""
-    sizes = dict(num_generated=fg.shape[0], num_reference=fr.shape[0], frames_per_clip=frames_per_clip)
-    frechet = frechet_distance(*feature_statistics(fg, ddof=ddof), *feature_statistics(fr, ddof=ddof))
-    mean, std = kernel_distance(fg, fr, num_subsets=kid_subsets, subset_size=kid_subset_size)
-    return dict(value=frechet, **sizes), dict(value=mean, std=std, **sizes)
 
 
 def pool_scores(records: list[dict], nets: MetricNetworks, *, kid_subsets: int = 100,
@@ -37,28 +26,22 @@ def pool_scores(records: list[dict], nets: MetricNetworks, *, kid_subsets: int =
             continue
         values[metric.key] = float(np.concatenate([r[metric.key] for r in records]).astype(np.float64).mean())
     for metric in registry.FEATURE_METRICS:  # distances between the pooled features
-        name, label = metric.network, "/".join(k.upper() for k in metric.keys)
+        name = metric.network
         if name in missing:
             for key in metric.keys:
                 missing.setdefault(key, missing[name])
             continue
-        if metric.per == "frame":
-            fg = np.concatenate([r[f"{name}_gen"] for r in records]).astype(np.float64)
-            fr = np.concatenate([r[f"{name}_ref"] for r in records]).astype(np.float64)
-            frames, few = fg.shape[0] // max(n, 1), min(fg.shape[0], fr.shape[0]) < 2
-            reason = f"{label} need at least 2 frames on each side, got {fg.shape[0]}"
-        else:
-            fg = np.stack([r[f"{name}_gen"] for r in records]).astype(np.float64)
-            fr = np.stack([r[f"{name}_ref"] for r in records]).astype(np.float64)
-            frames, few = records[0]["num_frames"], n < 2
-            reason = f"{label} need at least 2 clips, got {n}"
-        if few:
+        fg = metric.pool([r[f"{name}_gen"] for r in records])
+        fr = metric.pool([r[f"{name}_ref"] for r in records])
+        reason = metric.too_few(fg, fr)
+        if reason:
             for key in metric.keys:
                 missing[key] = reason
-        else:
-            values[metric.frechet.key], values[metric.kernel.key] = _pooled_distances(
-                fg, fr, ddof=metric.ddof, frames_per_clip=frames, kid_subsets=kid_subsets,
-                kid_subset_size=kid_subset_size)
+            continue
+        frames = fg.shape[0] // max(n, 1) if metric.per == "frame" else records[0]["num_frames"]
+        frechet, kernel = metric.distances(fg, fr, frames_per_clip=frames, kid_subsets=kid_subsets,
+                                           kid_subset_size=kid_subset_size)
+        values[metric.frechet.key], values[metric.kernel.key] = _as_record(frechet), _as_record(kernel)
     for metric in registry.FEATURE_METRICS:
         missing.pop(metric.network, None)
     if "mf" not in missing:
@@ -71,6 +54,13 @@ def pool_scores(records: list[dict], nets: MetricNetworks, *, kid_subsets: int =
             missing["mf"] = ("no clip has an object mask (mask_<object>) with enough pixels in its first frame "
                              f"({len(skipped)} clips skipped)")
     return values, missing
+
+
+def _as_record(result) -> dict:
+    """A distance as ``results.json`` keeps it (the kernel distance with its ``std``)."""
+    sizes = dict(num_generated=result.num_generated, num_reference=result.num_reference,
+                 frames_per_clip=result.frames_per_clip)
+    return dict(value=result.value, **sizes) if result.std is None else dict(value=result.value, std=result.std, **sizes)
 
 
 def _value(entry):
