@@ -172,8 +172,8 @@ STAGE_FILE = "stage.json"
 
 
 def mark_finished(out: Path, stage: str, steps: int) -> None:
-    """``out/stage.json``: the stage ran all its steps (``run_recipe.sh`` skips a finished stage; committed
-    stages under ``training/toy/stages/`` let a new machine continue from there)."""
+    """``out/stage.json``: the stage ran all its steps (``run_recipe.sh`` skips a finished stage; stages
+    committed under ``training/toy/stages/`` while a recipe runs let a new machine continue from there)."""
     info = {"stage": stage, "steps": int(steps), "finished": True}
     (Path(out) / STAGE_FILE).write_text(json.dumps(info) + "\n")
 
@@ -502,8 +502,8 @@ def main(argv=None) -> int:
     u.add_argument("--save-every", type=int, default=250, help="checkpoint (and SVD folder) every this many steps")
     u.add_argument("--device", default="cpu", help="torch device (cuda on a GPU machine)")
     u.add_argument("--max-minutes", type=float, help="stop (after saving) once this much time has passed")
-    u.add_argument("--init", type=Path, help="start from this SVD folder's UNet (e.g. training/toy/stages/prior/svd "
-                                             "of an unfinished stage), with a fresh optimizer and schedule")
+    u.add_argument("--init", type=Path, help="start from this SVD folder's UNet (e.g. interdyn/assets/toy_physics/svd, "
+                                             "the shipped prior), with a fresh optimizer and schedule")
     u.add_argument("--fg-weight", type=float, default=0.0,
                    help="extra loss weight on latent cells with objects now or in the first frame "
                         "(latent_object_weights); 0 = SVD's plain objective")

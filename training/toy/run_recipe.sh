@@ -9,7 +9,8 @@
 #   RUN [runs/toy]  DEVICE [cpu]  SCENES [6000]  WORKERS [2]  VAE_STEPS [3000]  VAE_BATCH [4]  VAE_CROP [32]
 #   PRIOR_STEPS [8000]  PRIOR_BATCH [8]  BRANCH_STEPS [1500]  BRANCH_BATCH [4]  PROBE_SCENES [50]
 # A stage whose stage.json says "finished": true is skipped. Finished stages committed under
-# training/toy/stages/ (fp16) are copied into RUN first, so a new machine continues from the last one.
+# training/toy/stages/ (fp16) are copied into RUN first, so a new machine continues from the last one (none is
+# committed now: the shipped package holds the finished model, see README.md "Where the plan ends").
 #   STAGE_MINUTES [unlimited]: stop the VAE and prior stages after this many minutes each (they save first)
 #   MIN_VAE_PSNR [32]: the VAE gate (training/toy/checks.py): held-out round trips at this PSNR or more and
 #                      within 5 % of the simulation on the probes' tracker, else no prior is trained on it
