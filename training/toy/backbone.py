@@ -60,24 +60,39 @@ TRAIN_SEEDS = range(0, 1_000_000)  # probes use seeds >= 1_000_000, validation a
 HELD_OUT_CLIPS = 32  # the data file's last clips: the VAE's PSNR is measured on them, never trained on
 
 
-def _render(args: tuple[int, int, str]) -> tuple[torch.Tensor, torch.Tensor]:
-    from interdyn.data.synthetic import mixed_scene
+#: what a data file holds: ``training`` is :data:`interdyn.data.synthetic.TRAINING_MIX` (a driver enters every clip);
+#: ``rest`` is random scenes of the same world with no driver at all (objects at rest or drifting), the mix a
+#: prior can learn "nothing enters unless something drives it" from
+DATA_MIXES = ("training", "rest")
 
-    first, count, world = args
+
+def render_scene(seed: int, world: str = TOY_WORLD, mix: str = "training"):
+    """Scene ``seed`` of ``mix`` (:data:`DATA_MIXES`) at the recipe's size, frame count and fps."""
+    from interdyn.data.synthetic import mixed_scene, random_scene
+
+    if mix == "rest":
+        return random_scene(seed, size=TOY_SIZE, num_frames=TOY_FRAMES, fps=TOY_FPS, world=world,
+                            num_driven=(0, 0), require_contact=False)
+    return mixed_scene(seed, seed, size=TOY_SIZE, num_frames=TOY_FRAMES, fps=TOY_FPS, world=world)
+
+
+def _render(args: tuple[int, int, str, str]) -> tuple[torch.Tensor, torch.Tensor]:
+    first, count, world, mix = args
     frames, control = [], []
     for seed in range(first, first + count):
-        s = mixed_scene(seed, seed, size=TOY_SIZE, num_frames=TOY_FRAMES, fps=TOY_FPS, world=world)
+        s = render_scene(seed, world, mix)
         frames.append((s.frames * 255).round().to(torch.uint8))
         control.append((s.control * 255).round().to(torch.uint8))
     return torch.stack(frames), torch.stack(control)
 
 
-def make_data(num: int, out: Path, first_seed: int = 0, workers: int = 1, world: str = TOY_WORLD) -> None:
-    """Render ``num`` scenes of the training mix (scene ``i`` = ``mixed_scene(first_seed + i, ...)``) into
-    one safetensors file of uint8 ``frames`` and ``control`` ``[N, F, 3, H, W]``."""
+def make_data(num: int, out: Path, first_seed: int = 0, workers: int = 1, world: str = TOY_WORLD,
+              mix: str = "training") -> None:
+    """Render ``num`` scenes of ``mix`` (scene ``i`` = :func:`render_scene` ``(first_seed + i)``) into one
+    safetensors file of uint8 ``frames`` and ``control`` ``[N, F, 3, H, W]``."""
     t0 = time.time()
     chunk = max(1, math.ceil(num / max(1, workers) / 4))
-    jobs = [(first_seed + i, min(chunk, num - i), world) for i in range(0, num, chunk)]
+    jobs = [(first_seed + i, min(chunk, num - i), world, mix) for i in range(0, num, chunk)]
     if workers > 1:
         import multiprocessing as mp
 
@@ -87,7 +102,7 @@ def make_data(num: int, out: Path, first_seed: int = 0, workers: int = 1, world:
         parts = [_render(j) for j in jobs]
     frames = torch.cat([p[0] for p in parts])
     control = torch.cat([p[1] for p in parts])
-    meta = {"first_seed": first_seed, "num": num, "fps": TOY_FPS, "size": list(TOY_SIZE), "mix": "TRAINING_MIX",
+    meta = {"first_seed": first_seed, "num": num, "fps": TOY_FPS, "size": list(TOY_SIZE), "mix": "TRAINING_MIX" if mix == "training" else mix,
             "world": world}
     with atomic_file(out) as tmp:
         save_file({"frames": frames.contiguous(), "control": control.contiguous()}, str(tmp),
@@ -335,19 +350,27 @@ def _file_digest(path: Path) -> str:
 
 
 def cached_encodings(backbone, frames_u8: torch.Tensor, data_path: Path, vae_path: Path, out: Path,
-                     clip_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`encode_clips`, kept in ``out/encodings.safetensors`` for resumed runs (minutes on a CPU). The file is
-    used only when it records the same data file, VAE weights (SHA-256) and CLIP seed; else it is remade."""
-    key = {"data": _file_digest(Path(data_path)), "vae": _file_digest(Path(vae_path) / "diffusion_pytorch_model.safetensors"),
+                     clip_seed: int, search: list[Path] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`encode_clips` of one data file, kept in ``out/encodings-<data digest>.safetensors`` for resumed runs
+    (minutes on a CPU). A file there, or in one of the ``search`` folders (another run's output on the same data),
+    is used only when it records the same data file, VAE weights (SHA-256), CLIP seed and clip count; else the
+    clips are encoded again. The file holds tensors only (safetensors), never code."""
+    data_digest = _file_digest(Path(data_path))
+    key = {"data": data_digest, "vae": _file_digest(Path(vae_path) / "diffusion_pytorch_model.safetensors"),
            "clip_seed": int(clip_seed), "clips": int(len(frames_u8))}
-    path = Path(out) / "encodings.safetensors"
-    if path.is_file():
-        from safetensors import safe_open
+    name = f"encodings-{data_digest[:16]}.safetensors"
+    path = Path(out) / name
+    for candidate in [path, *(Path(d) / name for d in search)]:
+        if candidate.is_file():
+            from safetensors import safe_open
 
-        with safe_open(str(path), "pt") as f:
-            if json.loads((f.metadata() or {}).get("key", "{}")) == key:
-                cached = load_file(str(path))
-                return cached["latents"], cached["embeddings"]
+            with safe_open(str(candidate), "pt") as f:
+                if json.loads((f.metadata() or {}).get("key", "{}")) == key:
+                    cached = load_file(str(candidate))
+                    if candidate != path:  # this run keeps its own copy (resumes do not depend on the other run)
+                        with atomic_file(path) as tmp:
+                            save_file(cached, str(tmp), metadata={"key": json.dumps(key)})
+                    return cached["latents"], cached["embeddings"]
     latents, embeddings = encode_clips(backbone, frames_u8)
     with atomic_file(path) as tmp:
         save_file({"latents": latents.contiguous(), "embeddings": embeddings.contiguous()}, str(tmp),
@@ -392,8 +415,15 @@ def prior_loss(unet, backbone, x0: torch.Tensor, first: torch.Tensor, embeddings
 
 def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: int, lr: float, seed: int,
                resume: bool = True, ema_decay: float = 0.999, save_every: int = 250, device: str = "cpu",
-               max_minutes: float | None = None, init: Path | None = None, fg_weight: float = 0.0) -> None:
+               max_minutes: float | None = None, init: Path | None = None, fg_weight: float = 0.0,
+               widths: tuple[int, ...] | None = None, encodings_from: tuple[Path, ...] = ()) -> None:
     """SVD's image-to-video objective on the synthetic clips (no control); the EMA weights are saved.
+
+    ``data_path``: one data file or a list of them (their clips concatenated). ``widths``: the UNet's
+    ``block_out_channels`` instead of :data:`TOY_UNET`'s (SVD's blocks normalise with GroupNorm(32): a level 32
+    channels wide has one channel per group, which removes each channel's mean and cancels the noise-level
+    embedding added before the norm; 64 gives two per group). ``encodings_from``: folders of other runs whose
+    cached clip encodings (:func:`cached_encodings`) may be reused.
 
     ``fg_weight`` > 0 weights the loss on latent cells with objects (:func:`latent_object_weights`); 0 is SVD's
     plain objective.
@@ -408,9 +438,13 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
     from ..losses import NoiseSettings, clip_generators
 
     torch.manual_seed(seed)
-    frames_all = load_data(data_path)["frames"]
+    data_paths = list(data_path) if isinstance(data_path, (list, tuple)) else [data_path]
+    frames_per_file = [load_data(d)["frames"] for d in data_paths]
+    frames_all = torch.cat(frames_per_file)
     vae = AutoencoderKLTemporalDecoder.from_pretrained(vae_path, local_files_only=True).eval().requires_grad_(False)
     config = dict(TOY_UNET, in_channels=2 * vae.config.latent_channels, out_channels=vae.config.latent_channels)
+    if widths is not None:
+        config["block_out_channels"] = tuple(int(w) for w in widths)
     unet = InterDynUNet(**config)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
@@ -432,7 +466,10 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
     _optimizer_to(opt, device)
     backbone = SVDBackbone(unet, vae, build_clip(seed).to(device))
     t0 = time.time()
-    latents_all, embeddings_all = cached_encodings(backbone, frames_all, data_path, vae_path, out, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    encoded = [cached_encodings(backbone, frames, d, vae_path, out, seed, search=list(encodings_from))
+               for frames, d in zip(frames_per_file, data_paths)]
+    latents_all, embeddings_all = torch.cat([e[0] for e in encoded]), torch.cat([e[1] for e in encoded])
     print(f"encoded {len(frames_all)} clips in {time.time() - t0:.0f}s", flush=True)
     unet.train()
     settings = NoiseSettings()
@@ -475,6 +512,9 @@ def main(argv=None) -> int:
     d.add_argument("--num", type=int, default=6000)
     d.add_argument("--workers", type=int, default=2, help="rendering processes")
     d.add_argument("--world", default=TOY_WORLD, help="interdyn.data.synthetic world: toy (default) or full")
+    d.add_argument("--first-seed", type=int, default=0, help="scene seeds first_seed .. first_seed + num - 1")
+    d.add_argument("--mix", choices=DATA_MIXES, default="training",
+                   help="training: the training mix (a driver enters every clip); rest: no driver at all")
     v = sub.add_parser("vae", help="train the temporal VAE")
     v.add_argument("--data", type=Path, required=True)
     v.add_argument("--out", type=Path, required=True)
@@ -490,8 +530,12 @@ def main(argv=None) -> int:
     v.add_argument("--device", default="cpu", help="torch device (cuda on a GPU machine)")
     v.add_argument("--max-minutes", type=float, help="stop (after saving) once this much time has passed")
     u = sub.add_parser("unet", help="train the image-to-video UNet prior")
-    u.add_argument("--data", type=Path, required=True)
+    u.add_argument("--data", type=Path, required=True, nargs="+", help="data files (their clips concatenated)")
     u.add_argument("--vae", type=Path, required=True)
+    u.add_argument("--widths", type=lambda t: tuple(int(v) for v in t.split(",")),
+                   help="the UNet's block_out_channels, e.g. 64,64,64 (default: TOY_UNET's 32,32,64)")
+    u.add_argument("--encodings-from", type=Path, nargs="+", default=(),
+                   help="other runs' folders whose cached clip encodings of the same data and VAE may be reused")
     u.add_argument("--out", type=Path, required=True)
     u.add_argument("--steps", type=int, default=8000)
     u.add_argument("--batch", type=int, default=8, help="clips per step (batch 8 moves 1.16x the clips/s of 4 on a "
@@ -509,7 +553,7 @@ def main(argv=None) -> int:
                         "(latent_object_weights); 0 = SVD's plain objective")
     a = p.parse_args(argv)
     if a.cmd == "data":
-        make_data(a.num, a.out, workers=a.workers, world=a.world)
+        make_data(a.num, a.out, a.first_seed, workers=a.workers, world=a.world, mix=a.mix)
     elif a.cmd == "vae":
         value = train_vae(a.data, a.out, a.steps, a.batch, a.lr, a.kl_weight, a.seed, a.init, a.fg_weight, a.crop,
                           a.device, a.max_minutes)
@@ -517,7 +561,8 @@ def main(argv=None) -> int:
     else:
         train_unet(a.data, a.vae, a.out, a.steps, a.batch, a.lr, a.seed, ema_decay=a.ema_decay,
                    save_every=a.save_every, device=a.device, max_minutes=a.max_minutes, init=a.init,
-                   fg_weight=a.fg_weight)
+                   fg_weight=a.fg_weight, widths=a.widths,
+                   encodings_from=tuple(a.encodings_from))
     return 0
 
 

@@ -161,12 +161,23 @@ def prior_check(generate: Callable, scenes: Sequence) -> dict:
         per_scene.append(prior_scene_check(scene, video.float().clamp(0, 1)))
     n = len(per_scene)
     contacts = sum(p["contacts"] for p in per_scene)
-    return {"num_scenes": n, "kept": sum(p["kept"] for p in per_scene) / n,
-            "nothing_invented": sum(p["invented"] == 0 for p in per_scene) / n,
-            "moves": sum(p["moves"] for p in per_scene) / n,
-            "contacts": contacts,
-            "contacts_answered": sum(p["answered"] for p in per_scene) / contacts if contacts else None,
-            "scenes": per_scene}
+    out = {"num_scenes": n, "kept": sum(p["kept"] for p in per_scene) / n,
+           "nothing_invented": sum(p["invented"] == 0 for p in per_scene) / n,
+           "moves": sum(p["moves"] for p in per_scene) / n,
+           "contacts": contacts,
+           "contacts_answered": sum(p["answered"] for p in per_scene) / contacts if contacts else None}
+    # the standard error of each fraction (binomial: sqrt(p (1 - p) / n)), to read differences against
+    for key, count in (("kept", n), ("nothing_invented", n), ("moves", n), ("contacts_answered", contacts)):
+        out[f"{key}_se"] = fraction_se(out[key], count)
+    out["scenes"] = per_scene
+    return out
+
+
+def fraction_se(fraction: float | None, count: int) -> float | None:
+    """The binomial standard error ``sqrt(p (1 - p) / n)`` of a fraction over ``count`` trials (None without)."""
+    if fraction is None or not count:
+        return None
+    return math.sqrt(fraction * (1.0 - fraction) / count)
 
 
 def main(argv=None) -> int:
@@ -179,12 +190,13 @@ def main(argv=None) -> int:
     q = sub.add_parser("prior", help="the prior alone (no control) on held-out scenes")
     q.add_argument("--svd", required=True, help="an SVD folder (the prior stage's svd/)")
     q.add_argument("--steps", type=int, default=16, help="Euler steps")
+    q.add_argument("--seed", type=int, default=probes.VALIDATION_SEED, help="first held-out scene seed")
     for s in (v, q):
         s.add_argument("--num-scenes", type=int, default=16)
         s.add_argument("--world", default="toy")
         s.add_argument("--json", help="also write the result to this JSON file")
     a = p.parse_args(argv)
-    scenes = gate_scenes(a.num_scenes, world=a.world)
+    scenes = gate_scenes(a.num_scenes, world=a.world, seed=getattr(a, "seed", probes.VALIDATION_SEED))
     if a.cmd == "vae":
         from diffusers import AutoencoderKLTemporalDecoder
 
