@@ -105,7 +105,7 @@ def test_the_lock_runs_the_claim_first_so_a_foreign_folder_is_refused_without_a_
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"x")
     with pytest.raises(OutputError, match="did not make"):
-        with D.OutputLock(foreign, what="--out", claim=lambda p: claim_output_folder(p, what="--out")):
+        with D.OutputLock(foreign, what="--out", claim=lambda p: claim_output_folder(p, what="--out", kind="evaluation")):
             pass
     assert sorted(p.name for p in foreign.iterdir()) == ["holiday.jpg"], "nothing written into a foreign folder"
 

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from interdyn.models.controlnet import InterDynControlNet
 from interdyn.support.safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
-from interdyn.support.safe_output import check_output_folder, write_text_atomic
+from interdyn.support.safe_output import check_output_folder, claim_output_folder, write_text_atomic
 
 CHECKPOINT_PREFIX = "checkpoint-"
 BRANCH_FILE = "control_branch.safetensors"
@@ -80,12 +80,17 @@ class CheckpointError(ValueError):
     """A checkpoint (or the run folder) cannot be used; the message names the file and why."""
 
 
+def claim_run_folder(output_dir: Path) -> Path:
+    """Refuse ``output_dir`` unless it is new, empty or a training run of ours, then mark it a training run."""
+    return claim_output_folder(output_dir, what="output_dir", kind="training-run", legacy=RUN_LEGACY)
+
+
 def check_run_folder(output_dir: Path, resume: str | None) -> None:
     """``output_dir`` must be new, empty or a training run of ours; an existing run needs ``--resume``.
 
     Runs before anything is built, so a mistyped ``--output_dir`` neither deletes (checkpoint rotation)
     nor mixes into someone's folder."""
-    check_output_folder(output_dir, what="output_dir", legacy=RUN_LEGACY)
+    check_output_folder(output_dir, what="output_dir", kind="training-run", legacy=RUN_LEGACY)
     if list_checkpoints(output_dir) and not resume:
         raise CheckpointError(
             f"output_dir {output_dir} already holds a training run ({list_checkpoints(output_dir)[-1].name}); pass "

@@ -34,7 +34,7 @@ from interdyn.core.loading import PRECISIONS, ModelLoadError, load_control_branc
 from interdyn.support.safe_output import OutputError, atomic_folder, check_not_inside, check_output_folder, is_ours
 from interdyn.models.controlnet import OFFICIAL_CLASS_NAME
 
-from .checkpoints import BRANCH_FILE, EMA_FILE, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
+from .checkpoints import BRANCH_FILE, EMA_FILE, RUN_LEGACY, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
 
 
 class ExportError(ValueError):
@@ -85,6 +85,10 @@ def official_config(model, unet_config: dict) -> dict:
     return ordered
 
 
+#: every name an official export folder holds (besides our marker); a folder holding anything else is not replaced
+OFFICIAL_CONTENTS = r"config\.json|diffusion_pytorch_model\.safetensors"
+
+
 def write_official_folder(model, folder: Path, unet_config: dict, dtype=None, provenance: dict | None = None) -> Path:
     """``folder/config.json`` + ``folder/diffusion_pytorch_model.safetensors``, written atomically."""
     config = official_config(model, unet_config)
@@ -94,7 +98,7 @@ def write_official_folder(model, folder: Path, unet_config: dict, dtype=None, pr
                       "residuals the 'official' way) and gives wrong videos with these weights", stacklevel=2)
     state = {k: (v.to(dtype) if dtype is not None else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
-    with atomic_folder(folder, what="--out") as tmp:  # files get the umask's mode (safetensors writes 0600)
+    with atomic_folder(folder, what="--out", kind="export", contents=OFFICIAL_CONTENTS) as tmp:  # files get the umask's mode (safetensors writes 0600)
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         save_file(state, str(tmp / "diffusion_pytorch_model.safetensors"),
                   metadata={"format": "pt", "provenance": json.dumps(provenance or {})})
@@ -111,7 +115,7 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dtype: str 
     ckpt = resolve_checkpoint(checkpoint)
     out = Path(out)
     check_not_inside(out, ckpt, what="--out", protected_what="checkpoint folder")
-    if is_ours(ckpt.parent, legacy=("loss.csv", "config.yaml")):  # the training run the checkpoint belongs to
+    if is_ours(ckpt.parent, "training-run", legacy=RUN_LEGACY + ("config.yaml",)):  # the training run the checkpoint belongs to
         check_not_inside(out, ckpt.parent, what="--out", protected_what="training run folder")
     check_not_inside(out, checkpoint, what="--out", protected_what="--checkpoint folder")
     if format == "single":
@@ -123,7 +127,7 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dtype: str 
     else:
         if out.suffix == ".safetensors":
             raise ExportError(f"--format official writes a folder; give a folder name, not {out.name}")
-        check_output_folder(out, what="--out")
+        check_output_folder(out, what="--out", kind="export", contents=OFFICIAL_CONTENTS)
     source = ckpt / (EMA_FILE if ema else BRANCH_FILE)
     if not source.is_file():
         raise ExportError(f"{ckpt} has no {source.name}" + (": the run was trained without use_ema" if ema else ""))

@@ -53,7 +53,7 @@ from interdyn.support.safe_output import OutputError, mark_folder, storage_messa
 
 from .checkpoints import (BRANCH_FILE, CHECKPOINT_PREFIX, EMA_FILE, EMA_STATE_FILE, STATE_FILE,
                           UNET_CONFIG_FILE, CheckpointError, TrainingState, _params_fingerprint, _state_dict_model,
-                          check_run_folder, list_checkpoints, load_checkpoint, resolve_resume, truncate_loss_log)
+                          check_run_folder, claim_run_folder, list_checkpoints, load_checkpoint, resolve_resume, truncate_loss_log)
 from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
 from .data.folder import DataError
@@ -429,7 +429,7 @@ class Trainer:
         (it would delete this run's checkpoint in progress and interleave the logs)."""
         from interdyn.support import distributed
 
-        with distributed.OutputLock(self.output_dir, what="output_dir", claim=mark_folder):
+        with distributed.OutputLock(self.output_dir, what="output_dir", claim=claim_run_folder):
             return self._run()
 
     def _run(self) -> dict:
@@ -480,7 +480,7 @@ class Trainer:
         the config; every rank resumes; the loss log is cut back to the resumed step; trackers start."""
         config, acc, state = self.config, self.accelerator, self.state
         if self.is_main:
-            mark_folder(self.output_dir)
+            mark_folder(self.output_dir, kind="training-run")
             for stale in self.output_dir.glob(f".tmp-{CHECKPOINT_PREFIX}*"):  # left by a run killed while saving
                 if stale.is_dir():
                     shutil.rmtree(stale, ignore_errors=True)

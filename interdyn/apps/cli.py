@@ -102,7 +102,7 @@ def cmd_demo(args) -> int:
     check_seed(args.seed, "--seed")
     if args.steps is not None:
         check_count(args.steps, "--steps")
-    check_output_folder(args.out, what="--out", legacy=DEMO_LEGACY_FILES)
+    check_output_folder(args.out, what="--out", kind="demo", legacy=DEMO_LEGACY_FILES)
     check_writable_parent(Path(args.out) / "contact_sheet.png", "--out")
     run_demo(args.out, seed=args.seed, num_steps=args.steps, zoom=args.zoom)
     return 0
@@ -126,7 +126,7 @@ def cmd_probes(args) -> int:
     check_seed(args.seed, "--seed")
     if args.steps is not None:
         check_count(args.steps, "--steps")
-    claim_output_folder(args.out, what="--out", legacy=probes.PROBE_FILES)  # before the minutes of sampling
+    claim_output_folder(args.out, what="--out", kind="probes", legacy=probes.PROBE_FILES)  # before the minutes of sampling
     sampling = _builtin_sampling(args)
     world = args.world or (toy_world() if is_builtin(args.svd) else "full")
     backbone = load_svd_backbone(args.svd)

@@ -76,7 +76,7 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
     sampling = dict(TOY_SAMPLING)
     if num_steps is not None:
         sampling["num_steps"] = check_count(num_steps, "num_steps")
-    out = claim_output_folder(out, what="out", legacy=DEMO_LEGACY_FILES)  # a folder of ours (or new/empty): never someone else's
+    out = claim_output_folder(out, what="out", kind="demo", legacy=DEMO_LEGACY_FILES)  # a folder of ours (or new/empty): never someone else's
     t0 = time.time()
     echo(f"interdyn demo: the built-in toy-physics model ({TOY_PHYSICS}, trained by this project on its synthetic "
          f"collision world; {TOY_SIZE[1]}x{TOY_SIZE[0]}, {sampling['num_frames']} frames, "

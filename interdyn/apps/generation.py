@@ -81,7 +81,7 @@ def check_writable_parent(path: Path, what: str) -> None:
 
 def check_video_out(out: Path, what: str = "--out") -> None:
     from ..support.safe_output import check_output_folder
-    from ..data.video_io import VIDEO_EXTENSIONS
+    from ..data.video_io import FRAME_FOLDER_CONTENTS, VIDEO_EXTENSIONS
 
     from ..support.validation import check_path_length
 
@@ -94,7 +94,7 @@ def check_video_out(out: Path, what: str = "--out") -> None:
         if out.is_dir():
             raise OutputError(f"{what} {out} is an existing folder, not a video file (nothing was changed)")
     else:
-        check_output_folder(out, what=what)
+        check_output_folder(out, what=what, kind="frames", contents=FRAME_FOLDER_CONTENTS)
     check_writable_parent(out, what)
 
 

@@ -503,7 +503,7 @@ def write_report(report: ProbeReport, out: str | os.PathLike) -> tuple[Path, Pat
     ``out`` must be new, empty or a probes folder of ours (:mod:`interdyn.support.safe_output`)."""
     from ..support.safe_output import claim_output_folder, write_text_atomic
 
-    out = claim_output_folder(out, what="probes output folder", legacy=PROBE_FILES)
+    out = claim_output_folder(out, what="probes output folder", kind="probes", legacy=PROBE_FILES)
     paths = []
     for name, text in zip(PROBE_FILES, (json.dumps(report.to_json(), indent=1), report.to_markdown())):
         paths.append(write_text_atomic(out / name, text))

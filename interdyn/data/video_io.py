@@ -60,6 +60,9 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".gif")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 _FPS_FILE = "fps.txt"
+#: every name a frame folder of ours holds (besides the marker): numbered PNG frames and the frame rate; a folder
+#: holding anything else is never replaced by a frame folder
+FRAME_FOLDER_CONTENTS = r"\d{5,}\.png|fps\.txt"
 _SIZE_TAG = "interdyn-size="
 _FPS_TAG = "interdyn-fps="
 _LAYOUTS = ("auto", "FHWC", "FCHW")
@@ -232,7 +235,7 @@ def write_video(path, frames, fps, *, crf: int = 18, lossless: bool = False,
         kind = "folder" if path.is_dir() else "file"
         raise OutputError(f"cannot write {str(path)!r}: a {kind} of that name is in the way (nothing was changed).")
     if ext == "":  # a frame folder replaces only a folder we wrote (or an empty one)
-        with atomic_folder(path, what="frame folder") as tmp:
+        with atomic_folder(path, what="frame folder", kind="frames", contents=FRAME_FOLDER_CONTENTS) as tmp:
             _write_png_folder(tmp, data, rate)
         return path
     with atomic_file(path, keep_suffix=True) as tmp:  # the encoders see the extension; an old video stays whole

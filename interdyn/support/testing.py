@@ -132,7 +132,7 @@ def write_tiny_models(folder: str | Path, seed: int = 0, residual_mode: str = "s
     """
     from .safe_output import claim_output_folder
 
-    folder = claim_output_folder(folder, what="the tiny models' folder")
+    folder = claim_output_folder(folder, what="the tiny models' folder", kind="tiny-models")
     backbone = build_tiny_backbone(seed)
     branch = build_tiny_control_branch(backbone, seed, residual_mode)
     svd = save_svd_folder(backbone, folder / "svd_tiny")

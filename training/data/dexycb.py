@@ -138,7 +138,7 @@ def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.
 
         from .clip_writer import PREPARED_LEGACY
 
-        check_output_folder(out_dir, what="--out", legacy=PREPARED_LEGACY)  # a foreign --out is named first
+        check_output_folder(out_dir, what="--out", kind="dataset", legacy=PREPARED_LEGACY)  # a foreign --out is named first
         raise FileNotFoundError(f"--root {root} holds no DexYCB camera folder (color_*.jpg files)")
     if cameras:
         clips = [c for c in clips if c.name in set(cameras)]

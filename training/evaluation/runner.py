@@ -93,7 +93,7 @@ def evaluate(
     ctx = distributed.init(device=device)
     device = distributed.rank_device(device)
     out_dir = Path(out_dir)
-    check_output_folder(out_dir, what="out_dir", legacy=LEGACY_OUTPUTS)  # before the data
+    check_output_folder(out_dir, what="out_dir", kind="evaluation", legacy=LEGACY_OUTPUTS)  # before the data
     dataset = dataset if dataset is not None else open_dataset(data_root, settings)
     ids = _clip_ids(dataset)[: None if limit is None else int(limit)]
     if not ids:
@@ -108,12 +108,12 @@ def evaluate(
             _check_method_settings(video_dirs[m], method_settings[m])
 
     def claim(folder: Path) -> None:  # rank 0, before any compute
-        claim_output_folder(folder, what="out_dir", legacy=LEGACY_OUTPUTS)
+        claim_output_folder(folder, what="out_dir", kind="evaluation", legacy=LEGACY_OUTPUTS)
         check_existing()
 
     with distributed.OutputLock(out_dir, what="out_dir", claim=claim, ctx=ctx) as lock:
         if not ctx.is_main:
-            check_output_folder(out_dir, what="out_dir", legacy=LEGACY_OUTPUTS)
+            check_output_folder(out_dir, what="out_dir", kind="evaluation", legacy=LEGACY_OUTPUTS)
             check_existing()
         results = _evaluate_clips(
             ctx, lock, dataset, ids, methods, all_methods, video_dirs, out_dir=out_dir, data_root=data_root,
