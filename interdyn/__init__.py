@@ -3,13 +3,8 @@
 Grouped by concern: :mod:`interdyn.core` (sampling, control frames, loading, the native path), :mod:`interdyn.models`
 (the networks), :mod:`interdyn.single_file` (SVD single-file checkpoints), :mod:`interdyn.data` (the synthetic world,
 drawn drives, SAM2 masks, video files), :mod:`interdyn.metrics`, :mod:`interdyn.apps` (the command line, demo,
-probes) and :mod:`interdyn.support` (checks, safe I/O, processes, tiny test models). The flat names from before the
-grouping (``interdyn.sampling``, ``interdyn.control``, ...) still import the same modules (:mod:`interdyn._moved`).
+probes) and :mod:`interdyn.support` (checks, safe I/O, processes, tiny test models).
 
 This package never imports ComfyUI; the node pack in ``nodes/`` adapts it.
 """
-from . import _moved
-
 __version__ = "0.1.0"
-
-_moved.install()

@@ -151,10 +151,6 @@ def _literal_prefix(node: ast.AST) -> str | None:
     return None
 
 
-#: files whose dynamic imports are checked by their own test instead
-DYNAMIC_ALLOWED = {"interdyn/_moved.py": "test_old_module_names_alias_modules_inside_interdyn"}
-
-
 def dynamic_import_violations(root: Path, packages=("interdyn", "nodes")) -> list[str]:
     """``importlib.import_module`` / ``__import__`` / ``spec_from_file_location`` / ``find_spec`` calls in a lower
     layer that reach a layer it may not import, or whose target the source does not say (the static graph above
@@ -162,8 +158,6 @@ def dynamic_import_violations(root: Path, packages=("interdyn", "nodes")) -> lis
     found = []
     for package in packages:
         for path in sorted((root / package).rglob("*.py")):
-            if path.relative_to(root).as_posix() in DYNAMIC_ALLOWED:
-                continue
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
                 if not isinstance(node, ast.Call):
                     continue
@@ -254,18 +248,15 @@ def test_the_comfyui_import_check_catches_a_stray_import(tmp_path):
         "interdyn/x.py:1 imports folder_paths", "nodes/x.py:1 imports comfy_api.latest"]
 
 
-def test_old_module_names_alias_modules_inside_interdyn():
-    """interdyn/_moved.py imports by computed names: only the new places of the modules that moved, all inside
-    interdyn, and each old name gives the very module of its new name (one object: state and monkeypatches are
-    shared)."""
+def test_each_library_module_has_one_name():
+    """The library was grouped by concern before its first release; its modules are imported only by their grouped
+    names (``interdyn.core.sampling``), never by the flat ones from before (``interdyn.sampling``)."""
     import importlib
 
-    from interdyn import _moved
+    import pytest
 
-    assert _moved.MOVED and all(new.startswith("interdyn.") and new.count(".") == 2 for new in _moved.MOVED.values())
-    for old, new in _moved.MOVED.items():
-        assert importlib.import_module(old) is importlib.import_module(new), old
-    assert _moved.new_name("interdyn.synthetic.objects") == "interdyn.data.synthetic.objects"
-    assert _moved.new_name("interdyn.metrics") is None and _moved.new_name("training.train") is None
-    assert not [f.name for f in (REPO / "interdyn").glob("*.py") if f.stem in {o.split(".")[1] for o in _moved.MOVED}], \
-        "no module left at an old place"
+    loose = sorted(f.name for f in (REPO / "interdyn").glob("*.py") if f.name not in ("__init__.py", "__main__.py"))
+    assert loose == [], f"every library module lives in its concern's package, found {loose} directly in interdyn/"
+    for old in ("interdyn.sampling", "interdyn.probes", "interdyn.testing"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(old)
