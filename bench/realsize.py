@@ -21,9 +21,9 @@ PAPER_CONTROL_CNN = (16, 32, 96, 256)
 
 
 def configs(tiny: bool = False) -> dict:
-    """``unet``, ``vae``, ``clip`` keyword arguments and the control CNN's widths (tiny: interdyn.support.testing's)."""
+    """``unet``, ``vae``, ``clip`` keyword arguments and the control CNN's widths (tiny: interdyn.core.tiny's)."""
     if tiny:
-        from interdyn.support.testing import TINY_CLIP, TINY_CONTROL_CNN, TINY_UNET, TINY_VAE
+        from interdyn.core.tiny import TINY_CLIP, TINY_CONTROL_CNN, TINY_UNET, TINY_VAE
 
         return dict(unet=dict(TINY_UNET), vae=dict(TINY_VAE), clip=dict(TINY_CLIP), cnn=TINY_CONTROL_CNN)
     return dict(unet=dict(num_frames=14), vae=dict(SVD_VAE), clip=dict(SVD_CLIP), cnn=PAPER_CONTROL_CNN)

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from interdyn.core.loading import load_svd_backbone
+from interdyn.core.loading import load_svd_backbone, save_svd_folder
 from interdyn.core.sampling import encode_conditioning, generate_video
-from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch, save_svd_folder
+from interdyn.core.tiny import build_tiny_backbone, build_tiny_control_branch
 
 
 def timed(fn, repeats: int) -> float:

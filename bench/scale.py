@@ -1,6 +1,6 @@
 """Benchmark: clips per second of ``interdyn generate --manifest`` on 1 vs N processes (torchrun), tiny models.
 
-Not a test. Writes tiny random models (interdyn.support.testing) and a manifest of ``--clips`` rows (one first frame,
+Not a test. Writes tiny random models (interdyn.core.tiny) and a manifest of ``--clips`` rows (one first frame,
 one control video, a seed per row) in a temporary folder, then runs the same manifest twice into fresh
 output folders: once as one process (``python -m interdyn``) and once under ``python -m torch.distributed.run
 --nproc_per_node N --standalone``. It prints, for each, the wall time of the whole command (Python and model
@@ -58,7 +58,7 @@ def main() -> None:
 
     from PIL import Image
 
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
     from interdyn.data.video_io import read_video, write_video
 
     with tempfile.TemporaryDirectory() as tmp:

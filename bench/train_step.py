@@ -1,6 +1,6 @@
 """Benchmark: training-step speed and memory, with and without gradient checkpointing (not a test).
 
-1. Tiny models (interdyn.support.testing), measured: full training steps (VAE + CLIP conditioning,
+1. Tiny models (interdyn.core.tiny), measured: full training steps (VAE + CLIP conditioning,
    control branch + frozen UNet forward/backward, AdamW step) on this machine. Prints steps/s and
    the activation memory (bytes of the tensors autograd saves for the backward pass, parameters
    excluded; on CUDA also the peak allocated memory), and the ratios checkpointing / plain.

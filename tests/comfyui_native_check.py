@@ -80,7 +80,7 @@ def main() -> dict:
     from interdyn_pack.interdyn.core.sampling import (InterDynDenoiser, VideoConditioning, decode_latents, karras_sigmas,
                                                  sample_euler)
     from interdyn_pack.interdyn.single_file import load_svd_single_file
-    from interdyn_pack.interdyn.support.testing import TINY_CONTROL_CNN, perturb_zero_convs
+    from interdyn_pack.interdyn.core.tiny import TINY_CONTROL_CNN, perturb_zero_convs
 
     load_branch = pack.nodes.FUNCTIONS["InterDynControlBranchLoader"]
     apply = pack.nodes.FUNCTIONS["InterDynApply"]

@@ -276,7 +276,7 @@ def test_masks_f1hw_are_not_read_as_objects_of_one_frame():
 # ================================================================================= loaders
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
 
     return write_tiny_models(tmp_path_factory.mktemp("tiny"))
 

@@ -21,7 +21,7 @@ def test_saved_control_branch_is_readable_by_others_under_umask_022(tmp_path, um
     """Exported branches were created 0600 (the temporary file's mode survives the rename): a ComfyUI service
     account could not read a branch another user exported."""
     from interdyn.core.loading import save_control_branch
-    from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch
+    from interdyn.core.tiny import build_tiny_backbone, build_tiny_control_branch
 
     path = save_control_branch(build_tiny_control_branch(build_tiny_backbone(0), 0), tmp_path / "b.safetensors")
     assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
@@ -146,7 +146,7 @@ def test_make_tiny_refuses_a_folder_holding_the_users_files(tmp_path, capsys):
 def test_make_tiny_and_official_export_files_are_readable_by_others(tmp_path, umask_022):
     """safetensors' writer creates 0600 files whatever the umask: make-tiny's SVD folder and an official-format
     export were unreadable to a ComfyUI service account."""
-    from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch, write_tiny_models
+    from interdyn.core.tiny import build_tiny_backbone, build_tiny_control_branch, write_tiny_models
     from training.export import write_official_folder
 
     paths = write_tiny_models(tmp_path / "tiny")
@@ -359,7 +359,7 @@ def test_a_branch_on_a_backbone_it_was_not_trained_on_warns_once(tmp_path, fresh
     import warnings
 
     from interdyn.core.loading import load_control_branch
-    from interdyn.support.testing import build_tiny_backbone
+    from interdyn.core.tiny import build_tiny_backbone
     from training.export import export
     from training.train import main as train_main
 

@@ -75,7 +75,7 @@ pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason(
 
 def _place_models_under_workflow_names(root: Path):
     """The workflows name the real models; give the tiny ones those names so the combos hold real entries."""
-    from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch
+    from interdyn.core.tiny import build_tiny_backbone, build_tiny_control_branch
 
     shutil.copytree(root / "diffusers" / "svd_tiny", root / "diffusers" / "stable-video-diffusion-img2vid")
     build_tiny_control_branch(build_tiny_backbone(0), 0).save_pretrained(root / "interdyn" / "InterDyn")

@@ -121,7 +121,7 @@ def _write_models(root: Path):
     import torch
 
     from interdyn.data.segmentation import build_sam2_video_predictor_random
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
 
     for kind in ("diffusers", "interdyn", "sam2", "checkpoints"):
         (root / kind).mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def _write_native_branch(path: Path):
     from interdyn.core.loading import save_control_branch
     from interdyn.models.controlnet import InterDynControlNet
     from interdyn.single_file import load_svd_single_file
-    from interdyn.support.testing import TINY_CONTROL_CNN, perturb_zero_convs
+    from interdyn.core.tiny import TINY_CONTROL_CNN, perturb_zero_convs
 
     if not (SVD_TINY / "tiny_svd.safetensors").is_file():
         return

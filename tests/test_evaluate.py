@@ -1,6 +1,6 @@
 """Specifications of the evaluation runner (training/evaluate.py) and the baselines (training/baselines.py).
 
-Tiny models (interdyn.support.testing), three 64x64 clips of the synthetic world in the generic folder layout,
+Tiny models (interdyn.core.tiny), three 64x64 clips of the synthetic world in the generic folder layout,
 4 frames, 1 sampling step; LPIPS with a random AlexNet, fake Inception and I3D extractors injected
 through the Python API. Nothing is downloaded.
 """
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from interdyn import metrics as M
-from interdyn.support.testing import write_tiny_models
+from interdyn.core.tiny import write_tiny_models
 from interdyn.data.video_io import read_video, write_video
 from training import baselines
 from training import evaluate as E

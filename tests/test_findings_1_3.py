@@ -40,7 +40,7 @@ def precious(tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
 
     return write_tiny_models(tmp_path_factory.mktemp("tiny"))
 

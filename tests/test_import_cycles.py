@@ -137,6 +137,40 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
             if target.split(".")[0] not in ALLOWED_LAYERS[module.split(".")[0]]]
 
 
+#: the library's packages by floor (architecture.md): a module imports its own package or a lower floor, never up
+LIBRARY_FLOORS = {"support": 0, "models": 1, "metrics": 1, "single_file": 2, "core": 3, "data": 4, "apps": 5}
+
+
+def floor_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Imports inside ``interdyn`` that climb a floor or cross sideways (e.g. ``support`` -> ``core``)."""
+    def package(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LIBRARY_FLOORS) else None
+
+    found = []
+    for module, targets in sorted(graph.items()):
+        here = package(module) if module.startswith("interdyn.") else None
+        if here is None:
+            continue
+        for target in sorted(targets):
+            there = package(target) if target.startswith("interdyn.") else None
+            if there is not None and there != here and LIBRARY_FLOORS[there] >= LIBRARY_FLOORS[here]:
+                found.append(f"{module} imports {target}")
+    return found
+
+
+def test_library_imports_go_down_the_floors():
+    """support <- models, metrics <- single_file <- core <- data <- apps: what a module needs lies below it, so each
+    floor can be read, tested and moved without the ones above it."""
+    graph = import_graph(REPO, ("interdyn",))
+    packages = {p.name for p in (REPO / "interdyn").iterdir() if (p / "__init__.py").is_file()}
+    assert set(LIBRARY_FLOORS) == packages, f"every package of the library has a floor: {sorted(packages)}"
+    assert floor_violations(graph) == [], f"imports that climb a floor: {floor_violations(graph)}"
+    assert floor_violations({"interdyn.support.x": {"interdyn.core.loading"}, "interdyn.core.y": {"interdyn.core.z"},
+                             "interdyn.metrics.a": {"interdyn.models.unet"}}) == [
+        "interdyn.metrics.a imports interdyn.models.unet", "interdyn.support.x imports interdyn.core.loading"]
+
+
 def _literal_prefix(node: ast.AST) -> str | None:
     """The module name a dynamic import asks for, as far as the source says it: a string literal, the literal start
     of an f-string, ``"<package>"`` for an f-string starting with ``__package__`` (its own package); else None."""

@@ -9,9 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from interdyn.core.loading import (ModelLoadError, check_compatible, load_control_branch, load_svd_backbone,
-                              save_control_branch)
-from interdyn.support.testing import (TINY_UNET, build_tiny_backbone, build_tiny_control_branch, save_svd_folder,
-                              write_tiny_models)
+                              save_control_branch, save_svd_folder)
+from interdyn.core.tiny import TINY_UNET, build_tiny_backbone, build_tiny_control_branch, write_tiny_models
 
 
 @pytest.fixture(scope="module")

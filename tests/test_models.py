@@ -6,7 +6,7 @@ import torch
 from diffusers import UNetSpatioTemporalConditionModel
 
 from interdyn.models import InterDynControlNet, InterDynUNet, skip_residual_multiplicities
-from interdyn.support.testing import TINY_UNET, build_tiny_backbone, build_tiny_control_branch
+from interdyn.core.tiny import TINY_UNET, build_tiny_backbone, build_tiny_control_branch
 
 TWO_BLOCK_UNET = dict(TINY_UNET, down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
                       up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),

@@ -6,7 +6,7 @@ import torch
 
 from interdyn.core.native import control_residuals, embed_control_frames, prepare_control_frames, sum_controls, tile_features
 from interdyn.core.sampling import InterDynDenoiser, VideoConditioning
-from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch
+from interdyn.core.tiny import build_tiny_backbone, build_tiny_control_branch
 
 F, H, W = 3, 64, 64
 

@@ -72,7 +72,7 @@ def pack():
 
 @pytest.fixture(scope="module")
 def model_root(tmp_path_factory):
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
 
     root = tmp_path_factory.mktemp("models")
     for kind in ("diffusers", "checkpoints", "interdyn", "sam2"):

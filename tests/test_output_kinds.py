@@ -27,7 +27,7 @@ OLDER_MARKER = "written by interdyn; outputs in this folder may be replaced by i
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     """Inputs the writers need (a tiny training checkpoint, an image, a control video), made once."""
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
 
     root = tmp_path_factory.mktemp("sources")
     tiny = write_tiny_models(root / "tiny")
@@ -180,7 +180,7 @@ def write_demo(path, src, capsys):
 
 
 def write_make_tiny(path, src, capsys):
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
 
     return _refused(lambda: write_tiny_models(path))
 

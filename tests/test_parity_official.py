@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import fixture_dir
-from interdyn.core.loading import load_control_branch, load_svd_backbone
+from interdyn.core.loading import load_control_branch, load_svd_backbone, save_svd_folder
 from interdyn.core.sampling import decode_latents, generate_video, karras_sigmas, sample_latents
 
 FRAMES_ATOL = 1e-4
@@ -112,7 +112,7 @@ def test_matches_live_diffusers_pipeline_on_another_backbone(tmp_path):
     from diffusers import StableVideoDiffusionPipeline
     from PIL import Image
 
-    from interdyn.support.testing import build_tiny_backbone, save_svd_folder
+    from interdyn.core.tiny import build_tiny_backbone
 
     save_svd_folder(build_tiny_backbone(seed=7), tmp_path / "svd")
     backbone = load_svd_backbone(tmp_path / "svd")

@@ -7,7 +7,7 @@ from diffusers import EulerDiscreteScheduler
 
 from interdyn.core.sampling import generate_video, karras_sigmas, sample_latents
 from interdyn.models.backbone import SVD_SCHEDULER_CONFIG
-from interdyn.support.testing import build_tiny_backbone, build_tiny_control_branch
+from interdyn.core.tiny import build_tiny_backbone, build_tiny_control_branch
 
 H, W, F = 64, 64, 3
 
@@ -189,7 +189,7 @@ def test_a_batch_of_videos_is_the_videos_one_by_one_up_to_rounding():
 
     from interdyn.core.loading import load_control_branch, load_svd_backbone
     from interdyn.core.sampling import sample_latents
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
 
     paths = write_tiny_models(tempfile.mkdtemp())
     backbone = load_svd_backbone(paths["svd"])

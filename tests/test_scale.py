@@ -117,7 +117,7 @@ LABELS = ["pushing something", "hitting something", "pushing something", "rollin
 
 @pytest.fixture(scope="module")
 def eval_world(tmp_path_factory):
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
     from interdyn.data.synthetic import default_scene, write_scene_folder
 
     root = tmp_path_factory.mktemp("scale")
@@ -221,7 +221,7 @@ def _manifest_world(root: Path) -> dict:
     """Tiny models, a first frame, a control video, a corrupt 'video' and a manifest writer."""
     from PIL import Image
 
-    from interdyn.support.testing import write_tiny_models
+    from interdyn.core.tiny import write_tiny_models
     from interdyn.data.video_io import write_video
 
     root.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,7 @@ def test_control_stage_and_packaging_run_on_the_toy_backbone(tmp_path):
 
 
 def test_control_cnn_must_downsample_like_the_vae():
-    from interdyn.support.testing import build_tiny_backbone
+    from interdyn.core.tiny import build_tiny_backbone
     from training.config import TrainConfig
     from training.train import build_control_branch
 

@@ -1,6 +1,6 @@
 """training.train / losses / export: the method, checkpoint-exact resume, two processes, export.
 
-Tiny random models (interdyn.support.testing) on synthetic clips of 4 frames at 64x64, batch 1-2.
+Tiny random models (interdyn.core.tiny) on synthetic clips of 4 frames at 64x64, batch 1-2.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from interdyn.core.loading import load_control_branch
 from interdyn.core.sampling import generate_video
-from interdyn.support.testing import build_tiny_backbone
+from interdyn.core.tiny import build_tiny_backbone
 from interdyn.data.video_io import read_video
 from training.config import TrainConfig, build_parser, load_config, parse_args
 from training.data.datasets import EpochShuffleSampler, SyntheticClips, collate_samples

@@ -44,7 +44,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ model
     pretrained_model: str = _f("", "SVD backbone: a diffusers folder (stabilityai/stable-video-diffusion-img2vid "
                                    "layout) or a single-file checkpoint; 'tiny' builds tiny random models "
-                                   "(interdyn.support.testing) for tests and CPU demos", "model")
+                                   "(interdyn.core.tiny) for tests and CPU demos", "model")
     tiny_seed: int = _f(0, "seed of the tiny random backbone when pretrained_model is 'tiny'", "model")
     control_cnn_channels: list[int] | None = _f(
         None, "widths of the control CNN stages; None = the paper's 16,32,96,256 (8,16,16,32 for the tiny model)",

@@ -73,9 +73,9 @@ def weight_dtype_of(mixed_precision: str) -> torch.dtype:
 
 
 def build_backbone(config: TrainConfig) -> SVDBackbone:
-    """The frozen SVD backbone in float32 on the CPU (``tiny`` = :func:`interdyn.support.testing.build_tiny_backbone`)."""
+    """The frozen SVD backbone in float32 on the CPU (``tiny`` = :func:`interdyn.core.tiny.build_tiny_backbone`)."""
     if config.pretrained_model == "tiny":
-        from interdyn.support.testing import build_tiny_backbone
+        from interdyn.core.tiny import build_tiny_backbone
 
         backbone = build_tiny_backbone(config.tiny_seed)
     else:
@@ -95,7 +95,7 @@ def build_control_branch(config: TrainConfig, backbone: SVDBackbone) -> InterDyn
     else:
         channels = config.control_cnn_channels
         if channels is None:
-            from interdyn.support.testing import TINY_CONTROL_CNN
+            from interdyn.core.tiny import TINY_CONTROL_CNN
 
             channels = TINY_CONTROL_CNN if config.pretrained_model == "tiny" else PAPER_CONTROL_CNN
         factor = 2 ** (len(channels) - 1)  # each stage after the first halves the resolution

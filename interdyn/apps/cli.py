@@ -145,7 +145,7 @@ def cmd_probes(args) -> int:
 
 
 def cmd_make_tiny(args) -> int:
-    from ..support.testing import write_tiny_models
+    from ..core.tiny import write_tiny_models
 
     paths = write_tiny_models(args.out, seed=args.seed, residual_mode=args.residual_mode)
     print(f"tiny SVD folder: {paths['svd']}\ntiny control branch: {paths['interdyn']}")

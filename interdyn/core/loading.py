@@ -1,4 +1,4 @@
-"""Load the SVD backbone and InterDyn control branches from local files (never from a hub).
+"""Load the SVD backbone and InterDyn control branches from local files (never from a hub), and write them.
 
 Backbone: a diffusers ``StableVideoDiffusionPipeline`` folder (the layout of
 ``stabilityai/stable-video-diffusion-img2vid[-xt]``: ``unet/``, ``vae/``, ``image_encoder/``,
@@ -28,8 +28,8 @@ from safetensors.torch import load_file, save_file
 
 from .builtin import TOY_PHYSICS, builtin_path, is_builtin
 from ..support.errors import ModelLoadError
-from ..support.safe_output import atomic_file
-from ..models.backbone import CLIP_MEAN, CLIP_STD, SVDBackbone
+from ..support.safe_output import atomic_file, readable_tree
+from ..models.backbone import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER_CONFIG, SVDBackbone
 from ..models.controlnet import InterDynControlNet, mark_official_config
 from ..models.unet import InterDynUNet
 
@@ -37,6 +37,13 @@ CONTROL_FORMAT = "interdyn-control-branch"
 CONTROL_FORMAT_VERSION = "1"
 WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "image_encoder": "model"}
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: ``feature_extractor/preprocessor_config.json`` of an SVD folder (CLIP's 224-px resize, crop and normalisation)
+SVD_FEATURE_EXTRACTOR = {
+    "crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_convert_rgb": True,
+    "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": list(CLIP_MEAN),
+    "image_processor_type": "CLIPImageProcessor", "image_std": list(CLIP_STD), "resample": 3,
+    "rescale_factor": 1 / 255, "size": {"shortest_edge": 224},
+}
 
 
 def resolve_dtype(precision: str | torch.dtype | None, device: str | torch.device = "cpu") -> torch.dtype:
@@ -307,6 +314,34 @@ def save_control_branch(model: InterDynControlNet, path: str | os.PathLike, *, d
     with atomic_file(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
     return path
+
+
+def save_svd_folder(backbone: SVDBackbone, folder: str | Path, variant: str | None = None) -> Path:
+    """Write ``backbone`` as a diffusers SVD folder (``model_index.json``, ``unet/``, ``vae/`` ...)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    backbone.unet.save_pretrained(folder / "unet", variant=variant)
+    _rename_class(folder / "unet" / "config.json", "UNetSpatioTemporalConditionModel")
+    backbone.vae.save_pretrained(folder / "vae", variant=variant)
+    backbone.image_encoder.save_pretrained(folder / "image_encoder", variant=variant)
+    (folder / "feature_extractor").mkdir(exist_ok=True)
+    (folder / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(SVD_FEATURE_EXTRACTOR, indent=2))
+    (folder / "scheduler").mkdir(exist_ok=True)
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SVD_SCHEDULER_CONFIG, indent=2))
+    index = {"_class_name": "StableVideoDiffusionPipeline",
+             "feature_extractor": ["transformers", "CLIPImageProcessor"],
+             "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+             "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+             "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
+             "vae": ["diffusers", "AutoencoderKLTemporalDecoder"]}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    return readable_tree(folder)  # safetensors writes 0600: give the umask's mode
+
+
+def _rename_class(config_path: Path, name: str) -> None:
+    config = json.loads(config_path.read_text())
+    config["_class_name"] = name
+    config_path.write_text(json.dumps(config, indent=2))
 
 
 def load_toy_physics(*, dtype=None, device="cpu") -> tuple[SVDBackbone, InterDynControlNet]:

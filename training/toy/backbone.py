@@ -434,7 +434,7 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
 
     from interdyn.models import InterDynUNet
     from interdyn.models.backbone import SVDBackbone
-    from interdyn.support.testing import save_svd_folder
+    from interdyn.core.loading import save_svd_folder
     from ..losses import NoiseSettings, clip_generators
 
     torch.manual_seed(seed)

@@ -58,7 +58,7 @@ def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | No
 
     world = get_world(world).name
     from interdyn.core.loading import load_control_branch, load_svd_backbone, save_control_branch
-    from interdyn.support.testing import save_svd_folder
+    from interdyn.core.loading import save_svd_folder
 
     backbone = load_svd_backbone(svd, dtype=torch.float32)
     branch = load_control_branch(control, dtype=torch.float32, backbone=backbone)

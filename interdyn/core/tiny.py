@@ -1,8 +1,8 @@
 """Tiny models with SVD's and InterDyn's real structure, deterministic from a seed.
 
-For tests, CPU demos and benchmarks. They keep the real block layout (4 down blocks, 2 layers
-each, 12 skips, temporal VAE with 8x downsampling, CLIP ViT with 14-px patches at 224) at
-small widths, and are saved in exactly the on-disk formats of the real models.
+For ``interdyn make-tiny``, the ``tiny`` training config, tests, CPU demos and benchmarks. They keep the real block
+layout (4 down blocks, 2 layers each, 12 skips, temporal VAE with 8x downsampling, CLIP ViT with 14-px patches at 224)
+at small widths, and are saved in exactly the on-disk formats of the real models (:mod:`.loading` writes them).
 
 Two facts shape the sizes (see the fixture README): SVD blocks hard-wire GroupNorm(32), so a
 32-wide block has one channel per group and ignores the time conditioning (hence the deeper
@@ -11,15 +11,15 @@ blocks are 64 wide); and zero-initialised convs make a fresh control branch invi
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from ..core.loading import save_control_branch
-from ..models.backbone import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER_CONFIG, SVDBackbone
+from .loading import save_control_branch, save_svd_folder
+from ..models.backbone import SVDBackbone
 from ..models.controlnet import InterDynControlNet
 from ..models.unet import InterDynUNet
+from ..support.safe_output import claim_output_folder
 
 TINY_UNET = dict(
     sample_size=8, in_channels=8, out_channels=4,
@@ -35,12 +35,6 @@ TINY_VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlo
 TINY_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
                  image_size=224, projection_dim=32)
 TINY_CONTROL_CNN = (8, 16, 16, 32)
-SVD_FEATURE_EXTRACTOR = {
-    "crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_convert_rgb": True,
-    "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": list(CLIP_MEAN),
-    "image_processor_type": "CLIPImageProcessor", "image_std": list(CLIP_STD), "resample": 3,
-    "rescale_factor": 1 / 255, "size": {"shortest_edge": 224},
-}
 
 
 def build_tiny_backbone(seed: int = 0, unet_config: dict | None = None, vae_config: dict | None = None,
@@ -93,36 +87,6 @@ def build_tiny_control_branch(backbone: SVDBackbone, seed: int = 0, residual_mod
     return branch.eval().requires_grad_(False)
 
 
-def save_svd_folder(backbone: SVDBackbone, folder: str | Path, variant: str | None = None) -> Path:
-    """Write ``backbone`` as a diffusers SVD folder (``model_index.json``, ``unet/``, ``vae/`` ...)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    backbone.unet.save_pretrained(folder / "unet", variant=variant)
-    _rename_class(folder / "unet" / "config.json", "UNetSpatioTemporalConditionModel")
-    backbone.vae.save_pretrained(folder / "vae", variant=variant)
-    backbone.image_encoder.save_pretrained(folder / "image_encoder", variant=variant)
-    (folder / "feature_extractor").mkdir(exist_ok=True)
-    (folder / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(SVD_FEATURE_EXTRACTOR, indent=2))
-    (folder / "scheduler").mkdir(exist_ok=True)
-    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SVD_SCHEDULER_CONFIG, indent=2))
-    index = {"_class_name": "StableVideoDiffusionPipeline",
-             "feature_extractor": ["transformers", "CLIPImageProcessor"],
-             "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
-             "scheduler": ["diffusers", "EulerDiscreteScheduler"],
-             "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
-             "vae": ["diffusers", "AutoencoderKLTemporalDecoder"]}
-    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
-    from .safe_output import readable_tree
-
-    return readable_tree(folder)  # safetensors writes 0600: give the umask's mode
-
-
-def _rename_class(config_path: Path, name: str) -> None:
-    config = json.loads(config_path.read_text())
-    config["_class_name"] = name
-    config_path.write_text(json.dumps(config, indent=2))
-
-
 def write_tiny_models(folder: str | Path, seed: int = 0, residual_mode: str = "standard") -> dict[str, Path]:
     """Write a tiny SVD folder and a tiny control branch file; returns their paths.
 
@@ -130,8 +94,6 @@ def write_tiny_models(folder: str | Path, seed: int = 0, residual_mode: str = "s
     (our single-file control branch format). ``folder`` must be new, empty or one this function wrote
     before (:func:`interdyn.support.safe_output.claim_output_folder`): a folder of the user's is never written into.
     """
-    from .safe_output import claim_output_folder
-
     folder = claim_output_folder(folder, what="the tiny models' folder", kind="tiny-models")
     backbone = build_tiny_backbone(seed)
     branch = build_tiny_control_branch(backbone, seed, residual_mode)
