@@ -125,7 +125,7 @@ def test_runner_generates_every_method_and_writes_table1_shaped_like_the_paper(f
         assert len(cells) == 8 and all(math.isfinite(float(c)) for c in cells), f"all 8 values finite: {row}"
     for method in ALL_METHODS:
         for key in E.METRICS:
-            value = EP._value(results["methods"][method]["metrics"][key])
+            value = EP.metric_value(results["methods"][method]["metrics"][key])
             assert value is not None and math.isfinite(value), f"{method} {key} is finite with every network given"
     assert json.loads((out / "results.json").read_text())["settings"]["num_clips"] == 3, "results.json is written"
     for method in ALL_METHODS:
@@ -151,7 +151,7 @@ def test_pooled_scores_equal_evaluate_videos_on_the_stacked_clips(first_run, wor
     out, nets = first_run["out"], first_run["nets"]
     dataset = E.open_dataset(world["data"], SETTINGS)
     reference = torch.stack([dataset[i]["frames"] for i in range(3)])
-    masks = torch.stack([ED._object_mask(dataset[i]["meta"]) for i in range(3)])
+    masks = torch.stack([ED.object_mask(dataset[i]["meta"]) for i in range(3)])
     generated = _stack([out / "generated" / "interdyn" / f"clip{k}" / "generated.mp4" for k in range(3)])
     expected = M.evaluate_videos(generated, reference, lpips_net=nets["lpips_net"], inception=FakeInception(),
                                  i3d=FakeI3D(), kid_subsets=5)

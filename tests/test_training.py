@@ -23,7 +23,7 @@ from training.data.datasets import EpochShuffleSampler, SyntheticClips, collate_
 from training.export import export
 from training.losses import (NoiseSettings, clip_generators, draw_clip_scalars, predict_v, prepare_inputs, v_loss,
                              v_target)
-from training.checkpoints import BRANCH_FILE, EMA_FILE, STATE_FILE, _params_fingerprint, list_checkpoints
+from training.checkpoints import BRANCH_FILE, EMA_FILE, STATE_FILE, params_fingerprint, list_checkpoints
 from training.train import NonFiniteLossError, Trainer, build_backbone, build_control_branch, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -368,7 +368,7 @@ def test_two_process_torchrun_keeps_replicas_identical_and_matches_one_process(t
     prints = state["replica_fingerprints"]
     assert len(prints) == 2 and prints[0] == prints[1], f"both ranks must hold identical weights: {prints}"
     exported = export(tmp_path / "ddp", tmp_path / "ddp.safetensors")
-    assert _params_fingerprint(load_control_branch(exported)) == prints[0], "the export holds the ranks' weights"
+    assert params_fingerprint(load_control_branch(exported)) == prints[0], "the export holds the ranks' weights"
     a, b = load_file(str(exported)), branch_tensors(tmp_path / "one" / "checkpoint-3")
     differ = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differ, f"2 processes x batch 1 must equal 1 process x 2 accumulated micro-batches: {differ[:3]}"

@@ -179,7 +179,7 @@ def load_checkpoint(accelerator, path: Path, state: TrainingState, ema, param_na
         ema.load_state_dict({**scalars, "shadow_params": [tensors[n].to(device) for n in param_names]})
 
 
-def _params_fingerprint(module: torch.nn.Module) -> int:
+def params_fingerprint(module: torch.nn.Module) -> int:
     """A 63-bit hash of the parameters' bytes (equal on all ranks when replicas agree)."""
     h = hashlib.sha256()
     for name, p in module.state_dict().items():
@@ -188,7 +188,7 @@ def _params_fingerprint(module: torch.nn.Module) -> int:
     return int.from_bytes(h.digest()[:8], "little") >> 1
 
 
-def _state_dict_model(config: dict, state: dict) -> InterDynControlNet:
+def branch_from_state(config: dict, state: dict) -> InterDynControlNet:
     """A branch holding ``state`` (a full, gathered state dict) without allocating new weights."""
     with torch.device("meta"):
         model = InterDynControlNet.from_config(config)

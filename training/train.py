@@ -52,7 +52,7 @@ from interdyn.models.controlnet import InterDynControlNet
 from interdyn.support.safe_output import OutputError, mark_folder, storage_message_or_raise
 
 from .checkpoints import (BRANCH_FILE, CHECKPOINT_PREFIX, EMA_FILE, EMA_STATE_FILE, STATE_FILE,
-                          UNET_CONFIG_FILE, CheckpointError, TrainingState, _params_fingerprint, _state_dict_model,
+                          UNET_CONFIG_FILE, CheckpointError, TrainingState, params_fingerprint, branch_from_state,
                           check_run_folder, claim_run_folder, list_checkpoints, load_checkpoint, resolve_resume, truncate_loss_log)
 from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
@@ -283,16 +283,16 @@ class Trainer:
             full_state = acc.get_state_dict(self.branch)  # gathers shards (FSDP / ZeRO-3) on every rank
             fingerprints = None
             if not self.sharded:
-                mine = torch.tensor([_params_fingerprint(acc.unwrap_model(self.branch))], device=acc.device)
+                mine = torch.tensor([params_fingerprint(acc.unwrap_model(self.branch))], device=acc.device)
                 fingerprints = [int(v) for v in acc.gather(mine).cpu().tolist()]
             if self.is_main:
-                model = _state_dict_model(self.branch_config, full_state)
+                model = branch_from_state(self.branch_config, full_state)
                 save_control_branch(model, tmp / BRANCH_FILE, provenance=self._provenance(ema=False))
                 if self.ema is not None:
                     names = [n for n, _ in acc.unwrap_model(self.branch).named_parameters()]
                     ema_state = dict(full_state)
                     ema_state.update({n: p.detach() for n, p in zip(names, self.ema.shadow_params)})
-                    save_control_branch(_state_dict_model(self.branch_config, ema_state), tmp / EMA_FILE,
+                    save_control_branch(branch_from_state(self.branch_config, ema_state), tmp / EMA_FILE,
                                         provenance=self._provenance(ema=True))
                     (tmp / EMA_STATE_FILE).write_text(json.dumps(
                         {k: v for k, v in self.ema.state_dict().items() if k != "shadow_params"}, indent=2))
@@ -344,7 +344,7 @@ class Trainer:
         config, acc = self.config, self.accelerator
         # a plain module sharing the weights (the prepared one carries accelerate's autocast and fp32-output
         # wrappers), in the UNet's dtype as the sampler expects
-        branch = _state_dict_model(self.branch_config, acc.unwrap_model(self.branch).state_dict())
+        branch = branch_from_state(self.branch_config, acc.unwrap_model(self.branch).state_dict())
         branch = branch.to(device=acc.device, dtype=self.backbone.unet.dtype).eval()
         paths = []
         for i in range(min(config.validation_clips, len(self.dataset))):

@@ -4,6 +4,7 @@ Videos are float tensors ``[N, F, 3, H, W]`` in [0, 1] (N clips of F frames). Fr
 (SSIM, PSNR, LPIPS, FID, KID) exclude frame 0, the conditioning frame. Pretrained networks are
 read from local files only (see :mod:`.weights`); every network can also be injected.
 """
+from ._video import to_uint8
 from .distribution import (
     DistanceResult,
     InceptionFeatures,
@@ -62,5 +63,6 @@ __all__ = [
     "psnr",
     "sample_query_points",
     "ssim",
+    "to_uint8",
     "tracklet_correlation",
 ]

@@ -15,7 +15,7 @@ from .layout import (
     VAE_SCALING_FACTOR,
     SVDCheckpointError,
 )
-from .plan import _indices, _unet_block_prefixes
+from .plan import key_indices, unet_block_prefixes
 
 
 def _shape(shapes: Mapping[str, Sequence[int]], key: str) -> tuple[int, ...]:
@@ -36,7 +36,7 @@ def _heads(width: int, head_dim: int, what: str, option: str) -> int:
 def _unet_config(shapes: Mapping[str, Sequence[int]], head_dim: int, num_frames: int) -> dict[str, Any]:
     p = UNET_PREFIX
     keys = [k[len(p):] for k in shapes if k.startswith(p)]
-    blocks = _unet_block_prefixes(keys)
+    blocks = unet_block_prefixes(keys)
     down = sorted({int(new.split(".")[1]) for new, _ in blocks.values() if new.startswith("down_blocks.")})
     channels, has_attn, depth, layers = [], [], [], []
     for lvl in down:
@@ -47,7 +47,7 @@ def _unet_config(shapes: Mapping[str, Sequence[int]], head_dim: int, num_frames:
         has_attn.append(bool(attn))
         if attn:
             first = sorted(attn)[0]
-            depth.append(len(_indices(keys, re.escape(first) + r"transformer_blocks\.(\d+)\.")))
+            depth.append(len(key_indices(keys, re.escape(first) + r"transformer_blocks\.(\d+)\.")))
     up_attn = [
         any(new.startswith(f"up_blocks.{u}.attentions.") for new, _ in blocks.values()) for u in range(len(down))
     ]
@@ -82,8 +82,8 @@ def _per_level(depth: list[int], has_attn: list[bool]) -> list[int]:
 def _vae_config(shapes: Mapping[str, Sequence[int]]) -> dict[str, Any]:
     p = VAE_PREFIX
     keys = [k[len(p):] for k in shapes if k.startswith(p)]
-    levels = _indices(keys, r"encoder\.down\.(\d+)\.")
-    per_level = _indices(keys, r"encoder\.down\.0\.block\.(\d+)\.")
+    levels = key_indices(keys, r"encoder\.down\.(\d+)\.")
+    per_level = key_indices(keys, r"encoder\.down\.0\.block\.(\d+)\.")
     return {
         "in_channels": _shape(shapes, p + "encoder.conv_in.weight")[1],
         "out_channels": _shape(shapes, p + "decoder.conv_out.weight")[0],
@@ -108,7 +108,7 @@ def _clip_config(shapes: Mapping[str, Sequence[int]], head_dim: int) -> dict[str
     return {
         "hidden_size": width,
         "intermediate_size": _shape(shapes, p + "transformer.resblocks.0.mlp.c_fc.weight")[0],
-        "num_hidden_layers": len(_indices(list(shapes), re.escape(p) + r"transformer\.resblocks\.(\d+)\.")),
+        "num_hidden_layers": len(key_indices(list(shapes), re.escape(p) + r"transformer\.resblocks\.(\d+)\.")),
         "num_attention_heads": _heads(width, head_dim, "CLIP vision", "clip_head_dim"),
         "image_size": grid * patch,
         "patch_size": patch,

@@ -66,7 +66,7 @@ def _rename(inner: str, table: Sequence[tuple[str, str]]) -> str | None:
     return None
 
 
-def _indices(keys: Iterator[str] | Sequence[str], pattern: str) -> list[int]:
+def key_indices(keys: Iterator[str] | Sequence[str], pattern: str) -> list[int]:
     """Sorted distinct integers captured by ``pattern`` (one group) in ``keys``."""
     regex = re.compile(pattern)
     found = {int(m.group(1)) for k in keys if (m := regex.match(k))}
@@ -109,7 +109,7 @@ _UNET_TOP = [
 ]
 
 
-def _unet_block_prefixes(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+def unet_block_prefixes(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
     """Map each SGM UNet sub-module prefix to ``(diffusers prefix, kind)``.
 
     Kinds: ``resnet``, ``attention`` or ``plain`` (down/up-sampler convs: keys copied as is).
@@ -117,7 +117,7 @@ def _unet_block_prefixes(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
     """
     blocks: dict[str, tuple[str, str]] = {}
     level, j = 0, 0
-    for i in _indices(keys, r"input_blocks\.(\d+)\.")[1:]:
+    for i in key_indices(keys, r"input_blocks\.(\d+)\.")[1:]:
         p = f"input_blocks.{i}."
         if any(k.startswith(p + "0.op.") for k in keys):
             blocks[p + "0.op."] = (f"down_blocks.{level}.downsamplers.0.conv.", "plain")
@@ -131,13 +131,13 @@ def _unet_block_prefixes(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
     blocks["middle_block.1."] = ("mid_block.attentions.0.", "attention")
     blocks["middle_block.2."] = ("mid_block.resnets.1.", "resnet")
 
-    out_ids = _indices(keys, r"output_blocks\.(\d+)\.")
+    out_ids = key_indices(keys, r"output_blocks\.(\d+)\.")
     per_level = len(out_ids) // (level + 1) if out_ids else 1
     for i in out_ids:
         up, j = divmod(i, per_level)
         p = f"output_blocks.{i}."
         blocks[p + "0."] = (f"up_blocks.{up}.resnets.{j}.", "resnet")
-        for sub in _indices(keys, re.escape(p) + r"(\d+)\.")[1:]:
+        for sub in key_indices(keys, re.escape(p) + r"(\d+)\.")[1:]:
             sp = f"{p}{sub}."
             if any(k.startswith(sp + "conv.") for k in keys):
                 blocks[sp + "conv."] = (f"up_blocks.{up}.upsamplers.0.conv.", "plain")
@@ -148,7 +148,7 @@ def _unet_block_prefixes(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
 
 def _plan_unet(shapes: Mapping[str, Sequence[int]]) -> tuple[list[TensorRule], list[str]]:
     keys = [k[len(UNET_PREFIX):] for k in shapes if k.startswith(UNET_PREFIX)]
-    blocks = _unet_block_prefixes(keys)
+    blocks = unet_block_prefixes(keys)
     # longest prefix first so that "output_blocks.2.1.conv." wins over "output_blocks.2.1."
     ordered = sorted(blocks.items(), key=lambda item: -len(item[0]))
     tables = {"resnet": _UNET_RESNET, "attention": _UNET_ATTENTION}
@@ -209,7 +209,7 @@ _VaeBlock = tuple[str, str, Sequence[tuple[str, str]], bool]  # SGM prefix, diff
 def _vae_block_prefixes(keys: Sequence[str]) -> list[_VaeBlock]:
     """Every VAE sub-module: SGM prefix, diffusers prefix, inner rename table (empty: keep names)
     and whether the prefix is followed by a resnet index (``block.<j>.``)."""
-    levels = len(_indices(keys, r"encoder\.down\.(\d+)\."))
+    levels = len(key_indices(keys, r"encoder\.down\.(\d+)\."))
     blocks: list[_VaeBlock] = []
     for part, resnets in (("encoder", _VAE_RESNET), ("decoder", _VAE_VIDEO_RESNET)):
         blocks.append((f"{part}.mid.attn_1.", f"{part}.mid_block.attentions.0.", _VAE_ATTENTION, False))

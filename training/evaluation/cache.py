@@ -11,27 +11,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interdyn.metrics import motion_fidelity
-from interdyn.metrics._video import to_uint8
-from interdyn.metrics import registry
+from interdyn.metrics import motion_fidelity, registry, to_uint8
 from interdyn.support.safe_output import write_bytes_atomic
 
 from .networks import MetricNetworks
 from .settings import CACHE_VERSION
 
+#: the features/ subfolder of the reference clips' features (shared by every method)
+REFERENCE = "_reference"
 
 
-
-def _json_default(o):
+def json_default(o):
+    """``json.dumps``' ``default`` for the runner's records: numpy scalars as numbers, paths as strings."""
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _finite_or_none(x):
-    return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
 def _pixel_hash(video: torch.Tensor) -> str:
@@ -47,6 +43,10 @@ def _safe_id(clip_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in clip_id)
 
 
+def clip_cache(out_dir: Path, method: str, clip_id: str) -> ClipCache:
+    """The cache of one clip: ``out_dir/features/<method>/<id>.npz`` (``method`` :data:`REFERENCE`: the reference
+    clip's features)."""
+    return ClipCache(Path(out_dir) / "features" / method / f"{_safe_id(clip_id)}.npz")
 
 
 class ClipCache:
@@ -96,7 +96,7 @@ class ClipCache:
 
 
 def _tag(*parts) -> str:
-    return json.dumps([CACHE_VERSION, *parts], default=_json_default)
+    return json.dumps([CACHE_VERSION, *parts], default=json_default)
 
 
 def _compact(features: np.ndarray) -> np.ndarray:
@@ -161,12 +161,12 @@ def load_clip_record(out_dir: Path, method: str, clip_id: str) -> dict:
 
     Written by whichever rank scored the clip in this run; every value is checked against the fingerprint
     the record names, so a stale or half-written cache is an error, never a silent mix."""
-    cache = ClipCache(out_dir / "features" / method / f"{_safe_id(clip_id)}.npz")
+    cache = clip_cache(out_dir, method, clip_id)
     record = cache.record
     if record is None or record.get("id") != clip_id:
         raise RuntimeError(f"{cache.path}: no scores for clip {clip_id!r} of {method}; a process did not finish its "
                            "clips (rerun the same command to complete them)")
-    ref_cache = ClipCache(out_dir / "features" / "_reference" / f"{_safe_id(clip_id)}.npz")
+    ref_cache = clip_cache(out_dir, REFERENCE, clip_id)
     out = {k: record[k] for k in ("id", "label", "num_frames", "video")}
     for name, (where, key, tag) in record["sources"].items():
         value = (cache if where == "clip" else ref_cache).get(key, tag)

@@ -29,7 +29,7 @@ def open_dataset(data_root, settings: GenerationSettings):
                            fps=settings.clip_fps, crop=settings.crop)
 
 
-def _clip_ids(dataset) -> list[str]:
+def clip_ids(dataset) -> list[str]:
     """Clip ids in dataset order: ``dataset.entries[i].id`` (FolderClips) or each sample's ``meta["source"]``."""
     entries = getattr(dataset, "entries", None)
     if entries is not None:
@@ -37,7 +37,7 @@ def _clip_ids(dataset) -> list[str]:
     return [str(dataset[i]["meta"]["source"]) for i in range(len(dataset))]
 
 
-def _object_mask(meta: dict) -> torch.Tensor | None:
+def object_mask(meta: dict) -> torch.Tensor | None:
     """Union of the first-frame masks of the scene's objects (not the hand / driven objects), or None."""
     masks = meta.get("masks") or {}
     driven = set(meta.get("driven") or ()) | {"hand"}
@@ -58,6 +58,7 @@ def find_generated_video(folder: Path, clip_id: str) -> Path | None:
     return None
 
 
-def _read_clip(path: Path) -> torch.Tensor:
+def read_clip(path: Path) -> torch.Tensor:
+    """A generated video (file or frame folder) as ``[F, 3, H, W]`` float in [0, 1], the reference clips' layout."""
     frames, _ = read_video(path, as_tensor=True)
     return frames.permute(0, 3, 1, 2).float() / 255.0

@@ -13,11 +13,11 @@ from interdyn.core.sampling import generate_video
 from interdyn.support.safe_output import write_text_atomic
 
 from .. import baselines
-from .cache import _json_default
+from .cache import json_default
 from .settings import GenerationSettings, METHODS
 
 
-class _Generators:
+class MethodGenerators:
     """Produces one method's video for one clip; loads models on first use."""
 
     def __init__(self, svd, interdyn, coshand, settings: GenerationSettings, device, precision, decode_chunk_size,
@@ -66,7 +66,7 @@ class _Generators:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
-def _check_method_settings(folder: Path, wanted: dict) -> None:
+def check_method_settings(folder: Path, wanted: dict) -> None:
     """Write ``folder/settings.json`` or check that cached videos were made with the same settings."""
     path = folder / "settings.json"
     if path.is_file():
@@ -77,4 +77,4 @@ def _check_method_settings(folder: Path, wanted: dict) -> None:
             raise ValueError(f"{folder} holds videos generated with other settings ({detail}); use another --out "
                              "or delete that folder to regenerate")
         return
-    write_text_atomic(path, json.dumps(wanted, indent=1, default=_json_default) + "\n")
+    write_text_atomic(path, json.dumps(wanted, indent=1, default=json_default) + "\n")

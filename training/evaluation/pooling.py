@@ -63,7 +63,8 @@ def _as_record(result) -> dict:
     return dict(value=result.value, **sizes) if result.std is None else dict(value=result.value, std=result.std, **sizes)
 
 
-def _value(entry):
+def metric_value(entry):
+    """The number of a pooled metric as ``results.json`` keeps it (a plain number, or a record's ``value``), or None."""
     if entry is None:
         return None
     return entry["value"] if isinstance(entry, dict) else entry

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import asdict
@@ -19,9 +20,9 @@ from interdyn.support.validation import check_count
 from interdyn.data.video_io import write_video
 
 from .. import baselines
-from .cache import ClipCache, _finite_or_none, _json_default, _safe_id, clip_scores, load_clip_record
-from .data import _clip_ids, _object_mask, _read_clip, find_generated_video, open_dataset
-from .generation import _Generators, _check_method_settings
+from .cache import REFERENCE, ClipCache, clip_cache, clip_scores, json_default, load_clip_record
+from .data import clip_ids, find_generated_video, object_mask, open_dataset, read_clip
+from .generation import MethodGenerators, check_method_settings
 from .networks import resolve_networks
 from .pooling import per_class_motion_fidelity, pool_scores
 from .settings import DEFAULT_METHODS, DISPLAY_NAMES, GENERATED_NAME, GenerationSettings, METHODS
@@ -95,7 +96,7 @@ def evaluate(
     out_dir = Path(out_dir)
     check_output_folder(out_dir, what="out_dir", kind="evaluation", legacy=LEGACY_OUTPUTS)  # before the data
     dataset = dataset if dataset is not None else open_dataset(data_root, settings)
-    ids = _clip_ids(dataset)[: None if limit is None else int(limit)]
+    ids = clip_ids(dataset)[: None if limit is None else int(limit)]
     if not ids:
         raise ValueError(f"no clips found in {data_root}")
     all_methods = methods + list(generated)
@@ -105,7 +106,7 @@ def evaluate(
 
     def check_existing() -> None:  # our folder, made with the same settings as the videos already in it
         for m in methods:
-            _check_method_settings(video_dirs[m], method_settings[m])
+            check_method_settings(video_dirs[m], method_settings[m])
 
     def claim(folder: Path) -> None:  # rank 0, before any compute
         claim_output_folder(folder, what="out_dir", kind="evaluation", legacy=LEGACY_OUTPUTS)
@@ -192,15 +193,15 @@ def _evaluate_clips(ctx, lock, dataset, ids, methods, all_methods, video_dirs, *
     bar = tqdm(total=len(ids) * len(all_methods), desc="evaluate" if ctx.world_size == 1 else
                f"evaluate ({ctx.world_size} processes)", unit="video", disable=not (progress and ctx.is_main))
     current = ["", ""]  # method and clip shown in the progress bar
-    generator = _Generators(svd, interdyn, coshand, settings, device, precision, decode_chunk_size,
-                            on_step=lambda i, n: bar.set_postfix_str(f"{current[0]} {current[1]} step {i}/{n}"))
-    by_index = {i: k for k, i in enumerate(_clip_ids(dataset))}
+    generator = MethodGenerators(svd, interdyn, coshand, settings, device, precision, decode_chunk_size,
+                                 on_step=lambda i, n: bar.set_postfix_str(f"{current[0]} {current[1]} step {i}/{n}"))
+    by_index = {i: k for k, i in enumerate(clip_ids(dataset))}
     for clip_id in distributed.shard(ids, ctx):
         index = by_index[clip_id]
         sample = dataset[index]
         if str(sample["meta"]["source"]) != clip_id:
             raise RuntimeError(f"dataset item {index} is {sample['meta']['source']!r}, expected {clip_id!r}")
-        ref_cache = ClipCache(out_dir / "features" / "_reference" / f"{_safe_id(clip_id)}.npz")
+        ref_cache = clip_cache(out_dir, REFERENCE, clip_id)
         for method in all_methods:
             current[:] = [method, clip_id]
             bar.set_postfix_str(f"{method} {clip_id}")
@@ -243,14 +244,14 @@ def _score_clip(method, clip_id, sample, folder: Path, ref_cache: ClipCache, gen
     if made:  # only our own methods get here (missing --generated videos were refused before)
         path = write_video(folder / clip_id / f"{GENERATED_NAME}.mp4", generator(method, sample), fps=meta["fps"],
                            lossless=True)
-    video = _read_clip(path)
+    video = read_clip(path)
     if video.shape != reference.shape:
         raise ValueError(f"{path} has frames {tuple(video.shape)} but the reference clip {clip_id!r} is "
                          f"{tuple(reference.shape)} ([F, 3, H, W]); generate at the evaluation size "
                          f"({settings.num_frames} frames, {settings.height}x{settings.width}) or change it")
-    cache = ClipCache(out_dir / "features" / method / f"{_safe_id(clip_id)}.npz")
+    cache = clip_cache(out_dir, method, clip_id)
     sources: dict = {}
-    clip_scores(cache, video, reference, ref_cache, nets, object_mask=_object_mask(meta), mf_seed=mf_seed,
+    clip_scores(cache, video, reference, ref_cache, nets, object_mask=object_mask(meta), mf_seed=mf_seed,
                 mf_points=mf_points, sources=sources)
     cache.set_record({"id": clip_id, "label": str(meta.get("label", "")), "num_frames": int(video.shape[0]),
                       "video": str(path), "sources": {k: list(v) for k, v in sources.items()}})
@@ -277,7 +278,11 @@ def _pool_results(out_dir: Path, ids: list[str], all_methods: list[str], nets, s
                       "mf": _finite_or_none(r.get("mf"))}
             for r in records[method]}
     results["per_class"] = per_class_motion_fidelity(results["per_clip"], all_methods)
-    write_text_atomic(out_dir / "results.json", json.dumps(results, indent=1, default=_json_default) + "\n")
+    write_text_atomic(out_dir / "results.json", json.dumps(results, indent=1, default=json_default) + "\n")
     write_text_atomic(out_dir / "table1.md", table1_markdown(results))
     write_text_atomic(out_dir / "table_s3.md", table_s3_markdown(results))
     return results
+
+
+def _finite_or_none(x):
+    return None if x is None or not math.isfinite(float(x)) else float(x)

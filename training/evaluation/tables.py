@@ -7,11 +7,11 @@ import math
 
 from interdyn.metrics import registry
 
-from .pooling import _value
+from .pooling import metric_value
 
 
 def _fmt(value, spec: str) -> str:
-    value = _value(value)
+    value = metric_value(value)
     if value is None or not math.isfinite(value):
         return "n/a"
     return spec.format(value)

@@ -146,8 +146,10 @@ def _walls(b: _Body, width: float, height: float, restitution: float) -> None:
             b.vy = -restitution * b.vy
 
 
-def _run_physics(objects: Sequence[SceneObject], height: int, width: int, num_frames: int,
-                 restitution: float, friction: float, substeps: int, iterations: int):
+def run_physics(objects: Sequence[SceneObject], height: int, width: int, num_frames: int,
+                restitution: float, friction: float, substeps: int, iterations: int):
+    """Simulate ``objects`` for ``num_frames`` frames (the package docstring's physics): positions and velocities
+    ``[O, F, 2]`` and the sorted contacts ``(frame, i, j)``."""
     bodies = [_Body(o) for o in objects]
     n = len(bodies)
     pos = np.zeros((n, num_frames, 2))

@@ -9,7 +9,7 @@ import numpy as np
 from .objects import SceneObject
 
 
-def _background(height: int, width: int, colour, texture: float, seed: int) -> np.ndarray:
+def render_background(height: int, width: int, colour, texture: float, seed: int) -> np.ndarray:
     """``[H, W, 3]`` float64: ``colour`` times a smooth luminance pattern of amplitude ``texture``."""
     bg = np.broadcast_to(np.asarray(colour, np.float64), (height, width, 3)).copy()
     if texture > 0:
@@ -27,8 +27,8 @@ def _background(height: int, width: int, colour, texture: float, seed: int) -> n
     return np.clip(bg, 0.0, 1.0)
 
 
-def _render(objects: Sequence[SceneObject], colours: np.ndarray, pos: np.ndarray, height: int, width: int,
-            background: np.ndarray, antialias: int):
+def render_objects(objects: Sequence[SceneObject], colours: np.ndarray, pos: np.ndarray, height: int, width: int,
+                   background: np.ndarray, antialias: int):
     """Paint objects in order; return frames ``[F, H, W, 3]`` and visible masks ``[O, F, H, W]``."""
     ss = int(antialias)
     num_objects, num_frames = pos.shape[:2]

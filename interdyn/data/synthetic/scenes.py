@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 
 from .objects import SceneObject, SyntheticScene
-from .simulate import _pick_colours, simulate
-from .worlds import _KINDS, DEFAULT_FPS, FULL_WORLD, World, get_world
+from .simulate import pick_colours, simulate
+from .worlds import DEFAULT_FPS, FULL_WORLD, OBJECT_KINDS, World, get_world
 
 
 def _place(side: str, along: float, cross: float, height: int, width: int) -> tuple[float, float]:
@@ -146,7 +146,7 @@ def counterfactual_pair(seed: int = 0, *, mode: str = "redirect", size: tuple[in
         restitution = float(rng.uniform(0.6, 0.9))
         friction = float(rng.uniform(0.02, 0.08))
         bg = world.background(rng)
-        colours = _pick_colours([SceneObject(), SceneObject(path=[(0, 0, 0)])], bg, rng, world.object_colours)
+        colours = pick_colours([SceneObject(), SceneObject(path=[(0, 0, 0)])], bg, rng, world.object_colours)
         free = SceneObject("disc", position=target, radius=ra, name="disc", colour=tuple(colours[0]))
         start = path[0][1:]
         common = dict(size=size, num_frames=num_frames, fps=fps, restitution=restitution, friction=friction,
@@ -310,8 +310,8 @@ def random_scene(seed: int, *, size: tuple[int, int] = (64, 64), num_frames: int
     kinds = world.kinds if kinds is None else kinds
     textured = world.textured if textured is None else textured
     for k in kinds:
-        if k not in _KINDS:
-            raise ValueError(f"kinds must be from {_KINDS}, got {k!r}.")
+        if k not in OBJECT_KINDS:
+            raise ValueError(f"kinds must be from {OBJECT_KINDS}, got {k!r}.")
     for attempt in range(max_attempts):
         rng = np.random.default_rng([int(seed), attempt, 4])
         n_free = int(rng.integers(num_free[0], num_free[1] + 1))

@@ -1,6 +1,7 @@
 """From described objects to a rendered scene: checks, colours, physics, rendering, control frames."""
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -8,10 +9,13 @@ import torch
 
 from ...core.control import CONTROL_PALETTE, masks_to_control
 from .objects import SceneObject, SyntheticScene
-from .physics import _run_physics
-from .render import _background, _render
-from .worlds import (_KINDS, _NAME_RE, BACKGROUND_COLOURS, DEFAULT_FPS, DRIVEN_COLOUR, FULL_WORLD, OBJECT_COLOURS,
-                     World, get_world)
+from .physics import run_physics
+from .render import render_background, render_objects
+from .worlds import (BACKGROUND_COLOURS, DEFAULT_FPS, DRIVEN_COLOUR, FULL_WORLD, OBJECT_COLOURS, OBJECT_KINDS, World,
+                     get_world)
+
+#: what an object's name may be (it names its mask: ``mask_<name>``)
+_NAME_RE = re.compile(r"^[A-Za-z0-9_\- ]+$")
 
 
 def _check_objects(objects: Sequence[SceneObject], height: int, width: int) -> list[str]:
@@ -19,8 +23,8 @@ def _check_objects(objects: Sequence[SceneObject], height: int, width: int) -> l
         raise ValueError("a scene needs at least one object.")
     names = []
     for i, o in enumerate(objects):
-        if o.kind not in _KINDS:
-            raise ValueError(f"objects[{i}].kind is {o.kind!r}; expected one of {_KINDS}.")
+        if o.kind not in OBJECT_KINDS:
+            raise ValueError(f"objects[{i}].kind is {o.kind!r}; expected one of {OBJECT_KINDS}.")
         if o.kind == "disc" and not o.radius > 0:
             raise ValueError(f"objects[{i}] is a disc with radius {o.radius}; it must be positive.")
         if o.kind == "box" and not (o.half_size[0] > 0 and o.half_size[1] > 0):
@@ -56,8 +60,11 @@ def _check_objects(objects: Sequence[SceneObject], height: int, width: int) -> l
     return names
 
 
-def _pick_colours(objects: Sequence[SceneObject], background, rng: np.random.Generator | None,
-                  palette: Sequence = OBJECT_COLOURS) -> np.ndarray:
+def pick_colours(objects: Sequence[SceneObject], background, rng: np.random.Generator | None,
+                 palette: Sequence = OBJECT_COLOURS) -> np.ndarray:
+    """One colour per object, ``[O, 3]``: its own ``colour`` if set; else :data:`DRIVEN_COLOUR` for the first driven
+    object; else the next unused colour of ``palette`` that stands out from ``background`` (``rng`` shuffles the
+    palette's order)."""
     order = list(range(len(palette)))
     if rng is not None:
         rng.shuffle(order)
@@ -102,11 +109,11 @@ def simulate(objects: Sequence[SceneObject], *, size: tuple[int, int] = (64, 64)
     if substeps < 1 or iterations < 1 or antialias < 1:
         raise ValueError("substeps, iterations and antialias must be >= 1.")
     names = _check_objects(objects, height, width)
-    colours = _pick_colours(objects, background, colour_rng, world.object_colours)
-    pos, vel, contacts = _run_physics(objects, height, width, num_frames, restitution, friction,
+    colours = pick_colours(objects, background, colour_rng, world.object_colours)
+    pos, vel, contacts = run_physics(objects, height, width, num_frames, restitution, friction,
                                       substeps, iterations)
-    bg = _background(height, width, background, texture, seed)
-    frames, masks = _render(objects, colours, pos, height, width, bg, antialias)
+    bg = render_background(height, width, background, texture, seed)
+    frames, masks = render_objects(objects, colours, pos, height, width, bg, antialias)
 
     driven = np.array([o.driven for o in objects], dtype=bool)
     driven_idx = np.flatnonzero(driven)

@@ -2,7 +2,6 @@
 built-in model's simpler ``toy``)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +32,7 @@ DRIVEN_COLOUR = _rgb(225, 172, 135)
 #: Plain background colours the generators choose from.
 BACKGROUND_COLOURS = (_rgb(40, 42, 50), _rgb(90, 95, 100), _rgb(200, 200, 190), _rgb(60, 75, 65))
 
-_KINDS = ("disc", "box")
+OBJECT_KINDS = ("disc", "box")
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class World:
     name: str
     backgrounds: tuple
     object_colours: tuple
-    kinds: tuple = _KINDS
+    kinds: tuple = OBJECT_KINDS
     textured: bool | None = None  # None: half of the random scenes are textured
     num_free: tuple[int, int] = (1, 3)
 
@@ -72,4 +71,3 @@ def get_world(world: "World | str") -> World:
     if world not in WORLDS:
         raise ValueError(f"world must be one of {sorted(WORLDS)}, got {world!r}.")
     return WORLDS[world]
-_NAME_RE = re.compile(r"^[A-Za-z0-9_\- ]+$")
