@@ -347,3 +347,49 @@ def test_evaluate_videos_reads_the_same_registry(monkeypatch):
     assert result.extra["mae"] == pytest.approx(expected, rel=1e-6), "the registered metric is computed"
     assert result.ssim < 1 and result.psnr < 100, "the shipped frame metrics are still computed"
     assert result.lpips is None and result.fid is None, "no network given: those metrics are not computed"
+
+
+def _inside_mask_agreement(generated, reference, masks, net, *, num_points=100, seed=0):
+    """A stand-in clip metric: per clip, 1 - the mean absolute difference inside its first-frame mask over all
+    frames; NaN where the mask has fewer than ``num_points`` pixels (the kind's contract)."""
+    masks = masks[:, 0] if masks.ndim == 4 else masks
+    out = []
+    for g, r, m in zip(generated, reference, masks.bool()):
+        out.append(float("nan") if int(m.sum()) < num_points else
+                   1.0 - float((g - r).abs().mean(1)[:, m].double().mean()))
+    return np.array(out, dtype=np.float64)
+
+
+def test_a_clip_metric_is_added_by_one_registry_entry(static_clip, tmp_path, monkeypatch):
+    """Motion fidelity's kind (one score per clip on its object mask, with the tracker) is open too: a new entry in
+    CLIP_METRICS gets its per-clip score, its pooled value with the clips it scored, its per-clip entry, its Table 1
+    column, and a place in evaluate_videos, from the entry alone."""
+    from interdyn.metrics import registry
+
+    entry = registry.ClipMetric(registry.Column("agree", "AGREE↑", "{:.2f}"), _inside_mask_agreement,
+                                network="tracker")
+    monkeypatch.setattr(registry, "CLIP_METRICS", (*registry.CLIP_METRICS, entry))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    results = E.evaluate(static_clip, ["copy_first_frame"], out_dir=tmp_path / "out", settings=SETTINGS,
+                         progress=False, mf_points=50)
+    pooled = results["methods"]["copy_first_frame"]["metrics"]["agree"]
+    assert pooled == {"value": pytest.approx(1.0), "num_evaluated": 1, "num_skipped": 0, "skipped": []}, \
+        f"pooled as motion fidelity is, over the clips with a mask of at least --mf-points pixels: {pooled}"
+    assert results["methods"]["copy_first_frame"]["metrics"]["mf"]["value"] == pytest.approx(1.0), "MF still there"
+    assert results["per_clip"]["copy_first_frame"]["still"]["agree"] == pytest.approx(1.0), "its per-clip entry"
+    table = (tmp_path / "out" / "table1.md").read_text()
+    assert "| MF↑ | AGREE↑ |" in table and table.splitlines()[2].endswith("| 1.000 | 1.00 |"), table
+
+    again = E.evaluate(static_clip, ["copy_first_frame"], out_dir=tmp_path / "small", settings=SETTINGS,
+                       progress=False, mf_points=101)  # the 10x10 object mask is too small now
+    assert again["methods"]["copy_first_frame"]["metrics"]["agree"] is None
+    assert "no clip has an object mask" in again["methods"]["copy_first_frame"]["unavailable"]["agree"], \
+        "a set where no clip can be scored gives the reason, as motion fidelity does"
+
+    reference = torch.rand(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    masks = torch.zeros(2, 32, 32, dtype=torch.bool)
+    masks[0, :12, :12] = True  # 144 pixels; clip 1 has none and is skipped
+    result = M.evaluate_videos(reference, reference, masks=masks, tracker=M.LucasKanadeTracker())
+    assert result.extra["agree"].value == pytest.approx(1.0) and result.extra["agree"].skipped == [1], \
+        f"evaluate_videos computes it too, clip by clip: {result.extra['agree']}"
+    assert result.motion_fidelity.value == pytest.approx(1.0) and result.motion_fidelity.skipped == [1]

@@ -8,7 +8,7 @@ import torch
 
 from . import registry
 from .distribution import DistanceResult, FeatureExtractor
-from .motion import MotionFidelityResult, motion_fidelity
+from .motion import MotionFidelityResult
 from .tracking import Tracker
 from .video import VideoDetector
 
@@ -49,24 +49,40 @@ def evaluate_videos(
     ``inception`` (e.g. :func:`.distribution.load_inception`), FVD and KVD with ``i3d`` (e.g.
     :func:`.video.load_i3d`), motion fidelity with ``masks`` and ``tracker``; ``networks`` adds networks by the
     name a registered metric asks for. Each metric is computed as :mod:`.registry` defines it: frame metrics
-    averaged over every frame after the first, distances between the features of all clips."""
-    nets = {"lpips": lpips_net, "inception": inception, "i3d": i3d, **(networks or {})}
-    scores: dict = {}
+    averaged over every frame after the first, distances between the features of all clips, clip metrics averaged
+    over the clips they score (pooled by :func:`.registry.pool`, as the evaluation runner pools its clips)."""
+    nets = {"lpips": lpips_net, "inception": inception, "i3d": i3d, "tracker": tracker, **(networks or {})}
+    records = [{"id": i, "num_frames": generated.shape[1]} for i in range(generated.shape[0])]
+    absent = {}  # networks not given: their metrics are left out
     for metric in registry.FRAME_METRICS:
         net = nets.get(metric.network) if metric.network is not None else None
-        if metric.network is None or net is not None:
-            scores[metric.key] = float(metric.score(generated, reference, net, None).double().mean())
+        if metric.network is not None and net is None:
+            absent[metric.network] = "not given"
+            continue
+        for record, scores in zip(records, metric.score(generated, reference, net, None)):
+            record[metric.key] = scores.detach().cpu().numpy()
     for metric in registry.FEATURE_METRICS:
         net = nets.get(metric.network)
         if net is None:
+            absent[metric.network] = "not given"
             continue
-        fg = metric.pool([metric.features(net, clip, None) for clip in generated])
-        fr = metric.pool([metric.features(net, clip, None) for clip in reference])
-        frames = fg.shape[0] // len(generated) if metric.per == "frame" else generated.shape[1]
-        scores[metric.frechet.key], scores[metric.kernel.key] = metric.distances(
-            fg, fr, frames_per_clip=frames, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
-    if masks is not None and tracker is not None:
-        scores["motion_fidelity"] = motion_fidelity(generated, reference, masks, tracker=tracker)
+        for side, videos in (("gen", generated), ("ref", reference)):
+            for record, clip in zip(records, videos):
+                record[f"{metric.network}_{side}"] = metric.features(net, clip, None)
+    for metric in registry.CLIP_METRICS:
+        net = nets.get(metric.network)
+        if net is None or masks is None:
+            absent[metric.key] = "not given"
+            continue
+        for record, score in zip(records, metric.score(generated, reference, masks, net)):
+            record[metric.key] = score
+    scores, _ = registry.pool(records, unavailable=absent, check_sizes=False, kid_subsets=kid_subsets,
+                              kid_subset_size=kid_subset_size)
+    scores = {RESULT_FIELDS.get(k, k): v for k, v in scores.items()}
     named = {f.name for f in fields(EvaluationResult)} - {"extra"}
     return EvaluationResult(**{k: v for k, v in scores.items() if k in named},
                             extra={k: v for k, v in scores.items() if k not in named})
+
+
+#: the field of :class:`EvaluationResult` of a registry key where the two differ
+RESULT_FIELDS = {registry.MOTION_FIDELITY.key: "motion_fidelity"}

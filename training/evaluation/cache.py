@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interdyn.metrics import motion_fidelity, registry, to_uint8
+from interdyn.metrics import registry, to_uint8
 from interdyn.support.safe_output import write_bytes_atomic
 
 from .networks import MetricNetworks
@@ -108,7 +108,8 @@ def _compact(features: np.ndarray) -> np.ndarray:
 def clip_scores(cache: ClipCache, generated: torch.Tensor, reference: torch.Tensor, ref_cache: ClipCache,
                 nets: MetricNetworks, *, object_mask: torch.Tensor | None, mf_seed: int, mf_points: int,
                 sources: dict | None = None) -> dict:
-    """Scores and features of one clip, from the cache where the fingerprints match.
+    """Scores and features of one clip, from the cache where the fingerprints match (the clip metrics draw
+    ``mf_points`` points on ``object_mask`` with seed ``mf_seed``).
 
     ``sources`` (optional, filled in): for each returned key, ``(cache, key, tag)`` with cache ``"clip"`` or
     ``"ref"``: where the value lives, so that pooling can read it back (:func:`load_clip_record`)."""
@@ -139,20 +140,20 @@ def clip_scores(cache: ClipCache, generated: torch.Tensor, reference: torch.Tens
                 c, name, _tag(name, h, nets.ids[name]), f"{name}_{side}",
                 lambda video=video, metric=metric, net=net: _compact(metric.features(net, video,
                                                                                      nets.devices.get(name))))
-    if nets.tracker is not None:
-        mask_hash = None if object_mask is None else hashlib.blake2b(
-            object_mask.numpy().tobytes() + str(tuple(object_mask.shape)).encode(), digest_size=16).hexdigest()
+    mask_hash = None if object_mask is None else hashlib.blake2b(
+        object_mask.numpy().tobytes() + str(tuple(object_mask.shape)).encode(), digest_size=16).hexdigest()
+    for metric in registry.CLIP_METRICS:  # one score per clip on its object mask (NaN without one)
+        key, net = metric.key, getattr(nets, metric.network)
+        if net is None:
+            continue
 
-        def compute_mf():
-            mf = math.nan
-            if object_mask is not None:
-                res = motion_fidelity(g, r, object_mask[None], tracker=nets.tracker, num_points=mf_points, seed=mf_seed)
-                mf = res.value
-            return np.float64(mf)
+        def score(metric=metric, net=net):
+            if object_mask is None:
+                return np.float64(math.nan)
+            return np.float64(metric.score(g, r, object_mask[None], net, num_points=mf_points, seed=mf_seed)[0])
 
-        key = registry.MOTION_FIDELITY.key
-        out[key] = float(lookup(cache, key, _tag(key, pair, nets.ids["tracker"], mask_hash, mf_seed, mf_points),
-                                key, compute_mf))
+        out[key] = float(lookup(cache, key, _tag(key, pair, nets.ids[metric.network], mask_hash, mf_seed, mf_points),
+                                key, score))
     return out
 
 
@@ -168,10 +169,11 @@ def load_clip_record(out_dir: Path, method: str, clip_id: str) -> dict:
                            "clips (rerun the same command to complete them)")
     ref_cache = clip_cache(out_dir, REFERENCE, clip_id)
     out = {k: record[k] for k in ("id", "label", "num_frames", "video")}
+    clip_keys = {m.key for m in registry.CLIP_METRICS}  # one number per clip
     for name, (where, key, tag) in record["sources"].items():
         value = (cache if where == "clip" else ref_cache).get(key, tag)
         if value is None:
             raise RuntimeError(f"the cached {key} of clip {clip_id!r} ({method}) does not match its record; rerun the "
                                "same command to recompute it")
-        out[name] = float(value) if name == "mf" else value
+        out[name] = float(value) if name in clip_keys else value
     return out

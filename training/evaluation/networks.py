@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from interdyn.metrics import LucasKanadeTracker
+from interdyn.metrics import LucasKanadeTracker, registry
 
 
 
@@ -79,7 +79,9 @@ def resolve_networks(*, lpips_net=None, lpips_alexnet=None, inception=None, ince
             nets.tracker = CoTrackerTracker(cotracker_checkpoint, device=device)
             nets.tracker_name = f"CoTracker ({Path(cotracker_checkpoint).name})"
         except (FileNotFoundError, ImportError, OSError, RuntimeError, ValueError) as err:
-            nets.unavailable["mf"] = f"{type(err).__name__}: {err}"
+            for metric in registry.metrics():  # the tracker's reason stands under its metrics' keys
+                if metric.network == "tracker":
+                    nets.unavailable.update(dict.fromkeys(metric.keys, f"{type(err).__name__}: {err}"))
     else:
         nets.tracker, nets.tracker_name = LucasKanadeTracker(), "LucasKanadeTracker (OpenCV; the paper used CoTracker3)"
     if nets.tracker is not None:

@@ -275,7 +275,7 @@ def _pool_results(out_dir: Path, ids: list[str], all_methods: list[str], nets, s
         results["per_clip"][method] = {
             r["id"]: {"id": r["id"], "label": r["label"], "video": r["video"],
                       **{m.key: float(np.mean(r[m.key])) if m.key in r else None for m in registry.FRAME_METRICS},
-                      "mf": _finite_or_none(r.get("mf"))}
+                      **{m.key: _finite_or_none(r.get(m.key)) for m in registry.CLIP_METRICS}}
             for r in records[method]}
     results["per_class"] = per_class_motion_fidelity(results["per_clip"], all_methods)
     write_text_atomic(out_dir / "results.json", json.dumps(results, indent=1, default=json_default) + "\n")

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import math
 
-
-
 from interdyn.metrics import registry
 
 from .pooling import metric_value
@@ -43,11 +41,12 @@ def table1_markdown(results: dict) -> str:
 
 def table_s3_markdown(results: dict) -> str:
     """Table S3 of the paper: mean motion fidelity per action class (one column per method)."""
+    column = registry.MOTION_FIDELITY.column
     methods = list(results["methods"])
     names = [results["methods"][m]["name"] for m in methods]
-    lines = ["| Class | Count | " + " | ".join(f"MF↑ {n}" for n in names) + " |",
+    lines = ["| Class | Count | " + " | ".join(f"{column.header} {n}" for n in names) + " |",
              "|" + "---|" * (len(methods) + 2)]
     for label, entry in results["per_class"].items():
-        cells = [_fmt(entry["mf"][m], "{:.3f}") for m in methods]
+        cells = [_fmt(entry[column.key][m], column.fmt) for m in methods]
         lines.append(f"| {label or '(no label)'} | {entry['count']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
