@@ -102,3 +102,21 @@ def test_the_private_name_check_catches_each_way_in(tmp_path):
     assert found == ["imports _hidden from pkg.a", "uses a._hidden", "imports from the private module pkg.sub._helpers",
                      "imports the private module pkg.sub._helpers"], \
         f"b (from-import), c (attribute), d and e (a private module from outside its package) are caught: {found}"
+
+
+def test_support_errors_names_every_exception_of_the_library():
+    """interdyn/support/errors.py is where a newcomer looks for the library's exceptions: it holds the shared one and
+    names every other, where it lives (beside the one check that raises it)."""
+    errors = REPO / "interdyn" / "support" / "errors.py"
+    index = ast.get_docstring(ast.parse(errors.read_text(encoding="utf-8")))
+    defined = {}
+    for path in sorted((REPO / "interdyn").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            bases = [b.id if isinstance(b, ast.Name) else b.attr for b in getattr(node, "bases", ())
+                     if isinstance(b, (ast.Name, ast.Attribute))]
+            if isinstance(node, ast.ClassDef) and any(b.endswith(("Error", "Exception")) for b in bases):
+                defined[node.name] = path.relative_to(REPO / "interdyn").with_suffix("").as_posix().replace("/", ".")
+    assert {"ModelLoadError", "InputError", "OutputError"} <= set(defined), f"the scan sees the exceptions: {defined}"
+    unnamed = {name: where for name, where in defined.items()
+               if where != "support.errors" and f"``{where}.{name}``" not in index}
+    assert unnamed == {}, f"exceptions that interdyn/support/errors.py does not name (with their module): {unnamed}"
