@@ -23,7 +23,7 @@ devices, model folders) goes through :mod:`.host`, which falls back to plain beh
 ComfyUI; :mod:`.native_control` subclasses ComfyUI's ``ControlBase`` (imported lazily, inside ComfyUI
 only).
 """
-from . import control, drive_editor, host, loader, native, sampler, segmentation, synthetic, trajectory
+from . import control, drag, drive_editor, host, loader, native, sampler, segmentation, synthetic, trajectory
 
 host.register_model_folders()
 
@@ -35,6 +35,7 @@ FUNCTIONS = {
     "InterDynControlFromRenders": control.from_renders,
     "InterDynSampler": sampler.sample,
     "InterDynDecode": sampler.decode,
+    "InterDynCutAndDragReference": drag.reference,
     "InterDynSAM2VideoMasks": segmentation.segment,
     "InterDynMaskTrajectory": trajectory.animate,
     "InterDynDriveEditor": drive_editor.drive,

@@ -17,10 +17,11 @@ from comfy_api.v0_0_2 import ComfyExtension, io
 
 from ..interdyn.core.builtin import toy_world
 from ..interdyn.core.control import CONTROL_PALETTE
+from ..interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK
 from ..interdyn.core.sampling import DEFAULTS
 from ..interdyn.data.synthetic import SCENE_PRESETS, WORLDS
 from ..interdyn.data.trajectory import EASINGS
-from . import control, drive_editor, loader, models, native, sampler, segmentation, synthetic, trajectory
+from . import control, drag, drive_editor, loader, models, native, sampler, segmentation, synthetic, trajectory
 
 CATEGORY = "InterDyn"
 InterDynModel = io.Custom("INTERDYN_MODEL")
@@ -197,6 +198,19 @@ class InterDynSampler(io.ComfyNode):
                     "Fraction of the steps at which the control stops acting.")),
                 InterDynControl.Input("control", optional=True, tooltip=(
                     "Driving motion from InterDyn Control From Masks/Renders. Without it: plain SVD image-to-video.")),
+                io.Image.Input("drag_reference", optional=True, tooltip=(
+                    "Training-free dragging (Time-to-Move's dual-clock denoising): the reference video from Cut and "
+                    "Drag Reference. Works on plain SVD (interdyn = 'none') or with the control branch and a control.")),
+                io.Mask.Input("drag_region", optional=True, tooltip=(
+                    "The region the reference holds (the dragged object in every frame), from Cut and Drag Reference.")),
+                io.Float.Input("sigma_weak", default=SVD_SIGMA_WEAK, min=0.0, max=1000.0, step=0.5, tooltip=(
+                    "Dragging only. The paper's t_weak as a noise level: the whole video starts from the reference "
+                    "noised to it (the steps above it are skipped). Higher: more freedom for the scene. Default: the "
+                    "authors' SVD setting (step 16 of 50).")),
+                io.Float.Input("sigma_strong", default=SVD_SIGMA_STRONG, min=0.0, max=1000.0, step=0.5, tooltip=(
+                    "Dragging only. The paper's t_strong: the dragged region is held to the reference down to this "
+                    "noise level, then denoised freely. Lower: the object follows the drag more tightly (0: exactly). "
+                    "Default: the authors' SVD setting (step 21 of 50).")),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip=(
                 "Video latents, the frames of each video one after another along the batch (in SVD's scaled latent "
@@ -229,6 +243,32 @@ class InterDynDecode(io.ComfyNode):
     @classmethod
     def execute(cls, **inputs):
         return io.NodeOutput(*sampler.decode(**inputs))
+
+
+class InterDynCutAndDragReference(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InterDynCutAndDragReference", display_name="Cut and Drag Reference", category=CATEGORY,
+            description=("Training-free dragging (Time-to-Move): cuts the object under the first mask out of the first "
+                         "frame and moves it along the masks (translation, scale and rotation read from the masks), "
+                         "filling the hole it leaves from its rim. Connect both outputs to the InterDyn Sampler's "
+                         "drag_reference and drag_region."),
+            inputs=[
+                io.Image.Input("image", tooltip="The first frame (the first image of a batch is used)."),
+                io.Mask.Input("masks", tooltip=(
+                    "The dragged object in every frame, at the image's size: Drive Editor, Mask Trajectory, SAM2 "
+                    "Video Masks or any mask sequence. Frame 0 marks what is cut out.")),
+            ],
+            outputs=[io.Image.Output(display_name="drag_reference", tooltip=(
+                         "The crude animation the sampler follows (frame 0 is the image itself).")),
+                     io.Mask.Output(display_name="drag_region", tooltip=(
+                         "Where the reference shows the object, per frame."))],
+        )
+
+    @classmethod
+    def execute(cls, **inputs):
+        return io.NodeOutput(*drag.reference(**inputs))
 
 
 # ---------------------------------------------------------------------------------------------- masks and motion
@@ -474,6 +514,7 @@ class InterDynApply(io.ComfyNode):
 #: every node, in the order of the Add Node menu
 NODES: list[type[io.ComfyNode]] = [
     InterDynModelLoader, InterDynControlFromMasks, InterDynControlFromRenders, InterDynSampler, InterDynDecode,
+    InterDynCutAndDragReference,
     SAM2VideoMasks, InterDynMaskTrajectory, InterDynDriveEditor, InterDynSyntheticScene,
     InterDynControlBranchLoader, InterDynApply,
 ]

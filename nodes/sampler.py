@@ -4,37 +4,39 @@ from __future__ import annotations
 import torch
 
 from ..interdyn.core.control import fit_to_size
-from ..interdyn.core.sampling import check_sampling_args, decode_latents, sample_latents
+from ..interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK, DualClock
+from ..interdyn.core.sampling import decode_latents, prepare_sampling, run_sampling
+from ..interdyn.support.validation import InputError
 from . import convert, host
 from .control import check_size
 
 
 def sample(model, image, width, height, frames, steps, min_cfg, max_cfg, fps, motion_bucket_id, noise_aug_strength,
-           seed, control_strength, control_start, control_end, control=None):
-    """InterDyn Sampler: the first frame and the control frames -> video ``LATENT`` (a 1-tuple)."""
+           seed, control_strength, control_start, control_end, control=None, drag_reference=None, drag_region=None,
+           sigma_weak=SVD_SIGMA_WEAK, sigma_strong=SVD_SIGMA_STRONG):
+    """InterDyn Sampler: the first frame and the control frames -> video ``LATENT`` (a 1-tuple). With
+    ``drag_reference`` and ``drag_region`` (Cut and Drag Reference) the sampler drags without training
+    (dual-clock denoising from ``sigma_weak`` / ``sigma_strong``), with or without the control."""
     check_size(width, height)
-    # every widget checked before anything runs; messages name the widgets
-    check_sampling_args(names=WIDGET_NAMES, num_frames=frames, num_steps=steps, min_guidance=min_cfg,
-                        max_guidance=max_cfg, fps=fps, motion_bucket_id=motion_bucket_id,
-                        noise_aug_strength=noise_aug_strength, control_strength=control_strength,
-                        control_start=control_start, control_end=control_end, generator=int(seed))
+    if (drag_reference is None) != (drag_region is None):
+        raise InputError("drag_reference and drag_region come together from Cut and Drag Reference: connect both, "
+                         "or neither")
     first = convert.image_to_frames(image)
     first, _, _ = fit_to_size(video=first, height=height, width=width, crop="center", multiple_of=64)
-    if control is not None:
-        if not isinstance(control, torch.Tensor) or control.ndim != 4 or control.shape[1] != 3:
-            raise TypeError("control must come from InterDyn Control From Masks/Renders ([frames, 3, H, W])")
-        if tuple(control.shape[-2:]) != (height, width):
-            raise ValueError(f"the control is {control.shape[-1]}x{control.shape[-2]} but the sampler makes "
-                             f"{width}x{height}: set the same width and height on both nodes")
-        if control.shape[0] != frames:
-            raise ValueError(f"the control has {control.shape[0]} frames but the sampler makes {frames}: set "
-                             "the same frame count on both nodes")
-        if model.control_branch is None and control_strength != 0:
-            raise ValueError("a control is connected but the model was loaded with interdyn = 'none': choose "
-                             "an InterDyn control branch in InterDyn Model Loader (or disconnect the control)")
-        control = control.unsqueeze(0)
+    dual_clock = None
+    if drag_reference is not None:  # fitted exactly like the first frame, so the reference lies on the video
+        reference, _, region = fit_to_size(video=convert.image_to_frames(drag_reference, "drag_reference"),
+                                           masks=convert.mask_frames(drag_region, "drag_region"), height=height,
+                                           width=width, crop="center", multiple_of=64)
+        dual_clock = DualClock(reference, region.float(), sigma_weak, sigma_strong)
+    # every input checked once, before the model moves to the device; messages name the widgets
+    request = prepare_sampling(
+        model.backbone, first, control, model.control_branch, num_frames=frames, num_steps=steps,
+        min_guidance=min_cfg, max_guidance=max_cfg, fps=fps, motion_bucket_id=motion_bucket_id,
+        noise_aug_strength=noise_aug_strength, control_strength=control_strength, control_start=control_start,
+        control_end=control_end, generator=int(seed), dual_clock=dual_clock, names=WIDGET_NAMES)
 
-    pbar = host.progress_bar(steps)
+    pbar = host.progress_bar(len(request.sigmas) - 1)
     preview = host.latent_previewer(model.load_device)
 
     def on_step(info):
@@ -43,17 +45,16 @@ def sample(model, image, width, height, frames, steps, min_cfg, max_cfg, fps, mo
 
     host.throw_if_interrupted()
     with model.on_device("all"):
-        latents = sample_latents(
-            model.backbone, first, control, model.control_branch, num_frames=frames, num_steps=steps,
-            min_guidance=min_cfg, max_guidance=max_cfg, fps=fps, motion_bucket_id=motion_bucket_id,
-            noise_aug_strength=noise_aug_strength, control_strength=control_strength,
-            control_start=control_start, control_end=control_end, generator=int(seed), callback=on_step)
+        latents = run_sampling(model.backbone, request, callback=on_step)
     return (convert.latents_to_comfy(latents),)
 
 
 #: the sampler node's widget names for the library's arguments (error messages use the widget names)
 WIDGET_NAMES = {"num_frames": "frames", "num_steps": "steps", "min_guidance": "min_cfg", "max_guidance": "max_cfg",
-                "generator": "seed"}
+                "generator": "seed",
+                "control_hint": "set the same width, height and frames on the control's node and the sampler",
+                "control_branch_hint": "choose one in InterDyn Model Loader's interdyn (it is 'none'), or disconnect control",
+                "reference": "drag_reference", "region": "drag_region"}
 
 
 def decode(model, latent, decode_chunk_size):
@@ -70,5 +71,5 @@ def decode(model, latent, decode_chunk_size):
                 pbar.update_absolute(_before + done, batch * frames)
 
             videos.append(decode_latents(model.backbone, latents[b:b + 1], decode_chunk_size or None,
-                                         callback=on_chunk)[0])
+                                         callback=on_chunk, name="latent")[0])
     return (convert.frames_to_image(torch.cat(videos)),)

@@ -328,12 +328,12 @@ def test_sampler_errors_are_clear(pack, model):
     control, _, _ = pack.nodes.FUNCTIONS["InterDynControlFromMasks"](moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
     with pytest.raises(ValueError, match="multiple of 64"):
         sample(model, image(), **{**SAMPLER, "width": 96})
-    with pytest.raises(ValueError, match="3 frames.*same frame count"):
+    with pytest.raises(ValueError, match="control has 3 frames but frames is 2: set the same width, height and frames"):
         sample(model, image(), control=torch.cat([control, control[:1]]), **SAMPLER)
-    with pytest.raises(ValueError, match="control is 64x64 but the sampler makes 128x64"):
+    with pytest.raises(ValueError, match=r"control is 64x64 but the video is 128x64 \(width x height\): set the same"):
         sample(model, image(), control=control, **{**SAMPLER, "width": 128})
     plain = pack.nodes.models.InterDynModel(model.backbone, None, name="svd_tiny")
-    with pytest.raises(ValueError, match="interdyn = 'none'"):
+    with pytest.raises(ValueError, match="InterDyn Model Loader's interdyn \\(it is 'none'\\)"):
         sample(plain, image(), control=control, **SAMPLER)
 
 

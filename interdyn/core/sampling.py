@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .control import normalize_control
+from .dual_clock import DualClock, check_dual_clock, encode_reference, plan_dual_clock
 from ..models.backbone import SVDBackbone
 from ..support.validation import (InputError, check_count, check_finite, check_frame_size, check_guidance,
                                   check_image_tensor, check_range, check_seed, check_video_size)
@@ -192,6 +193,10 @@ class InterDynDenoiser:
     linear ramp. With guidance off (``max_guidance <= 1``) a single conditional pass runs. The
     branch runs only on steps inside ``[control_start, control_end)`` (fractions of the steps)
     and only if ``control_strength != 0``; its CNN features are computed once, here.
+
+    Its arguments are not checked again: :func:`prepare_sampling` checked them (build it through
+    :func:`sample_latents` / :func:`run_sampling`, or check with :func:`check_sampling_args` and
+    :func:`checked_control` first).
     """
 
     def __init__(self, backbone: SVDBackbone, cond: VideoConditioning, num_frames: int, num_steps: int, *,
@@ -219,9 +224,8 @@ class InterDynDenoiser:
         self.strength = float(control_strength)
         self.window = (control_start, control_end)
         self.branch_calls = 0
-        if self.branch is not None:
-            check_sampling_args(control_start=control_start, control_end=control_end)
-            control = checked_control(control, num_frames=num_frames, batch=batch)
+        if self.branch is not None:  # the control was checked by prepare_sampling (checked_control)
+            control = control if control.ndim == 5 else control.unsqueeze(0)
             control = normalize_control(control.to(device=self.image_latents.device, dtype=torch.float32))
             control = control.expand(batch, *control.shape[1:])
             features = self.branch.embed_control(control.to(self.branch.dtype))
@@ -254,8 +258,12 @@ class InterDynDenoiser:
 
 # ---------------------------------------------------------------------------- sampler
 def sample_euler(denoiser: Callable, x: torch.Tensor, sigmas: torch.Tensor,
-                 callback: StepCallback | None = None) -> torch.Tensor:
-    """Euler's method on the probability-flow ODE over ``sigmas`` (last one usually 0)."""
+                 callback: StepCallback | None = None,
+                 project: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Euler's method on the probability-flow ODE over ``sigmas`` (last one usually 0).
+
+    ``project(k, x)``, if given, is applied after the step that lands on ``sigmas[k]`` (dual-clock denoising
+    replaces the held region there: :mod:`interdyn.core.dual_clock`)."""
     total = len(sigmas) - 1
     # the callback's float sigmas, read from the device once (not one host sync per step)
     sigma_values = sigmas.tolist() if callback is not None else None
@@ -264,6 +272,8 @@ def sample_euler(denoiser: Callable, x: torch.Tensor, sigmas: torch.Tensor,
         denoised = denoiser(x, sigma, i)
         d = (x - denoised) / sigma
         x = x + d * (sigma_next - sigma)
+        if project is not None:
+            x = project(i + 1, x)
         if callback is not None:
             callback(StepInfo(i, total, sigma_values[i], x, denoised))
     return x
@@ -344,24 +354,32 @@ def _checked_image(backbone: SVDBackbone, image) -> torch.Tensor:
     return image
 
 
-def checked_control(control, *, num_frames: int, batch: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+def checked_control(control, *, num_frames: int, batch: int, size: tuple[int, int] | None = None,
+                    names: dict | None = None) -> torch.Tensor:
     """Control frames ``[batch or 1, num_frames, 3, H, W]`` in [0, 1] (a 4-D tensor gains the batch axis), the
-    size of the video's frames when ``size`` is given; the one check of control tensors, used by
-    :func:`sample_latents` and :class:`InterDynDenoiser`. Raises :class:`~interdyn.support.validation.InputError`."""
+    size of the video's frames when ``size`` is given; the one check of control tensors (:func:`prepare_sampling`).
+    ``names`` maps ``control``, ``num_frames``, ``height`` and ``width`` to the caller's names (``control_hint``:
+    what the caller should do about a wrong size or frame count). Raises
+    :class:`~interdyn.support.validation.InputError`."""
+    n = lambda key: (names or {}).get(key, key)  # noqa: E731
+    hint = (names or {}).get("control_hint", "interdyn.core.control.prepare_control fits and resamples it")
     if not isinstance(control, torch.Tensor):
-        raise InputError(f"control must be a torch.Tensor [batch, frames, 3, height, width], got {type(control).__name__}")
+        raise InputError(f"{n('control')} must be a torch.Tensor [batch, frames, 3, height, width], got "
+                         f"{type(control).__name__}")
     if control.ndim == 4:
         control = control.unsqueeze(0)
-    if control.ndim != 5 or control.shape[2] != 3 or (size is not None and tuple(control.shape[-2:]) != tuple(size)):
-        like = f"[batch, frames, 3, {size[0]}, {size[1]}] like the image" if size else "[batch, frames, 3, height, width]"
-        raise InputError(f"control must be {like}, got shape {tuple(control.shape)}; use interdyn.core.control to fit "
-                         "it to the image size")
+    if control.ndim != 5 or control.shape[2] != 3:
+        raise InputError(f"{n('control')} must be control frames [batch, frames, 3, height, width], got shape "
+                         f"{tuple(control.shape)} (make them with interdyn.core.control, or the InterDyn Control "
+                         "From Masks/Renders node)")
+    if size is not None and tuple(control.shape[-2:]) != tuple(size):
+        raise InputError(f"{n('control')} is {control.shape[-1]}x{control.shape[-2]} but the video is {size[1]}x{size[0]} "
+                         f"({n('width')} x {n('height')}): {hint}")
     if control.shape[1] != num_frames:
-        raise InputError(f"control has {control.shape[1]} frames but num_frames is {num_frames}: resample the "
-                         "control to the video's frame count first (interdyn.core.control.prepare_control)")
+        raise InputError(f"{n('control')} has {control.shape[1]} frames but {n('num_frames')} is {num_frames}: {hint}")
     if control.shape[0] not in (1, batch):
-        raise InputError(f"control batch {control.shape[0]} does not match image batch {batch}")
-    check_image_tensor(control, "control")
+        raise InputError(f"{n('control')} batch {control.shape[0]} does not match image batch {batch}")
+    check_image_tensor(control, n("control"))
     return control
 
 
@@ -377,7 +395,116 @@ def _generators(generator, batch: int):
     return generator
 
 
+@dataclass
+class SamplingRequest:
+    """A checked sampling request (:func:`prepare_sampling`); :func:`run_sampling` runs it without checking again."""
+
+    image: torch.Tensor
+    control: torch.Tensor | None
+    control_branch: object
+    settings: dict            # num_frames, min/max_guidance, fps, motion_bucket_id, noise_aug_strength, control_*
+    generator: object
+    latents: torch.Tensor | None
+    sigmas: torch.Tensor
+    dual_clock: DualClock | None
+
+
+def prepare_sampling(
+    backbone: SVDBackbone,
+    image: torch.Tensor,
+    control: torch.Tensor | None = None,
+    control_branch=None,
+    *,
+    num_frames: int = 14,
+    num_steps: int = 50,
+    min_guidance: float = 1.0,
+    max_guidance: float = 3.0,
+    fps: float = 7,
+    motion_bucket_id: float = 40,
+    noise_aug_strength: float = 0.02,
+    control_strength: float = 1.0,
+    control_start: float = 0.0,
+    control_end: float = 1.0,
+    generator: torch.Generator | int | list | None = None,
+    latents: torch.Tensor | None = None,
+    sigmas: torch.Tensor | None = None,
+    dual_clock: DualClock | None = None,
+    names: dict | None = None,
+) -> SamplingRequest:
+    """Check every argument of :func:`sample_latents` (no model call, nothing computed) and return the request.
+
+    The one check of a sampling request: a front end that must validate before moving the models (a ComfyUI
+    node) calls this first and :func:`run_sampling` after. ``names`` maps the Python names to the caller's
+    (widgets, flags), so messages speak its language. Raises :class:`~interdyn.support.validation.InputError`.
+    """
+    n = lambda key: (names or {}).get(key, key)  # noqa: E731
+    check_sampling_args(names=names, num_frames=num_frames, num_steps=num_steps if sigmas is None else 1,
+                        min_guidance=min_guidance, max_guidance=max_guidance, fps=fps,
+                        motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength,
+                        control_strength=control_strength, control_start=control_start, control_end=control_end,
+                        generator=generator)
+    sigmas = _checked_sigmas(sigmas)
+    _check_latents(latents)
+    image = _checked_image(backbone, image)
+    height, width = image.shape[-2:]
+    if control is not None:
+        control = checked_control(control, num_frames=num_frames, batch=image.shape[0], size=(height, width),
+                                  names=names)
+    if control is not None and control_branch is None and control_strength != 0:
+        hint = (names or {}).get("control_branch_hint", "load one with interdyn.core.loading.load_control_branch")
+        raise InputError(f"{n('control')} was given but there is no control branch: {hint}, or set "
+                         f"{n('control_strength')} to 0")
+    if sigmas is None:
+        sigmas = karras_sigmas(num_steps, backbone.sigma_min, backbone.sigma_max, backbone.rho)
+    if dual_clock is not None:
+        dual_clock = check_dual_clock(dual_clock, num_frames=num_frames, batch=image.shape[0], size=(height, width),
+                                      sigma_max=float(sigmas[0]), names=names)
+    settings = dict(num_frames=num_frames, min_guidance=min_guidance, max_guidance=max_guidance, fps=fps,
+                    motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength,
+                    control_strength=control_strength, control_start=control_start, control_end=control_end)
+    return SamplingRequest(image, control, control_branch, settings, _generators(generator, image.shape[0]), latents,
+                           sigmas, dual_clock)
+
+
 @torch.no_grad()
+def run_sampling(backbone: SVDBackbone, request: SamplingRequest, callback: StepCallback | None = None,
+                 return_denoiser: bool = False):
+    """Sample the video latents of a request made by :func:`prepare_sampling` (see :func:`sample_latents`)."""
+    image, control, generator, settings = request.image, request.control, request.generator, request.settings
+    num_frames = settings["num_frames"]
+    height, width = image.shape[-2:]
+    device = backbone.device
+    cond = encode_conditioning(backbone, image, fps=settings["fps"], motion_bucket_id=settings["motion_bucket_id"],
+                               noise_aug_strength=settings["noise_aug_strength"], generator=generator)
+    sigmas = request.sigmas.to(device)
+    batch = image.shape[0]
+    shape = (batch, num_frames, backbone.latent_channels, height // backbone.vae_scale_factor,
+             width // backbone.vae_scale_factor)
+    latents = request.latents
+    if latents is None:
+        latents = randn(shape, generator, device)
+    elif tuple(latents.shape) != shape:
+        raise InputError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+    latents = latents.to(device=device, dtype=torch.float32)
+
+    denoiser = InterDynDenoiser(
+        backbone, cond, num_frames, len(sigmas) - 1, control_branch=request.control_branch, control=control,
+        control_strength=settings["control_strength"], control_start=settings["control_start"],
+        control_end=settings["control_end"], min_guidance=settings["min_guidance"],
+        max_guidance=settings["max_guidance"])
+    if request.dual_clock is None:
+        x = latents * (sigmas[0] ** 2 + 1) ** 0.5
+        x = sample_euler(denoiser, x, sigmas, callback)
+    else:  # the same noise draw starts the reference's phase and re-noises the held region at every level
+        dc = request.dual_clock
+        reference = encode_reference(backbone, dc.reference.expand(batch, *dc.reference.shape[1:]).float())
+        plan = plan_dual_clock(sigmas, dc, reference, latents, backbone.vae_scale_factor)
+        start = plan.start  # steps keep their index in the full schedule (control windows are fractions of it)
+        x = sample_euler(lambda x_, sigma, step: denoiser(x_, sigma, step + start), plan.initial(sigmas),
+                         sigmas[start:], callback, project=lambda k, x_: plan.project(k + start, x_, sigmas))
+    return (x, denoiser) if return_denoiser else x
+
+
 def sample_latents(
     backbone: SVDBackbone,
     image: torch.Tensor,
@@ -397,6 +524,8 @@ def sample_latents(
     generator: torch.Generator | int | list | None = None,
     latents: torch.Tensor | None = None,
     sigmas: torch.Tensor | None = None,
+    dual_clock: DualClock | None = None,
+    names: dict | None = None,
     callback: StepCallback | None = None,
     return_denoiser: bool = False,
 ):
@@ -408,58 +537,38 @@ def sample_latents(
     the initial latents; a list of them (one per video) gives each video of the batch the noise it
     would get alone; pass ``latents`` (plain N(0,1), scaled here by the initial sigma) to
     fix the latter. ``callback`` gets a :class:`StepInfo` after each step; raise from it to cancel.
+    ``dual_clock`` (:class:`~interdyn.core.dual_clock.DualClock`): training-free dragging (Time-to-Move's
+    dual-clock denoising) from a reference video and its region, alone (no branch) or with the branch; the
+    initial latents' noise is then the one noise that noises the reference. ``None``: today's sampler, unchanged.
 
-    Every argument is checked before the first model call (:func:`check_sampling_args`; images and
+    Every argument is checked before the first model call (:func:`prepare_sampling`; images and
     control must be floating point, finite, in [0, 1]): a bad one raises
-    :class:`~interdyn.support.validation.InputError` naming it.
+    :class:`~interdyn.support.validation.InputError` naming it (``names``: the caller's names).
     """
-    check_sampling_args(num_frames=num_frames, num_steps=num_steps if sigmas is None else 1,
-                        min_guidance=min_guidance, max_guidance=max_guidance, fps=fps,
-                        motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength,
-                        control_strength=control_strength, control_start=control_start, control_end=control_end,
-                        generator=generator)
-    sigmas = _checked_sigmas(sigmas)
-    _check_latents(latents)
-    image = _checked_image(backbone, image)
-    height, width = image.shape[-2:]
-    if control is not None:
-        control = checked_control(control, num_frames=num_frames, batch=image.shape[0], size=(height, width))
-    if control is not None and control_branch is None and control_strength != 0:
-        raise InputError("control frames were given without a control branch; load one with load_control_branch")
-    generator = _generators(generator, image.shape[0])
-    device = backbone.device
-
-    cond = encode_conditioning(backbone, image, fps=fps, motion_bucket_id=motion_bucket_id,
-                               noise_aug_strength=noise_aug_strength, generator=generator)
-    if sigmas is None:
-        sigmas = karras_sigmas(num_steps, backbone.sigma_min, backbone.sigma_max, backbone.rho)
-    sigmas = sigmas.to(device)
-    batch = image.shape[0]
-    shape = (batch, num_frames, backbone.latent_channels, height // backbone.vae_scale_factor,
-             width // backbone.vae_scale_factor)
-    if latents is None:
-        latents = randn(shape, generator, device)
-    elif tuple(latents.shape) != shape:
-        raise InputError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
-    x = latents.to(device=device, dtype=torch.float32) * (sigmas[0] ** 2 + 1) ** 0.5
-
-    denoiser = InterDynDenoiser(
-        backbone, cond, num_frames, len(sigmas) - 1, control_branch=control_branch, control=control,
-        control_strength=control_strength, control_start=control_start, control_end=control_end,
-        min_guidance=min_guidance, max_guidance=max_guidance)
-    x = sample_euler(denoiser, x, sigmas, callback)
-    return (x, denoiser) if return_denoiser else x
+    request = prepare_sampling(
+        backbone, image, control, control_branch, num_frames=num_frames, num_steps=num_steps,
+        min_guidance=min_guidance, max_guidance=max_guidance, fps=fps, motion_bucket_id=motion_bucket_id,
+        noise_aug_strength=noise_aug_strength, control_strength=control_strength, control_start=control_start,
+        control_end=control_end, generator=generator, latents=latents, sigmas=sigmas, dual_clock=dual_clock,
+        names=names)
+    return run_sampling(backbone, request, callback, return_denoiser)
 
 
 @torch.no_grad()
 def decode_latents(backbone: SVDBackbone, latents: torch.Tensor, chunk_size: int | None = None,
-                   callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                   callback: Callable[[int, int], None] | None = None, *, name: str = "latents") -> torch.Tensor:
     """Latents ``[B, F, C, h, w]`` -> frames ``[B, F, 3, H, W]`` float32 in [0, 1].
 
     Each video is decoded on its own, ``chunk_size`` frames at a time (all by default; smaller
     saves memory at some cost in temporal consistency), each chunk as one clip for the temporal
-    decoder. ``callback(done, total)`` is called after each chunk.
+    decoder. ``callback(done, total)`` is called after each chunk. Latents with a NaN or an infinite value
+    are refused (:class:`~interdyn.support.validation.InputError` naming ``name``): they would decode to an
+    all-NaN video.
     """
+    if not bool(torch.isfinite(latents).all()):
+        bad = int((~torch.isfinite(latents)).sum())
+        raise InputError(f"{name} holds {bad} NaN or infinite values (of {latents.numel()}): the sampling that made "
+                         "them failed; it would decode to a NaN video")
     vae = backbone.vae
     batch, num_frames = latents.shape[:2]
     chunk_size = chunk_size or num_frames
