@@ -1,7 +1,10 @@
-"""Shared pytest helpers: where the reference fixtures live, and CPU-friendly defaults."""
+"""Shared pytest helpers: where the reference fixtures live, CPU-friendly defaults, and the user's files that
+writers and loaders must leave alone."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,43 @@ def fresh_accelerate_state():
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file under ``folder`` with its bytes (to prove nothing was lost or changed)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def precious(tmp_path) -> Path:
+    """A user's folder that is not ours."""
+    folder = tmp_path / "holiday_photos"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "beach.jpg").write_bytes(b"not really a jpeg, but precious")
+    (folder / "2024" / "notes.txt").write_text("do not delete")
+    return folder
+
+
+def tiny_run(tiny_models: dict, root: Path, step: int = 3) -> Path:
+    """A training run folder with one checkpoint holding what training.export reads (``tiny_models``: the paths
+    :func:`interdyn.core.tiny.write_tiny_models` returns)."""
+    ckpt = root / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    (root / "loss.csv").write_text("step,loss\n1,0.5\n")
+    shutil.copy(tiny_models["interdyn"], ckpt / "control_branch.safetensors")
+    shutil.copy(Path(tiny_models["svd"]) / "unet" / "config.json", ckpt / "unet_config.json")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": step}))
+    return ckpt
+
+
+class Evil:
+    """Unpickling this creates a file: proof that code from a crafted checkpoint ran."""
+
+    def __init__(self, target: Path):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.target),))
 
 
 # With INTERDYN_REQUIRE_COMFYUI=1 (CI, where ../shared/comfyui exists) the tests that need a real ComfyUI may not

@@ -26,8 +26,8 @@ from interdyn.support.safe_output import MARKER, OutputError
 from interdyn.core.sampling import generate_video, sample_latents
 from interdyn.support.validation import InputError
 from interdyn.data.video_io import read_video, write_video
-from test_findings_1_3 import Evil, precious, snapshot  # noqa: F401 (precious is a fixture)
-from test_findings_1_3 import tiny_run as tiny_checkpoint
+from conftest import Evil, snapshot
+from conftest import tiny_run as tiny_checkpoint
 
 
 @pytest.fixture

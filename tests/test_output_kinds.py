@@ -19,7 +19,7 @@ from PIL import Image
 import interdyn.core.loading as loading
 from interdyn.data.video_io import write_video
 from interdyn.support.safe_output import MARKER, OUTPUT_KINDS, OutputError, check_output_folder, folder_kind
-from test_findings_1_3 import snapshot, tiny_run
+from conftest import snapshot, tiny_run
 
 OLDER_MARKER = "written by interdyn; outputs in this folder may be replaced by interdyn\n"  # before kinds
 

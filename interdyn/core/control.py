@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..support.validation import FRAME_LAYOUTS, check_frame_size, frame_layout
+from ..support.validation import FRAME_LAYOUTS, check_count, check_frame_size, check_video_size, frame_layout
 
 __all__ = [
     "CONTROL_PALETTE",
@@ -580,8 +580,6 @@ def prepare_control(
     if (masks is None) == (renders is None):
         raise ValueError("prepare_control needs exactly one of masks= or renders=.")
     check_frame_size(height, width, multiple_of=8)
-    from ..support.validation import check_count, check_video_size
-
     check_count(num_frames, "num_frames")
     check_video_size(num_frames, height, width, names=("num_frames", "height", "width"), what="the control frames")
     if masks is not None:

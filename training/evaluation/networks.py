@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from interdyn.metrics import LucasKanadeTracker, registry
-
+from interdyn.metrics import (ALEXNET_WEIGHTS, I3D_WEIGHTS, INCEPTION_WEIGHTS, CoTrackerTracker, LucasKanadeTracker,
+                              find_weights, load_i3d, load_inception, load_lpips, registry)
 
 
 @dataclass
@@ -38,9 +38,6 @@ def resolve_networks(*, lpips_net=None, lpips_alexnet=None, inception=None, ince
     Nothing is downloaded. A network that cannot be loaded makes its metrics unavailable, and the
     reason (the loader's error: which file, where it was looked for) is kept for the report.
     """
-    from interdyn.metrics import (ALEXNET_WEIGHTS, I3D_WEIGHTS, INCEPTION_WEIGHTS, find_weights, load_i3d,
-                                  load_inception, load_lpips)
-
     nets = MetricNetworks(unavailable={}, ids={}, devices={})
 
     def attempt(name, loader, filenames, path, what):
@@ -71,8 +68,6 @@ def resolve_networks(*, lpips_net=None, lpips_alexnet=None, inception=None, ince
     if tracker is not None:
         nets.tracker, nets.tracker_name = tracker, type(tracker).__name__
     elif cotracker_checkpoint is not None:
-        from interdyn.metrics import CoTrackerTracker
-
         if cotracker_code is not None and str(cotracker_code) not in sys.path:
             sys.path.insert(0, str(Path(cotracker_code).expanduser()))
         try:

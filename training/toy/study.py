@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .backbone import TOY_FPS, TOY_FRAMES, TOY_SIZE, TOY_WORLD
+from .backbone import TOY_FPS, TOY_FRAMES, TOY_SIZE, TOY_WORLD, encode_clips, prior_loss
 
 #: noise levels at which the x0 error is reported (the sampler spends most steps below 20)
 SIGMAS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
@@ -64,7 +64,6 @@ def region_errors(backbone, scenes: list, *, sigmas=SIGMAS, batch: int = 8, seed
     of copying frame 0's latent; also the training objective's v-loss with fixed per-clip draws."""
     from interdyn.core.sampling import edm_denoised, edm_noise_level, edm_scale_input, encode_conditioning
     from ..losses import NoiseSettings, clip_generators
-    from .backbone import encode_clips, prior_loss
 
     frames_u8 = torch.stack([(s.frames * 255).round().to(torch.uint8) for s in scenes])
     latents, embeddings = encode_clips(backbone, frames_u8)

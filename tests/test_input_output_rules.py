@@ -1,4 +1,8 @@
-"""Bad input, second round (issue 23): each test was written to fail on the code before its fix."""
+"""The rules that protect users, one each: outputs readable under the umask and written whole, images at their real
+bit depth, an output never replacing an input, every float finite and in range, requested sizes within one memory
+budget, and every user error one line naming the option, widget or argument as the caller wrote it.
+
+The second bad-input report (issue 23): each test was written to fail on the code before its fix."""
 from __future__ import annotations
 
 import os

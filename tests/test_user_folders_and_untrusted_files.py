@@ -1,15 +1,14 @@
-"""Findings 1-3 of the bad-input report (issue 13), reproduced exactly as a user meets them.
+"""A user's folders survive every writer, and untrusted files run no code and reach no network.
 
-These tests use only interfaces that existed before the fix (the ``interdyn`` CLI, ``write_video``,
-``training.export``, ``training.train``, ``load_control_branch``), so the same file runs against the code
-before and after it. Against 99a7954 (the last commit before the fix) every test here fails: the folder is
-deleted, the crafted checkpoint runs its code, the loader goes online. The finer cases (every writer, every
-message) are in ``tests/test_bad_input.py``.
+A mistyped output folder is refused and kept (generate, ``write_video``, an official export; a run folder too), a
+crafted training checkpoint runs none of its code when a run resumes from it, and a control branch's metadata cannot
+make the loader go online. These reproduce findings 1-3 of the first bad-input report (issue 13) as a user meets them,
+through interfaces older than the fix, so the file runs against the code before it too (at 99a7954 every test here
+fails). The finer cases (every writer, every message) are in ``tests/test_bad_input.py``.
 """
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from pathlib import Path
 
@@ -20,22 +19,9 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from conftest import Evil, snapshot, tiny_run
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def snapshot(folder: Path) -> dict:
-    """Every file under ``folder`` with its bytes (to prove nothing was lost or changed)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def precious(tmp_path) -> Path:
-    """A user's folder that is not ours."""
-    folder = tmp_path / "holiday_photos"
-    (folder / "2024").mkdir(parents=True)
-    (folder / "beach.jpg").write_bytes(b"not really a jpeg, but precious")
-    (folder / "2024" / "notes.txt").write_text("do not delete")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +31,8 @@ def tiny_models(tmp_path_factory):
     return write_tiny_models(tmp_path_factory.mktemp("tiny"))
 
 
-@pytest.fixture
-def accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
-# ------------------------------------------------------------------------------------------------ finding 1
-def test_finding1_generate_out_existing_folder_keeps_it(tiny_models, tmp_path, precious):
+# ---------------------------------------------------------------------------------------- a user's folders (finding 1)
+def test_generate_out_existing_folder_keeps_it(tiny_models, tmp_path, precious):
     """`interdyn generate ... --out <existing folder>` (no extension = PNG frames) used to replace the folder."""
     from interdyn.apps.cli import main
     from interdyn.data.video_io import write_video
@@ -74,7 +49,7 @@ def test_finding1_generate_out_existing_folder_keeps_it(tiny_models, tmp_path, p
     assert snapshot(precious) == before, "a mistyped --out must not delete or change the user's folder"
 
 
-def test_finding1_write_video_to_existing_folder_keeps_it(precious):
+def test_write_video_to_existing_folder_keeps_it(precious):
     from interdyn.data.video_io import write_video
 
     before = snapshot(precious)
@@ -85,19 +60,8 @@ def test_finding1_write_video_to_existing_folder_keeps_it(precious):
     assert [p.name for p in precious.parent.iterdir() if p.name.startswith(".")] == [], "no temporary left"
 
 
-def tiny_run(tiny_models, root: Path, step: int = 3) -> Path:
-    """A training run folder with one checkpoint holding what training.export reads."""
-    ckpt = root / f"checkpoint-{step}"
-    ckpt.mkdir(parents=True)
-    (root / "loss.csv").write_text("step,loss\n1,0.5\n")
-    shutil.copy(tiny_models["interdyn"], ckpt / "control_branch.safetensors")
-    shutil.copy(Path(tiny_models["svd"]) / "unet" / "config.json", ckpt / "unet_config.json")
-    (ckpt / "trainer_state.json").write_text(json.dumps({"step": step}))
-    return ckpt
-
-
 @pytest.mark.parametrize("target", ["user_folder", "run_folder"])
-def test_finding1_export_official_keeps_existing_folders(tiny_models, tmp_path, precious, target):
+def test_export_official_keeps_existing_folders(tiny_models, tmp_path, precious, target):
     """`training.export --format official --out <existing folder>` used to delete it; with --out = the run
     folder, the whole run, checkpoints included."""
     from training.export import main as export_main
@@ -113,18 +77,8 @@ def test_finding1_export_official_keeps_existing_folders(tiny_models, tmp_path, 
     assert code not in (0, None), "the refusal is an error exit"
 
 
-# ------------------------------------------------------------------------------------------------ finding 2
-class Evil:
-    """Unpickling this creates a file: proof that code from the checkpoint ran."""
-
-    def __init__(self, target: Path):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.target),))
-
-
-def test_finding2_resume_from_a_crafted_checkpoint_runs_no_code(tmp_path, accelerate_state):
+# ------------------------------------------------------------------------------------ a crafted checkpoint (finding 2)
+def test_resume_from_a_crafted_checkpoint_runs_no_code(tmp_path, fresh_accelerate_state):
     """`training.train --resume` used to unpickle custom_checkpoint_0.pkl (weights_only=False): a shared
     checkpoint folder could run a shell command."""
     from accelerate.state import AcceleratorState, GradientState
@@ -149,8 +103,8 @@ def test_finding2_resume_from_a_crafted_checkpoint_runs_no_code(tmp_path, accele
     assert not marker.exists(), "resuming from a crafted checkpoint ran code from it"
 
 
-# ------------------------------------------------------------------------------------------------ finding 3
-def test_finding3_branch_metadata_cannot_make_the_loader_go_online(tiny_models, tmp_path, monkeypatch):
+# ----------------------------------------------------------------------------------------- branch metadata (finding 3)
+def test_branch_metadata_cannot_make_the_loader_go_online(tiny_models, tmp_path, monkeypatch):
     """A `.safetensors` whose `config` metadata is a JSON string (a hub repo name) used to reach
     `from_config`, which contacted the hub."""
     from interdyn.core.loading import load_control_branch
