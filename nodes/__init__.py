@@ -27,8 +27,9 @@ from . import control, drag, drive_editor, host, loader, native, sampler, segmen
 
 host.register_model_folders()
 
-#: node type name -> the function that runs it (inputs by widget/socket name; returns the outputs in order,
-#: the Drive Editor ``{"ui": ..., "result": (...)}``). For scripts and tests; ComfyUI goes through .declarations.
+#: node type name -> the function that runs it (inputs by widget/socket name; returns the outputs in order, as a
+#: tuple: the Drive Editor's and Mask Trajectory's a ``results.Outputs`` tuple whose ``ui`` is the page's part).
+#: For scripts and tests; ComfyUI goes through .declarations.
 FUNCTIONS = {
     "InterDynModelLoader": loader.load,
     "InterDynControlFromMasks": control.from_masks,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..interdyn.core.control import fit_control, renders_to_control, resample_frames
 from ..interdyn.support.validation import InputError, check_count, check_finite, check_frame_size, check_image_tensor
 from . import convert
+from .results import readable_errors
 
 CROPS = ["center", "mask"]
 
@@ -51,6 +52,7 @@ def _fit_and_output(image, height, width, crop, frames, *, masks=None, renders=N
     return control, convert.frames_to_image(control), fitted_image
 
 
+@readable_errors
 def from_masks(mask_1, width, height, frames, source_fps, target_fps, crop, start_frame, objects_in_mask_1=1,
                mask_2=None, mask_3=None, mask_4=None, image=None):
     """InterDyn Control From Masks: mask sequences -> (control, preview, image)."""
@@ -77,6 +79,7 @@ def from_masks(mask_1, width, height, frames, source_fps, target_fps, crop, star
     return _fit_and_output(image, height, width, crop, frames, masks=objects)
 
 
+@readable_errors
 def from_renders(renders, width, height, frames, source_fps, target_fps, crop, start_frame, image=None):
     """InterDyn Control From Renders: RGB control frames as they are -> (control, preview, image)."""
     check_size(width, height)

@@ -259,6 +259,9 @@ class InterDynCutAndDragReference(io.ComfyNode):
                 io.Mask.Input("masks", tooltip=(
                     "The dragged object in every frame, at the image's size: Drive Editor, Mask Trajectory, SAM2 "
                     "Video Masks or any mask sequence. Frame 0 marks what is cut out.")),
+                io.Image.Input("appearance", optional=True, tooltip=(
+                    "For an object that enters the picture (not in the first frame to cut from): frames that show it "
+                    "where the masks are, e.g. renders; only the pixels under the masks are used.")),
             ],
             outputs=[io.Image.Output(display_name="drag_reference", tooltip=(
                          "The crude animation the sampler follows (frame 0 is the image itself).")),
@@ -349,7 +352,8 @@ class InterDynMaskTrajectory(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*trajectory.animate(**inputs))
+        out = trajectory.animate(**inputs)
+        return io.NodeOutput(*out, ui=getattr(out, "ui", None))
 
 
 class InterDynDriveEditor(io.ComfyNode):
@@ -358,11 +362,12 @@ class InterDynDriveEditor(io.ComfyNode):
         return io.Schema(
             node_id="InterDynDriveEditor", display_name="InterDyn Drive Editor", category=CATEGORY,
             description=("Draw the driving motion on the picture: in the canvas, draw the hand/object (ellipse, "
-                         "rectangle, brush) or connect its mask, click on the picture to add keyframes of its path, "
-                         "drag them, set their frames, scale, rotation and easing in the timeline, and scrub to see "
-                         "the mask at any frame. Outputs one mask per frame for InterDyn Control From Masks "
+                         "rectangle, brush) or connect its mask, click on the picture to add keyframes of its path "
+                         "(Shift-click appends, Ctrl-click inserts, right-click or Delete removes), drag them, drag "
+                         "their marks in time on the timeline, set scale, rotation and easing, and scrub to see the "
+                         "mask at any frame. Outputs one mask per frame for InterDyn Control From Masks "
                          "(source_fps = target_fps). A path from the KJNodes Spline Editor (coordinates) can drive it "
-                         "too."),
+                         "too. A drive drawn on a picture of another size is fitted to this one."),
             inputs=[
                 io.Image.Input("image", tooltip=(
                     "The first frame of the scene: the canvas shows it, and the masks have its size (only the first "
@@ -385,7 +390,11 @@ class InterDynDriveEditor(io.ComfyNode):
                 io.String.Input("coordinates", optional=True, force_input=True, tooltip=(
                     "A drawn path: the KJNodes Spline Editor's coordinates (or ComfyUI's Wan tracks), pixels of this "
                     "image. The driver follows the track starting nearest to it, resampled to frames; it replaces "
-                    "the keyframes' x, y.")),
+                    "the keyframes' x, y. The canvas draws it after a run.")),
+                io.Boolean.Input("snap_to_track_start", default=False, optional=True, tooltip=(
+                    "With coordinates connected: on, the driver's centre moves onto the track's first point and "
+                    "then along the track itself; off, the driver keeps its drawn place and follows the track's "
+                    "movement from there.")),
             ],
             outputs=[io.Mask.Output(display_name="masks", tooltip=(
                 "The driver's mask at every frame [frames, H, W], the size of the image."))],
@@ -394,7 +403,7 @@ class InterDynDriveEditor(io.ComfyNode):
     @classmethod
     def execute(cls, **inputs):
         out = drive_editor.drive(**inputs)
-        return io.NodeOutput(*out["result"], ui=out["ui"])
+        return io.NodeOutput(*out, ui=out.ui)
 
 
 class InterDynSyntheticScene(io.ComfyNode):

@@ -153,8 +153,8 @@ def test_every_node_is_declared_with_the_v3_api_over_its_function(pack):
 
 
 def test_declarations_execute_the_functions(pack, monkeypatch):
-    """execute passes the inputs by name to the node's function and returns its outputs (the Drive Editor's view as
-    the node's UI output)."""
+    """execute passes the inputs by name to the node's function and returns its outputs (the Drive Editor's and Mask
+    Trajectory's ``ui`` as the node's UI output)."""
     nodes = declared(pack)
     calls = {}
     for name, fn in list(pack.nodes.FUNCTIONS.items()):
@@ -162,16 +162,16 @@ def test_declarations_execute_the_functions(pack, monkeypatch):
 
         def fake(*args, _name=name, **kwargs):
             calls[_name] = kwargs
-            if _name == "InterDynDriveEditor":
-                return {"ui": {"interdyn_drive": ["view"]}, "result": ("masks",)}
+            if _name in ("InterDynDriveEditor", "InterDynMaskTrajectory"):
+                return pack.nodes.results.Outputs(("masks",), ui={"view": [_name]})
             return (_name, "second")
 
         monkeypatch.setattr(module, fn.__name__, fake)
     for name, cls in nodes.items():
         out = cls.execute(a=1, b=2)
         assert calls[name] == {"a": 1, "b": 2}, name
-        if name == "InterDynDriveEditor":
-            assert out.args == ("masks",) and out.ui == {"interdyn_drive": ["view"]}
+        if name in ("InterDynDriveEditor", "InterDynMaskTrajectory"):
+            assert out.args == ("masks",) and out.ui == {"view": [name]}, "the tuple's items, and its ui"
         else:
             assert out.args == (name, "second"), name
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -129,3 +131,178 @@ def test_warp_rejects_wrong_mask_shapes_and_ranges():
 def test_bool_masks_are_accepted():
     out = animate_mask(_square() > 0, [{"frame": 0, "x": 1}], 2, interpolation="nearest")
     assert out.dtype == torch.float32 and math.isclose(float(out[1].sum()), 64.0), "a shifted binary mask keeps its area"
+
+
+# ---------------------------------------------------------------------------- one exception per fault, in the caller's names
+def test_every_keyframe_fault_is_an_input_error_naming_the_input():
+    """Issue 35: keyframe faults were ValueError where coordinate faults were InputError."""
+    from interdyn.support.validation import InputError
+
+    for text in ("", "[", '[{"x": 1}]', '[{"frame": 2}, {"frame": 1}]', '[{"frame": 0, "easing": "x"}]',
+                 '{"size": [0, 4], "keyframes": [{"frame": 0}]}', '{"keyframes": [], "colour": 1}'):
+        with pytest.raises(InputError) as err:
+            parse_keyframes(text, name="path")
+        assert str(err.value).startswith("path"), f"{text!r}: the message starts with the caller's name: {err.value}"
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("x", 1e308, "x must be between -1e+06 and 1e+06 pixels"),
+    ("y", -1e308, "y must be between -1e+06 and 1e+06 pixels"),
+    ("scale", 1e-308, "scale must be between 0.001 and 1000"),
+    ("scale", 1e308, "scale must be between 0.001 and 1000"),
+    ("rotation", 1e308, "rotation must be between"),
+])
+def test_finite_but_extreme_keyframe_values_are_refused_before_they_make_a_nan_mask(key, value, fragment):
+    """Issue 34 item 8: "x": 1e308 or "scale": 1e-308 gave NaN masks; the keyframes are refused, named."""
+    from interdyn.support.validation import InputError
+
+    with pytest.raises(InputError, match=re.escape(fragment)) as err:
+        animate_mask(_square(), [{"frame": 0}, {"frame": 2, key: value}], 3)
+    assert str(err.value).startswith("keyframes: keyframe 1."), str(err.value)
+    # just inside the bounds, the masks are finite
+    inside = {"x": 1e6, "y": -1e6, "scale": 1e-3 if value < 1 else 1e3, "rotation": 1e6}[key]
+    out = animate_mask(_square(), [{"frame": 0}, {"frame": 2, key: inside}], 3)
+    assert bool(torch.isfinite(out).all()), f"{key} = {inside} (the bound) keeps every value finite"
+
+
+def test_a_mask_with_one_nan_pixel_is_refused_naming_it():
+    from interdyn.support.validation import InputError
+
+    m = _square()
+    m[3, 3] = float("nan")
+    with pytest.raises(InputError, match="^driver holds 1 NaN or infinite value"):
+        animate_mask(m, '[{"frame": 0}]', 3, names={"mask": "driver"})
+
+
+# ---------------------------------------------------------------------------- the picture size the keys were drawn on
+def test_keys_drawn_on_another_picture_size_keep_their_place_in_the_picture():
+    """{"size": [W, H], "keyframes": [...]} (the Drive Editor's form): x scales with the width, y with the height."""
+    m = torch.zeros(64, 128)
+    m[28:36, 12:20] = 1  # centre (16, 32)
+    keys = '{"size": [64, 32], "keyframes": [{"frame": 0}, {"frame": 2, "x": 20, "y": 10}]}'
+    out = animate_mask(m, keys, 3, interpolation="nearest")
+    assert mask_pivot(out[2]) == (16 + 40.0, 32 + 20.0), "x * 128/64, y * 64/32"
+    same = animate_mask(m, '{"size": [128, 64], "keyframes": [{"frame": 0}, {"frame": 2, "x": 20, "y": 10}]}', 3,
+                        interpolation="nearest")
+    assert mask_pivot(same[2]) == (36.0, 42.0), "at its own size: pixels as written"
+    old = animate_mask(m, '[{"frame": 0}, {"frame": 2, "x": 20, "y": 10}]', 3, interpolation="nearest")
+    assert torch.equal(old, same), "without size (old workflows): pixels of the mask's image, as before"
+
+
+def test_fit_keyframes_scales_only_the_offsets():
+    from interdyn.data.trajectory import Keyframe, fit_keyframes
+
+    keys = [Keyframe(0), Keyframe(5, x=10, y=-4, scale=2, rotation=30, easing="hold")]
+    assert fit_keyframes(keys, (100, 50), 200, 200) == [Keyframe(0), Keyframe(5, 20, -16, 2, 30, "hold")]
+    assert fit_keyframes(keys, None, 200, 200) == keys and fit_keyframes(keys, (200, 200), 200, 200) == keys
+
+
+# ---------------------------------------------------------------------------- warnings of a run
+def test_keys_past_the_last_frame_are_a_warning_not_an_error():
+    from interdyn.data.trajectory import animate_drive
+
+    made = animate_drive(_square(), '[{"frame": 0}, {"frame": 8, "x": 4}, {"frame": 12, "x": 8}]', 8,
+                         names={"num_frames": "frames"})
+    assert made.masks.shape[0] == 8
+    assert made.warnings == ["keyframes: keyframes at frame 8, 12 lie beyond the last frame (7; frames = 8): the path "
+                             "is cut at frame 7 (move them earlier, or raise frames)"], made.warnings
+
+
+def test_a_driver_pushed_out_of_the_picture_is_a_warning():
+    """Issue 36 item 5: a track pushed the object off the bottom (area 1018 -> 229 px) without a word."""
+    from interdyn.data.trajectory import animate_drive
+
+    made = animate_drive(_square(), '[{"frame": 0}, {"frame": 5, "y": 40}]', 6)  # 8x8 at y 8..16, down 8 per frame
+    areas = made.masks.sum(dim=(1, 2))
+    low = [f for f in range(6) if areas[f] < 0.5 * areas[0]]
+    assert low == [3, 4, 5] and len(made.warnings) == 1, (low, made.warnings)
+    assert made.warnings[0].startswith("the driver leaves the picture: at frames ") and "move the keyframes" in made.warnings[0]
+    assert all(str(f) in made.warnings[0] for f in (low[0], low[-1])), (low, made.warnings)
+
+
+def test_a_planned_shrink_or_an_entry_into_the_picture_is_no_warning():
+    from interdyn.data.trajectory import animate_drive
+
+    shrink = animate_drive(_square(), '[{"frame": 0}, {"frame": 3, "scale": 0.3}]', 4)
+    assert shrink.warnings == [], "the area drops with the keyframes' own scale: no warning"
+    enter = animate_drive(_square(), '[{"frame": 0, "x": -14}, {"frame": 3}]', 4)  # starts mostly left of the picture
+    assert enter.warnings == [], "a driver entering the picture: the reference is the first frame it shows in"
+    gone = animate_drive(_square(), '[{"frame": 0, "x": -100}]', 3)
+    assert gone.warnings and "outside the picture at every frame" in gone.warnings[0]
+
+
+# ---------------------------------------------------------------------------- a track, and snapping to its start
+def test_snap_to_track_start_puts_the_drivers_centre_on_the_track():
+    from interdyn.data.trajectory import animate_drive
+
+    m = _square()  # centre (8, 12)
+    track = '[{"x": 20, "y": 20}, {"x": 26, "y": 20}, {"x": 26, "y": 26}]'
+    follow = animate_drive(m, '[{"frame": 0}]', 3, coordinates=track, interpolation="nearest")
+    snap = animate_drive(m, '[{"frame": 0}]', 3, coordinates=track, snap_to_track_start=True, interpolation="nearest")
+    assert [mask_pivot(f) for f in follow.masks] == [(8, 12), (14, 12), (14, 18)], "default: the drawn place + displacement"
+    assert [mask_pivot(f) for f in snap.masks] == [(20, 20), (26, 20), (26, 26)], "snapped: on the track's points"
+    assert follow.track.tolist() == [[20, 20], [26, 20], [26, 26]], "the followed track, for the page to draw"
+    assert torch.equal(follow.masks, animate_mask(m, '[{"frame": 0}]', 3, coordinates=track, interpolation="nearest"))
+
+
+# ---------------------------------------------------------------------------- memory: the check budgets the measured peak
+def test_warping_in_chunks_changes_no_value(monkeypatch):
+    import interdyn.data.trajectory as trajectory
+
+    m = torch.rand(40, 56, generator=torch.Generator().manual_seed(1))
+    params = interpolate_keyframes('[{"frame": 0}, {"frame": 9, "x": 13.3, "y": -4.1, "scale": 1.7, "rotation": 33}]', 10)
+    whole = warp_mask(m, params)
+    monkeypatch.setattr(trajectory, "WARP_CHUNK_PIXELS", 40 * 56 * 3)  # 3 frames at a time
+    assert torch.equal(warp_mask(m, params), whole), "chunks of frames: bit-identical masks"
+
+
+def test_the_memory_check_refuses_what_the_measured_peak_would_exceed(monkeypatch):
+    """Issue 34 item 9: the check budgeted 16 bytes per pixel-frame where the peak was about 64. It now budgets
+    animation_bytes (the output, the grid, one chunk's temporaries): a request that the old count let through but the
+    peak exceeds is refused, one that fits is not."""
+    from interdyn.data.trajectory import animation_bytes
+    from interdyn.support.validation import InputError
+
+    frames, h, w = 4, 512, 512
+    need = animation_bytes(frames, h, w)
+    assert need > 16 * frames * h * w, "one chunk's temporaries alone exceed the old count at this size"
+    monkeypatch.setenv("INTERDYN_MEMORY_BUDGET_GB", str((need - 1) / 1e9))
+    with pytest.raises(InputError, match=r"num_frames 4 x mask height 512 x mask width 512 needs about .* GB for the "
+                                         r"mask sequence alone"):
+        animate_mask(torch.zeros(h, w), '[{"frame": 0}]', frames)
+    monkeypatch.setenv("INTERDYN_MEMORY_BUDGET_GB", str((need + 1) / 1e9))
+    assert animate_mask(torch.zeros(h, w), '[{"frame": 0}]', frames).shape == (frames, h, w)
+
+
+_PEAK = """
+import gc, json, sys, torch
+torch.set_num_threads(1)
+from interdyn.data.trajectory import animate_mask, animation_bytes
+def status(key):
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key))
+frames, h, w = map(int, sys.argv[1:4])
+m = torch.zeros(h, w); m[h // 4:h // 2, w // 4:w // 2] = 1
+keys = '[{"frame": 0}, {"frame": %d, "x": 30, "y": 10, "scale": 1.5, "rotation": 40}]' % (frames - 1)
+animate_mask(m, keys, 2)
+gc.collect()
+open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) starts again from here
+base = status("VmRSS:")
+out = animate_mask(m, keys, frames)
+print(json.dumps({"peak": status("VmHWM:") - base, "budget": animation_bytes(frames, h, w)}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="measures the peak RSS through Linux's /proc")
+@pytest.mark.parametrize("size", [(24, 256, 256), (3, 1024, 1024)])
+def test_the_measured_peak_of_mask_animation_is_within_the_budget(size, tmp_path):
+    """The real peak resident memory of animate_mask over its inputs (a fresh process, /proc's VmHWM reset) stays
+    within what the memory check budgets."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PEAK, *map(str, size)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["peak"] <= got["budget"], f"{size}: peak {got['peak'] / 1e6:.0f} MB > budget {got['budget'] / 1e6:.0f} MB"

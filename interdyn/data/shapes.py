@@ -14,16 +14,29 @@ Format (pixels of the image the shape was drawn on; x to the right, y down)::
                 {"type": "ellipse", "cx": 120, "cy": 80, "rx": 5, "ry": 5, "subtract": true}]}
 
 * ``size``: the image size the coordinates refer to. When the image the node receives has another
-  size, every coordinate is scaled by the ratio of the widths (x) and of the heights (y), radii
-  and brush widths by their mean. Without ``size`` (or for a bare list of shapes) the coordinates
-  are pixels of the image the node receives.
+  size, the drawing is fitted to it (:func:`fit_shape`): the centre of the drawing's bounding box (of the
+  shapes that add pixels) keeps its place in the picture (x scaled by the ratio of the widths, y by the ratio
+  of the heights), and the drawing is scaled about it by one factor, the geometric mean of the two ratios, so
+  that it keeps its proportions (a circle stays a circle) and its share of the picture's area. With the same
+  aspect ratio this is plain scaling by the ratio. The keyframes of the path are fitted alike
+  (:func:`interdyn.data.trajectory.fit_keyframes`). Without ``size`` (or for a bare list of shapes) the
+  coordinates are pixels of the image the node receives.
 * shapes are applied in order: each one adds its pixels, or removes them with ``"subtract": true``.
 * ``ellipse``: centre ``cx, cy`` and radii ``rx, ry`` (> 0; a circle when equal);
   ``rect``: top-left ``x, y``, width and height ``w, h`` (> 0);
   ``brush``: a stroke of the given ``radius`` (> 0) through ``points`` (one point: a dot).
+  Every number is at most 10^6 in size (pixels).
 
 A pixel ``(i, j)`` belongs to a shape when its centre ``(j + 0.5, i + 0.5)`` does (on the edge
 included): the page's editor uses the same rule, so the mask it shows is the mask the node makes.
+
+Cost: an ellipse or a rectangle looks at the pixels of its bounding box. A brush stroke is drawn row by
+row: for each segment between two points and each pixel row its capsule (the points within ``radius`` of
+the segment) crosses, the capsule's span on that row is computed in closed form, and the spans are
+filled at once through a running sum over the stroke's bounding box. The work is the bounding box plus
+one span per (segment, row), so a stroke the page records, one point per pointer event a few pixels
+apart, costs about as much as filling its box, however many points it has (``bench/drive_editor_strokes.py``:
+1000 points on 1024x1024).
 """
 from __future__ import annotations
 
@@ -34,11 +47,13 @@ import torch
 
 from ..support.validation import InputError
 
-__all__ = ["SHAPE_TYPES", "parse_shape", "rasterize_shape", "shape_mask", "preview_pixels"]
+__all__ = ["SHAPE_TYPES", "parse_shape", "fit_shape", "rasterize_shape", "shape_mask", "preview_pixels"]
 
 SHAPE_TYPES = ("ellipse", "rect", "brush")
 MAX_SHAPES = 1000
 MAX_POINTS = 100_000  # brush points over all strokes
+MAX_COORD = 1e6  # pixels: any coordinate, radius, width or size
+_SPAN_CHUNK = 1 << 18  # (segment, row) spans computed together
 _FIELDS = {"ellipse": ("cx", "cy", "rx", "ry"), "rect": ("x", "y", "w", "h"), "brush": ("radius", "points")}
 _EXAMPLE = '{"size": [256, 256], "shapes": [{"type": "ellipse", "cx": 120, "cy": 80, "rx": 20, "ry": 14}]}'
 
@@ -48,6 +63,8 @@ def _number(value, where: str, positive: bool = False) -> float:
         raise InputError(f"{where} must be a finite number, got {value!r}")
     if positive and value <= 0:
         raise InputError(f"{where} must be > 0, got {value!r}")
+    if abs(value) > MAX_COORD:
+        raise InputError(f"{where} must be at most {MAX_COORD:g} pixels in size, got {value!r}")
     return float(value)
 
 
@@ -114,7 +131,7 @@ def parse_shape(text, name: str = "shape") -> dict:
             size = data["size"]
             if (not isinstance(size, list) or len(size) != 2
                     or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0
-                           for v in size)):
+                           or v > MAX_COORD for v in size)):
                 raise InputError(f"{name}: size must be [width, height] in pixels (> 0), got {size!r:.80}")
             size = [float(size[0]), float(size[1])]
         data = data["shapes"]
@@ -128,30 +145,100 @@ def parse_shape(text, name: str = "shape") -> dict:
     return {"size": size, "shapes": shapes}
 
 
-def _segment_distance(px, py, a, b):
-    """Distance from pixel centres to the segment a-b (a point when a == b)."""
-    ax, ay = a
-    bx, by = b
+def _stroke_spans(points, radius: float, height: int):
+    """For every pixel row that a segment's capsule (points within ``radius`` of the segment) crosses: the row and
+    the ``[lo, hi]`` x-range of the capsule on the row's centre line, ``(rows, lo, hi)`` float64, chunk by chunk.
+    A one-point stroke is one segment from the point to itself (a disc). Mirrored by web/drive_model.js."""
+    pts = torch.tensor(points, dtype=torch.float64)
+    a, b = (pts, pts) if len(pts) == 1 else (pts[:-1], pts[1:])
+    r = radius
+    top = torch.ceil(torch.minimum(a[:, 1], b[:, 1]) - r - 0.5).clamp(0, height)
+    bottom = torch.floor(torch.maximum(a[:, 1], b[:, 1]) + r - 0.5).clamp(-1, height - 1)
+    counts = (bottom - top + 1).clamp(min=0).long()
+    ends = counts.cumsum(0)
+    first = 0
+    while first < len(counts):  # segments whose spans together stay under _SPAN_CHUNK (at least one)
+        last = int(torch.searchsorted(ends, int(ends[first] - counts[first]) + _SPAN_CHUNK, right=True))
+        last = max(last, first + 1)
+        n = counts[first:last]
+        total = int(n.sum())
+        if total:
+            seg = torch.repeat_interleave(torch.arange(first, last), n)
+            start = torch.repeat_interleave(ends[first:last] - n, n)
+            rows = top[seg] + (torch.arange(total) + int(ends[first] - counts[first]) - start).to(torch.float64)
+            yield rows, *_capsule_span(a[seg], b[seg], r, rows + 0.5)
+        first = last
+
+
+def _capsule_span(a: torch.Tensor, b: torch.Tensor, r: float, y: torch.Tensor):
+    """The x-range ``[lo, hi]`` of the capsule around segment a-b (radius r) on the line at height ``y`` (empty:
+    lo > hi): the union of the discs at both ends and of the band along the segment, in closed form."""
+    ax, ay, bx, by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+    inf = torch.full_like(y, math.inf)
+    rr = r * r
+    lo, hi = inf.clone(), -inf
+    for cx, cy in ((ax, ay), (bx, by)):  # the end discs
+        e = y - cy
+        q = rr - e * e
+        h = torch.sqrt(q.clamp(min=0))
+        lo = torch.where(q >= 0, torch.minimum(lo, cx - h), lo)
+        hi = torch.where(q >= 0, torch.maximum(hi, cx + h), hi)
     dx, dy = bx - ax, by - ay
-    length2 = dx * dx + dy * dy
-    if length2 == 0:
-        return torch.hypot(px - ax, py - ay)
-    t = (((px - ax) * dx + (py - ay) * dy) / length2).clamp(0.0, 1.0)
-    return torch.hypot(px - (ax + t * dx), py - (ay + t * dy))
+    l2 = dx * dx + dy * dy
+    rl = r * torch.sqrt(l2)
+    e = y - ay
+    # along: (x - ax) dx in [-e dy, l2 - e dy];  across: (x - ax) dy in [e dx - r l, e dx + r l]
+    band_lo, band_hi = -inf, inf.clone()
+    for k, c_lo, c_hi in ((dx, -(e * dy), l2 - e * dy), (dy, e * dx - rl, e * dx + rl)):
+        p, q = ax + c_lo / k, ax + c_hi / k
+        ok = (c_lo <= 0) & (0 <= c_hi)  # k == 0: every x or none
+        band_lo = torch.where(k > 0, torch.maximum(band_lo, p), torch.where(k < 0, torch.maximum(band_lo, q),
+                                                                            torch.where(ok, band_lo, inf)))
+        band_hi = torch.where(k > 0, torch.minimum(band_hi, q), torch.where(k < 0, torch.minimum(band_hi, p),
+                                                                            torch.where(ok, band_hi, -inf)))
+    band = (l2 > 0) & (band_lo <= band_hi)
+    lo = torch.where(band, torch.minimum(lo, band_lo), lo)
+    hi = torch.where(band, torch.maximum(hi, band_hi), hi)
+    return lo, hi
+
+
+def _stroke_inside(shape: dict, height: int, width: int):
+    """The pixels whose centres lie within ``radius`` of the stroke: ``(i0, j0, bool [rows, cols])`` over its box,
+    or None when it misses the image."""
+    rows, starts, stops = [], [], []
+    for row, lo, hi in _stroke_spans(shape["points"], shape["radius"], height):
+        j0 = torch.ceil(lo - 0.5).clamp(0, width)
+        j1 = torch.floor(hi - 0.5).clamp(-1, width - 1)
+        keep = j0 <= j1
+        rows.append(row[keep].long())
+        starts.append(j0[keep].long())
+        stops.append(j1[keep].long())
+    if not rows or sum(len(r) for r in rows) == 0:
+        return None
+    rows, starts, stops = torch.cat(rows), torch.cat(starts), torch.cat(stops)
+    i0, j0 = int(rows.min()), int(starts.min())
+    h, w = int(rows.max()) - i0 + 1, int(stops.max()) - j0 + 2
+    diff = torch.zeros(h * w, dtype=torch.int32)
+    ones = torch.ones(len(rows), dtype=torch.int32)
+    diff.index_add_(0, (rows - i0) * w + (starts - j0), ones)
+    diff.index_add_(0, (rows - i0) * w + (stops - j0 + 1), -ones)
+    return i0, j0, diff.view(h, w).cumsum(dim=1)[:, :-1] > 0
 
 
 def _paint(mask: torch.Tensor, shape: dict) -> None:
-    """Set (or clear) the pixels of one scaled shape, looking only at its bounding box."""
+    """Set (or clear) the pixels of one fitted shape, looking only at its bounding box."""
     h, w = mask.shape
+    value = 0.0 if shape["subtract"] else 1.0
+    if shape["type"] == "brush":
+        found = _stroke_inside(shape, h, w)
+        if found is not None:
+            i0, j0, inside = found
+            mask[i0:i0 + inside.shape[0], j0:j0 + inside.shape[1]][inside] = value
+        return
     if shape["type"] == "ellipse":
         box = (shape["cx"] - shape["rx"], shape["cy"] - shape["ry"], shape["cx"] + shape["rx"], shape["cy"] + shape["ry"])
-    elif shape["type"] == "rect":
-        box = (shape["x"], shape["y"], shape["x"] + shape["w"], shape["y"] + shape["h"])
     else:
-        xs = [p[0] for p in shape["points"]]
-        ys = [p[1] for p in shape["points"]]
-        r = shape["radius"]
-        box = (min(xs) - r, min(ys) - r, max(xs) + r, max(ys) + r)
+        box = (shape["x"], shape["y"], shape["x"] + shape["w"], shape["y"] + shape["h"])
     # pixel columns whose centres j + 0.5 can lie in [x0, x1]
     j0, j1 = max(0, math.floor(box[0] - 0.5)), min(w, math.ceil(box[2] + 0.5))
     i0, i1 = max(0, math.floor(box[1] - 0.5)), min(h, math.ceil(box[3] + 0.5))
@@ -161,21 +248,33 @@ def _paint(mask: torch.Tensor, shape: dict) -> None:
                             torch.arange(j0, j1, dtype=torch.float64) + 0.5, indexing="ij")
     if shape["type"] == "ellipse":
         inside = ((px - shape["cx"]) / shape["rx"]) ** 2 + ((py - shape["cy"]) / shape["ry"]) ** 2 <= 1.0
-    elif shape["type"] == "rect":
+    else:
         inside = ((px >= shape["x"]) & (px <= shape["x"] + shape["w"])
                   & (py >= shape["y"]) & (py <= shape["y"] + shape["h"]))
-    else:
-        pts = shape["points"]
-        inside = torch.zeros_like(px, dtype=torch.bool)
-        for a, b in zip(pts, pts[1:] or pts):
-            inside |= _segment_distance(px, py, a, b) <= shape["radius"]
     region = mask[i0:i1, j0:j1]
-    region[inside] = 0.0 if shape["subtract"] else 1.0
+    region[inside] = value
+
+
+def _extent(shapes: list) -> tuple[float, float, float, float] | None:
+    """Bounding box ``(x0, y0, x1, y1)`` of the shapes that add pixels (None: there are none)."""
+    boxes = []
+    for s in shapes:
+        if s["subtract"]:
+            continue
+        if s["type"] == "ellipse":
+            boxes.append((s["cx"] - s["rx"], s["cy"] - s["ry"], s["cx"] + s["rx"], s["cy"] + s["ry"]))
+        elif s["type"] == "rect":
+            boxes.append((s["x"], s["y"], s["x"] + s["w"], s["y"] + s["h"]))
+        else:
+            xs, ys = [p[0] for p in s["points"]], [p[1] for p in s["points"]]
+            boxes.append((min(xs) - s["radius"], min(ys) - s["radius"], max(xs) + s["radius"], max(ys) + s["radius"]))
+    if not boxes:
+        return None
+    return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
 
 
 def _scaled(shape: dict, sx: float, sy: float) -> dict:
-    if sx == 1.0 and sy == 1.0:
-        return shape
+    """The same aspect ratio (``sx == sy``): every coordinate and length times the ratio."""
     s = (sx + sy) / 2
     out = dict(shape)
     if shape["type"] == "ellipse":
@@ -187,14 +286,45 @@ def _scaled(shape: dict, sx: float, sy: float) -> dict:
     return out
 
 
+def _anchored(shape: dict, anchor: tuple[float, float], to: tuple[float, float], s: float) -> dict:
+    """Another aspect ratio: the point ``anchor`` goes to ``to`` and everything scales by ``s`` about it."""
+    (ax, ay), (tx, ty) = anchor, to
+    out = dict(shape)
+    if shape["type"] == "ellipse":
+        out.update(cx=tx + s * (shape["cx"] - ax), cy=ty + s * (shape["cy"] - ay), rx=shape["rx"] * s, ry=shape["ry"] * s)
+    elif shape["type"] == "rect":
+        out.update(x=tx + s * (shape["x"] - ax), y=ty + s * (shape["y"] - ay), w=shape["w"] * s, h=shape["h"] * s)
+    else:
+        out.update(radius=shape["radius"] * s,
+                   points=[(tx + s * (x - ax), ty + s * (y - ay)) for x, y in shape["points"]])
+    return out
+
+
+def fit_shape(shape: dict, width: int, height: int) -> dict:
+    """A parsed shape description -> the same drawing in pixels of a ``width`` x ``height`` image (``size`` set to
+    it): unchanged without ``size`` or at that size; scaled by the ratio when the aspect ratio is the same; else its
+    bounding box's centre keeps its place in the picture and the drawing scales about it by the geometric mean of
+    the two ratios (see the module docstring). web/drive_model.js's ``fitShape`` is the same."""
+    size = shape.get("size")
+    out = {"size": [float(width), float(height)], "shapes": list(shape["shapes"])}
+    if not size or (size[0] == width and size[1] == height):
+        return out
+    sx, sy = width / size[0], height / size[1]
+    if sx == sy:
+        out["shapes"] = [_scaled(s, sx, sy) for s in shape["shapes"]]
+        return out
+    box = _extent(shape["shapes"])
+    anchor = (size[0] / 2, size[1] / 2) if box is None else ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    s = math.sqrt(sx * sy)
+    out["shapes"] = [_anchored(x, anchor, (anchor[0] * sx, anchor[1] * sy), s) for x in shape["shapes"]]
+    return out
+
+
 def rasterize_shape(shape: dict, height: int, width: int) -> torch.Tensor:
-    """A parsed shape description -> the mask ``[height, width]`` float32 of 0/1 values."""
+    """A parsed shape description -> the mask ``[height, width]`` float32 of 0/1 values (fitted to that size)."""
     mask = torch.zeros(height, width, dtype=torch.float32)
-    sx = sy = 1.0
-    if shape.get("size"):
-        sx, sy = width / shape["size"][0], height / shape["size"][1]
-    for s in shape["shapes"]:
-        _paint(mask, _scaled(s, sx, sy))
+    for s in fit_shape(shape, width, height)["shapes"]:
+        _paint(mask, s)
     return mask
 
 
