@@ -5,8 +5,9 @@
 //
 // config: {url, chromium, viewport: {width, height}, screenshots: folder,
 //          workflows: [{name, path}], run: name of the workflow to run with the Run button or null,
-//          run_timeout_s, drive: {workflow, prefix} or null}
-// report: {frontend, viewport, workflows: {name: {...}}, run: {...}, drive: {...}, console_errors: [...]}
+//          run_timeout_s, drive: {workflow, prefix, square_image, track} or null}
+// report: {frontend, viewport, workflows: {name: {...}}, run: {...}, drive: {...}, console_errors: [...],
+//          console: [{type, text, urls}] (warnings and errors, with their stacks' files), deprecations: [{message, stack}]}
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -14,6 +15,8 @@ const puppeteer = require("puppeteer-core");
 
 const CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+const phase = { name: "load" }; // which part of the script a console message came in
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
@@ -86,19 +89,37 @@ function inspectGraph() {
 }
 
 // ---------------------------------------------------------------------------- the Drive Editor, by hand
-function driveInfo() {
-  const node = (window.app.graph._nodes || window.app.graph.nodes).find((n) => n.type === "InterDynDriveEditor");
+function driveInfo(id) {
+  const nodes = window.app.graph._nodes || window.app.graph.nodes;
+  const node = id == null ? nodes.find((n) => n.type === "InterDynDriveEditor") : nodes.find((n) => n.id === id);
   if (!node || !node.interdynDrive) return null;
   const e = node.interdynDrive;
   const rect = (x) => { const r = x.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; };
   const q = (sel) => e.root.querySelector(sel);
-  const w = (name) => node.widgets.find((x) => x.name === name).value;
-  return { id: node.id, W: e.W, H: e.H, bg: !!e.bg, canvas: rect(e.canvas), pivot: e.pivot, keys: e.keys, shape: e.shape,
-    tool: e.tool, status: e.status.textContent, error: e.error,
-    widgets: { shape: w("shape"), keyframes: w("keyframes"), frames: w("frames") },
-    buttons: Object.fromEntries(["tool-path", "tool-ellipse", "tool-rect", "tool-brush", "undo", "reset-path", "clear-shape"]
+  const widget = (name) => node.widgets.find((x) => x.name === name);
+  const w = (name) => widget(name)?.value;
+  const F = e.frames();
+  const sel = e.keys[e.selected];
+  const h = sel ? e.handles(sel) : null;
+  const v = e.runView;
+  const visible = (x) => !!x && x.getClientRects().length > 0 && getComputedStyle(x).visibility !== "hidden";
+  return { id: node.id, W: e.W, H: e.H, known: e.known, bg: !!e.bg, canvas: rect(e.canvas), strip: rect(e.strip), pivot: e.pivot,
+    keys: e.keys, shape: e.shape, selected: e.selected, frame: e.frame, tool: e.tool, area: e.area,
+    status: e.status.textContent, message: e.messageEl.textContent, run_text: e.runEl.textContent, error: e.error,
+    node_size: Array.from(node.size),
+    widgets: { shape: w("shape"), keyframes: w("keyframes"), frames: w("frames"), snap_to_track_start: w("snap_to_track_start") },
+    json: { hidden: ["shape", "keyframes"].map((n) => !!widget(n)?.hidden), textareas_visible: ["shape", "keyframes"].map((n) => visible(widget(n)?.element)) },
+    buttons: Object.fromEntries(["tool-path", "tool-ellipse", "tool-rect", "tool-brush", "undo", "reset-path", "clear-shape", "json-toggle"]
       .map((c) => [c, q(`.interdyn-${c}`) ? rect(q(`.interdyn-${c}`)) : null])),
     frame_inputs: Array.from(e.root.querySelectorAll(".interdyn-key-frame")).map(rect),
+    list_rows: Array.from(e.root.querySelectorAll(".interdyn-key")).map((r) => ({ ...rect(r), beyond: r.classList.contains("interdyn-key-beyond-row") })),
+    list_box: rect(e.list), message_box: rect(e.messageEl), status_box: rect(e.status),
+    key_pos: e.keys.map((k) => e.keyPos(k)), mark_x: e.keys.map((k) => e.markX(k)),
+    strip_x: Array.from({ length: F }, (_, f) => e.stripX(f)),
+    handles: h && { centre: h.centre, scale: h.scale, rotate: h.rotate },
+    flags: e.flags, menu: { visible: e.menu.style.display !== "none", items: Array.from(e.menu.querySelectorAll(".interdyn-menu-item")).map((x) => ({ text: x.textContent, cls: x.className, ...rect(x) })) },
+    run_view: v && { size: v.size, frames: v.frames, warnings: v.warnings, notes: v.notes, track: v.track, path: v.path },
+    track_path: !!e.trackPath(),
     serialized_widgets: node.serialize().widgets_values };
 }
 
@@ -107,84 +128,193 @@ function toScreen(info, x, y) { // image pixels -> page pixels (the canvas keeps
   return [c.x + (c.w - info.W * s) / 2 + x * s, c.y + (c.h - info.H * s) / 2 + y * s];
 }
 
+function pictureRect(info) { // the picture inside the canvas element, page pixels
+  const c = info.canvas, s = Math.min(c.w / info.W, c.h / info.H);
+  return { x: c.x + (c.w - info.W * s) / 2, y: c.y + (c.h - info.H * s) / 2, w: info.W * s, h: info.H * s };
+}
+
+const stripPoint = (info, x) => [info.strip.x + x, info.strip.y + 20]; // a point on the timeline's key row
+const info = (page) => page.evaluate(() => window.__driveInfo());
+
 async function clickCentre(page, r) { await page.mouse.click(r.x + r.w / 2, r.y + r.h / 2); await sleep(150); }
+
+async function clickWith(page, [x, y], { key = null, button = "left" } = {}) {
+  if (key) await page.keyboard.down(key);
+  await page.mouse.click(x, y, { button });
+  if (key) await page.keyboard.up(key);
+  await sleep(250);
+}
 
 async function drag(page, from, to, steps = 8) {
   await page.mouse.move(from[0], from[1]);
   await page.mouse.down();
   for (let i = 1; i <= steps; i++) await page.mouse.move(from[0] + (to[0] - from[0]) * i / steps, from[1] + (to[1] - from[1]) * i / steps);
   await page.mouse.up();
-  await sleep(200);
+  await sleep(250);
+}
+
+async function shot(page, config, out, name) { out.screenshots[name] = path.join(config.screenshots, `${name}.png`); await page.screenshot({ path: out.screenshots[name] }); }
+
+async function setWidget(page, name, value) { // as the frontend does when a widget is edited
+  await page.evaluate((name, value) => {
+    const node = (window.app.graph._nodes || window.app.graph.nodes).find((n) => n.type === "InterDynDriveEditor");
+    const w = node.widgets.find((x) => x.name === name);
+    w.value = value; w.callback?.(value, window.app.canvas, node);
+    window.app.canvas.setDirty(true, true);
+  }, name, value);
+  await sleep(900); // the editor follows widget edits on its 0.4 s timer
+}
+
+// Run the graph as it is; the run's /history entry, what the page shows of it, and the editor afterwards
+async function runDrive(page, prefix, timeoutMs = 120000) {
+  const before = await page.evaluate(async () => Object.keys(await (await fetch("/history")).json()));
+  const queued = await page.evaluate(async (prefix) => {
+    const save = (window.app.graph._nodes || window.app.graph.nodes).find((n) => n.type === "SaveImage");
+    save.widgets.find((w) => w.name === "filename_prefix").value = prefix;
+    try { await window.app.queuePrompt(0, 1); return { ok: true }; } catch (e) { return { ok: false, error: String(e) }; }
+  }, prefix);
+  const entry = await waitForRun(page, before, timeoutMs, `the drive run ${prefix}`);
+  if (entry.dialog) { // the page also shows an execution error as a dialog: wait for the history entry too
+    const more = await waitForHistory(page, before, 30000).catch(() => null);
+    if (more) Object.assign(entry, more);
+  }
+  await sleep(1200);
+  return { queued, ...entry, after: await info(page) };
+}
+
+function waitForHistory(page, known, timeoutMs) {
+  return waitFor(page, async (before) => {
+    const history = await (await fetch("/history")).json();
+    for (const [id, e] of Object.entries(history)) {
+      if (before.includes(id)) continue;
+      const status = e.status && e.status.status_str;
+      if (status === "success" || status === "error") return { id, status, messages: e.status.messages, outputs: e.outputs };
+    }
+    return null;
+  }, timeoutMs, "the history entry", known);
+}
+
+// what the page shows, outside the Drive Editor's own lines: the text of every visible element (dialogs, toasts,
+// side panels), for an error's message
+function errorTexts() {
+  const texts = [];
+  for (const e of document.querySelectorAll("body *")) {
+    if (e.closest(".interdyn-drive-editor") || !e.getClientRects().length) continue;
+    const own = e.tagName === "TEXTAREA" ? e.value
+      : Array.from(e.childNodes).filter((n) => n.nodeType === 3).map((n) => n.textContent.trim()).filter(Boolean).join(" ");
+    if (own) texts.push({ tag: e.tagName, text: own.slice(0, 1000) });
+  }
+  return texts;
+}
+
+async function openErrorDetails(page) {
+  return page.evaluate(() => {
+    const buttons = Array.from(document.querySelectorAll("button, a, [role='button']"))
+      .filter((b) => b.getClientRects().length && /details|show report|see error/i.test(b.innerText || b.getAttribute("aria-label") || ""));
+    for (const b of buttons) b.click();
+    return buttons.map((b) => (b.innerText || b.getAttribute("aria-label") || "").trim().slice(0, 60));
+  });
+}
+
+// A new node at its default size showing a 1024x576 picture: how large the picture is drawn (graph units)
+async function defaultNodeView(page) {
+  const id = await page.evaluate(() => {
+    const node = window.LiteGraph.createNode("InterDynDriveEditor");
+    node.pos = [3000, 3000];
+    window.app.graph.add(node);
+    node.interdynDrive.setSize(1024, 576);
+    window.app.canvas.ds.offset = [-2900, -2950];
+    window.app.canvas.setDirty(true, true);
+    return node.id;
+  });
+  await sleep(1200);
+  const result = await page.evaluate((id) => {
+    const node = (window.app.graph._nodes || window.app.graph.nodes).find((n) => n.id === id);
+    const e = node.interdynDrive, r = e.canvas.getBoundingClientRect(), scale = window.app.canvas.ds.scale;
+    const s = Math.min(r.width / e.W, r.height / e.H);
+    const out = { size: Array.from(node.size), scale, picture: [e.W * s / scale, e.H * s / scale],
+      json_hidden: ["shape", "keyframes"].map((n) => !!node.widgets.find((w) => w.name === n).hidden) };
+    window.app.graph.remove(node);
+    return out;
+  }, id);
+  return result;
 }
 
 async function driveEditor(page, config) {
   const wf = config.workflows.find((w) => w.name === config.drive.workflow);
   const data = JSON.parse(fs.readFileSync(wf.path, "utf8"));
+  const out = { steps: {}, screenshots: {} };
+  out.default_node = await defaultNodeView(page);
   await page.evaluate(async (json, name) => { await window.app.loadGraphData(json, true, true, name); }, data, wf.name);
-  const out = { steps: {} };
-  let info = await waitFor(page, () => { const i = window.__driveInfo(); return i && i.bg ? i : null; }, 30000, "the editor's picture");
-  out.loaded = info;
-  const P = (x, y) => toScreen(info, x, y); // from the latest info: the node may have been laid out again
-  await clickCentre(page, info.buttons["clear-shape"]);
-  await clickCentre(page, info.buttons["tool-ellipse"]);
+  let i = await waitFor(page, () => { const i = window.__driveInfo(); return i && i.bg ? i : null; }, 30000, "the editor's picture");
+  out.loaded = i;
+  await shot(page, config, out, "drive_editor_loaded");
+  const P = (x, y) => toScreen(i, x, y); // from the latest info: the node may have been laid out again
+  // the JSON widgets are folded; the toggle shows them and folds them again
+  await clickCentre(page, i.buttons["json-toggle"]); await sleep(400);
+  out.steps.json_shown = (await info(page)).json;
+  await shot(page, config, out, "drive_editor_json_shown");
+  i = await info(page);
+  await clickCentre(page, i.buttons["json-toggle"]); await sleep(400);
+  i = await info(page);
+  out.steps.json_folded = i.json;
+  await clickCentre(page, i.buttons["clear-shape"]);
+  await clickCentre(page, i.buttons["tool-ellipse"]);
+  i = await info(page);
+  out.steps.cleared = { canvas: i.canvas };
   await drag(page, P(20, 24), P(36, 40)); // an ellipse inside (20, 24) - (36, 40): centre (28, 32)
-  info = await page.evaluate(() => window.__driveInfo());
-  out.steps.ellipse = { shape: info.widgets.shape, pivot: info.pivot };
-  await clickCentre(page, info.buttons["tool-path"]);
-  await clickCentre(page, info.buttons["reset-path"]);
-  info = await page.evaluate(() => window.__driveInfo());
+  i = await info(page);
+  out.steps.ellipse = { shape: i.widgets.shape, pivot: i.pivot };
+  await clickCentre(page, i.buttons["tool-path"]);
+  await clickCentre(page, i.buttons["reset-path"]);
   const clicks = [[44, 30], [62, 26], [80, 38]];
-  for (const [x, y] of clicks) {
-    info = await page.evaluate(() => window.__driveInfo());
-    const [sx, sy] = P(x, y); await page.mouse.click(sx, sy); await sleep(200);
-  }
-  info = await page.evaluate(() => window.__driveInfo());
-  out.steps.clicked = { keys: info.keys, keyframes: info.widgets.keyframes, points: clicks };
+  for (const [x, y] of clicks) { i = await info(page); await clickWith(page, P(x, y)); }
+  i = await info(page);
+  out.steps.clicked = { keys: i.keys, keyframes: i.widgets.keyframes, points: clicks, canvas: i.canvas };
   // Ctrl+Z in the editor takes the last click back; the click again
-  await page.keyboard.down("Control"); await page.keyboard.press("z"); await page.keyboard.up("Control"); await sleep(200);
-  out.steps.undone = { keys: (await page.evaluate(() => window.__driveInfo())).keys };
-  info = await page.evaluate(() => window.__driveInfo());
-  { const [sx, sy] = P(...clicks[2]); await page.mouse.click(sx, sy); await sleep(200); }
+  await page.keyboard.down("Control"); await page.keyboard.press("z"); await page.keyboard.up("Control"); await sleep(250);
+  out.steps.undone = { keys: (await info(page)).keys };
+  i = await info(page);
+  await clickWith(page, P(...clicks[2]));
   // drag the second click's keyframe to a new place
-  info = await page.evaluate(() => window.__driveInfo());
-  const k = info.keys[2];
-  await drag(page, P(info.pivot[0] + k.x, info.pivot[1] + k.y), P(64, 18));
-  info = await page.evaluate(() => window.__driveInfo());
-  out.steps.dragged = { keys: info.keys, to: [64, 18] };
-  // the last keyframe's frame number, typed in the timeline
-  const last = info.frame_inputs[info.frame_inputs.length - 1];
+  i = await info(page);
+  await drag(page, P(...i.key_pos[2]), P(64, 18));
+  i = await info(page);
+  out.steps.dragged = { keys: i.keys, to: [64, 18] };
+  // the last keyframe's frame number, typed in the list
+  const last = i.frame_inputs[i.frame_inputs.length - 1];
   await page.mouse.click(last.x + last.w / 2, last.y + last.h / 2, { clickCount: 3 });
   await page.keyboard.type("13");
   await page.keyboard.press("Enter");
   await page.keyboard.press("Tab");
   await sleep(300);
-  info = await page.evaluate(() => window.__driveInfo());
-  out.steps.frame_typed = { keys: info.keys };
-  // the first segment eases in and out (the timeline's select)
+  i = await info(page);
+  out.steps.frame_typed = { keys: i.keys };
+  // the first segment eases in and out (the list's select)
   await page.select(".interdyn-drive-editor .interdyn-key-easing", "ease_in_out");
   await sleep(300);
-  info = await page.evaluate(() => window.__driveInfo());
-  out.steps.eased = { keys: info.keys };
-  // another zoom of the graph and another node size: a click still lands where it points (then undone)
-  const beforeZoom = info.canvas;
+  i = await info(page);
+  out.steps.eased = { keys: i.keys };
+  // scrub to frame 2 on the timeline (free: a click adds a key there), at another zoom and node size (then undone)
+  const beforeZoom = i.canvas;
   await page.evaluate(() => {
     const node = (window.app.graph._nodes || window.app.graph.nodes).find((n) => n.type === "InterDynDriveEditor");
-    const scrub = node.interdynDrive.scrub; // scrub to frame 2, which has no keyframe: the click adds one there
-    scrub.value = "2"; scrub.dispatchEvent(new Event("input"));
     window.app.canvas.ds.scale *= 1.25;
     node.setSize([node.size[0] + 120, node.size[1] + 80]);
     window.app.canvas.setDirty(true, true);
   });
   await sleep(600);
-  info = await page.evaluate(() => window.__driveInfo());
-  { const [sx, sy] = P(30, 50); await page.mouse.click(sx, sy); await sleep(250); }
-  const zoomed = await page.evaluate(() => window.__driveInfo());
+  i = await info(page);
+  await clickWith(page, stripPoint(i, i.strip_x[2]).map((v, n) => (n ? i.strip.y + 32 : v)));
+  out.steps.scrubbed = { frame: (await info(page)).frame };
+  i = await info(page);
+  await clickWith(page, P(30, 50));
+  const zoomed = await info(page);
   out.steps.zoomed = { keys: zoomed.keys, pivot: zoomed.pivot, point: [30, 50], canvas: zoomed.canvas, before: beforeZoom };
   await page.keyboard.down("Control"); await page.keyboard.press("z"); await page.keyboard.up("Control"); await sleep(250);
-  info = await page.evaluate(() => window.__driveInfo());
-  out.drawn = info;
-  out.screenshot = path.join(config.screenshots, "drive_editor_drawn.png");
-  await page.screenshot({ path: out.screenshot });
+  i = await info(page);
+  out.drawn = i;
+  await shot(page, config, out, "drive_editor_drawn");
   // save and reload the workflow: the editor shows the same drive
   const saved = await page.evaluate(() => window.app.graph.serialize());
   out.saved_workflow = saved;
@@ -203,8 +333,7 @@ async function driveEditor(page, config) {
     return { keys, restored: node.interdynDrive.keys.map((k) => ({ ...k })) };
   });
   // Run: the drawn drive through MaskToImage into SaveImage (the sampling part of the workflow is not needed)
-  const before = await page.evaluate(async () => Object.keys(await (await fetch("/history")).json()));
-  out.queued = await page.evaluate(async (prefix) => {
+  await page.evaluate(() => {
     const graph = window.app.graph;
     const nodes = graph._nodes || graph.nodes;
     const editor = nodes.find((n) => n.type === "InterDynDriveEditor");
@@ -217,33 +346,190 @@ async function driveEditor(page, config) {
     save.pos = [toImage.pos[0], toImage.pos[1] + 120];
     graph.add(save);
     toImage.connect(0, save, 0);
-    save.widgets.find((w) => w.name === "filename_prefix").value = prefix;
-    try { await window.app.queuePrompt(0, 1); return { ok: true }; } catch (e) { return { ok: false, error: String(e) }; }
-  }, config.drive.prefix);
-  const entry = await waitForRun(page, before, 120000, "the drive run");
-  Object.assign(out, { run: entry });
+  });
+  out.run = await runDrive(page, config.drive.prefix);
+  out.after_run = out.run.after;
+  await shot(page, config, out, "drive_editor_after_run");
+
+  // ---- a new picture size: the square image, run again
+  await page.evaluate((name) => {
+    const load = (window.app.graph._nodes || window.app.graph.nodes).find((n) => n.type === "LoadImage");
+    const w = load.widgets.find((x) => x.name === "image");
+    w.value = name; w.callback?.(name, window.app.canvas, load);
+  }, config.drive.square_image);
+  out.resized = await waitFor(page, () => { const i = window.__driveInfo(); return i && i.W !== 96 ? i : null; }, 30000, "the new picture");
+  await shot(page, config, out, "drive_editor_new_size");
+  out.run_resized = await runDrive(page, config.drive.prefixes.square);
+
+  // ---- the timeline: a key dragged in time, the scrubber
+  i = await info(page);
+  const P2 = (x, y) => toScreen(i, x, y);
+  out.steps.before_timeline = { keys: i.keys };
+  await drag(page, stripPoint(i, i.mark_x[1]), stripPoint(i, i.strip_x[6]), 6);
+  i = await info(page);
+  out.steps.timeline_dragged = { keys: i.keys, frame: i.frame };
+  await clickWith(page, [i.strip.x + i.strip_x[10], i.strip.y + 32]);
+  i = await info(page);
+  out.steps.timeline_scrubbed = { frame: i.frame };
+  await shot(page, config, out, "drive_editor_timeline");
+  // ---- refusals stay in the message line until the next action
+  await clickWith(page, [i.strip.x + i.strip_x[13], i.strip.y + 32]); // frame 13 has a key, and it is the last frame
+  i = await info(page);
+  await clickWith(page, P2(100, 100));
+  await sleep(1300); // three of the editor's timer ticks and renders
+  i = await info(page);
+  out.steps.no_free_frame = { keys: i.keys, message: i.message };
+  await shot(page, config, out, "drive_editor_refused");
+  const pic = pictureRect(i), c = i.canvas;
+  const margin = c.w - pic.w > c.h - pic.h ? [c.x + (pic.x - c.x) / 2, c.y + c.h / 2] : [c.x + c.w / 2, c.y + (pic.y - c.y) / 2];
+  out.steps.off_picture_point = { margin, picture: pic, canvas: c };
+  await clickWith(page, margin);
+  i = await info(page);
+  out.steps.off_picture = { keys: i.keys, message: i.message };
+  await clickWith(page, [i.strip.x + i.strip_x[5], i.strip.y + 32]);
+  out.steps.next_action = { message: (await info(page)).message };
+  // ---- path tools: right-click removes a key, Shift-click appends, Ctrl-click inserts, Delete removes
+  i = await info(page);
+  const keyAt = (i, frame) => i.keys.findIndex((k) => k.frame === frame);
+  const keyScreen = (i, frame) => toScreen(i, ...i.key_pos[keyAt(i, frame)]);
+  await clickWith(page, keyScreen(i, 13), { button: "right" });
+  i = await info(page);
+  out.steps.right_clicked = { keys: i.keys };
+  await clickWith(page, P2(110, 40), { key: "Shift" });
+  i = await info(page);
+  out.steps.shift_clicked = { keys: i.keys, point: [110, 40] };
+  const a = i.key_pos[keyAt(i, 0)], b = i.key_pos[keyAt(i, 6)];
+  const mid = [(a[0] + b[0]) / 2 + 1, (a[1] + b[1]) / 2 + 1];
+  await clickWith(page, toScreen(i, ...mid), { key: "Control" });
+  i = await info(page);
+  out.steps.ctrl_clicked = { keys: i.keys, point: mid };
+  await clickWith(page, keyScreen(i, 8));
+  await page.keyboard.press("Delete"); await sleep(300);
+  i = await info(page);
+  out.steps.deleted = { keys: i.keys };
+  // ---- the menu: right-click off the keys; the selected segment's easing
+  await clickWith(page, keyScreen(i, 3));
+  await clickWith(page, P2(120, 120), { button: "right" });
+  i = await info(page);
+  out.steps.menu = i.menu;
+  await shot(page, config, out, "drive_editor_menu");
+  const easeOut = i.menu.items.find((x) => x.cls.includes("interdyn-menu-easing-ease_out"));
+  if (easeOut) await clickCentre(page, easeOut);
+  await sleep(300);
+  i = await info(page);
+  out.steps.menu_eased = { keys: i.keys, menu_visible: i.menu.visible };
+  // ---- near each edge: the handles stay on the picture; at the top one, scale and rotate by them
+  out.steps.edges = {};
+  for (const [edge, to] of [["left", [3, 64]], ["bottom", [64, i.H - 3]], ["right", [i.W - 3, 64]], ["top", [100, 3]]]) {
+    await drag(page, keyScreen(i, 12), P2(...to));
+    i = await info(page);
+    out.steps.edges[edge] = { key: i.keys[keyAt(i, 12)], handles: i.handles, selected: i.selected, to, W: i.W, H: i.H };
+  }
+  const k12 = () => i.keys[keyAt(i, 12)];
+  const s0 = k12().scale;
+  { const h = i.handles, cx = h.centre, sc = h.scale; await drag(page, P2(...sc), P2(cx[0] + (sc[0] - cx[0]) * 2, cx[1] + (sc[1] - cx[1]) * 2)); }
+  i = await info(page);
+  out.steps.scaled = { scale_before: s0, scale: k12().scale, handles: i.handles, W: i.W, H: i.H };
+  const r0 = k12().rotation;
+  { const h = i.handles, cx = h.centre, ro = h.rotate; const dx = ro[0] - cx[0], dy = ro[1] - cx[1];
+    // a quarter turn clockwise on screen (y down), dragged along the arc
+    const arc = [1, 2, 3, 4, 5, 6].map((n) => { const t = n / 6 * Math.PI / 2; return P2(cx[0] + dx * Math.cos(t) - dy * Math.sin(t), cx[1] + dx * Math.sin(t) + dy * Math.cos(t)); });
+    await page.mouse.move(...P2(...ro)); await page.mouse.down();
+    for (const q of arc) await page.mouse.move(q[0], q[1]);
+    await page.mouse.up(); await sleep(250); }
+  i = await info(page);
+  out.steps.rotated = { rotation_before: r0, rotation: k12().rotation, handles: i.handles };
+  await shot(page, config, out, "drive_editor_edge_handles");
+  // ---- a key whose centre lies off the picture: drawn on the edge, dragged back in
+  const text = JSON.parse(i.widgets.keyframes);
+  const keys = text.keyframes || text;
+  const scaleBack = text.size ? text.size[0] / i.W : 1;
+  keys[keys.length - 1].x = (-29.5 - i.pivot[0]) * scaleBack;
+  await setWidget(page, "keyframes", JSON.stringify(text));
+  i = await info(page);
+  out.steps.off_key = { keys: i.keys, key_pos: i.key_pos, pivot: i.pivot };
+  await shot(page, config, out, "drive_editor_key_off_picture");
+  await drag(page, toScreen(i, ...i.key_pos[i.keys.length - 1]), P2(50, 30));
+  i = await info(page);
+  out.steps.off_key_dragged = { keys: i.keys, to: [50, 30], pivot: i.pivot };
+  // ---- fewer frames: the keys past the end are flagged
+  await setWidget(page, "frames", 8);
+  i = await info(page);
+  out.steps.fewer_frames = { keys: i.keys, list_rows: i.list_rows, status: i.status, flags: i.flags, list_box: i.list_box,
+    message_box: i.message_box, status_box: i.status_box };
+  await shot(page, config, out, "drive_editor_fewer_frames");
+  // ---- a connected track (a primitive string node), run: the canvas draws it; the warnings of the run
+  await page.evaluate((track) => {
+    const graph = window.app.graph;
+    const editor = (graph._nodes || graph.nodes).find((n) => n.type === "InterDynDriveEditor");
+    const prim = window.LiteGraph.createNode("PrimitiveStringMultiline");
+    prim.pos = [editor.pos[0] - 360, editor.pos[1] + 420];
+    graph.add(prim);
+    prim.widgets[0].value = track;
+    prim.connect(0, editor, editor.findInputSlot("coordinates"));
+    window.app.canvas.setDirty(true, true);
+  }, config.drive.track);
+  await sleep(900);
+  out.track_before_run = await info(page);
+  out.run_track = await runDrive(page, config.drive.prefixes.track);
+  await shot(page, config, out, "drive_editor_track");
+  // ---- a node error, as the page shows it
+  await setWidget(page, "keyframes", '[{"frame": 0, "x": 1e308}]');
+  phase.name = "error_run"; // the page may log the deliberate error: the console check reads only its stack's files then
+  out.run_error = await runDrive(page, config.drive.prefixes.error);
+  out.run_error.texts = await page.evaluate(errorTexts);
+  await shot(page, config, out, "drive_editor_error");
+  out.run_error.details_buttons = await openErrorDetails(page);
   await sleep(800);
-  out.after_run = await page.evaluate(() => window.__driveInfo());
-  out.screenshot_run = path.join(config.screenshots, "drive_editor_after_run.png");
-  await page.screenshot({ path: out.screenshot_run });
+  out.run_error.texts_details = await page.evaluate(errorTexts);
+  await shot(page, config, out, "drive_editor_error_details");
+  await page.keyboard.press("Escape"); await sleep(300);
+  phase.name = "drive";
+  // ---- Reset path from the menu
+  await setWidget(page, "keyframes", '[{"frame": 0}, {"frame": 5, "x": 10}]');
+  i = await info(page);
+  await clickWith(page, toScreen(i, 5, 5), { button: "right" });
+  i = await info(page);
+  const reset = i.menu.items.find((x) => x.cls.includes("interdyn-menu-reset-path"));
+  if (reset) await clickCentre(page, reset);
+  await sleep(300);
+  out.steps.menu_reset = { keys: (await info(page)).keys };
   return out;
 }
 
 async function main() {
   const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
-  const report = { workflows: {}, console_errors: [], viewport: config.viewport };
+  const report = { workflows: {}, console_errors: [], console: [], viewport: config.viewport };
   const browser = await puppeteer.launch({ executablePath: config.chromium, headless: true, args: CHROMIUM_FLAGS,
     defaultViewport: config.viewport });
   try {
     const page = await browser.newPage();
-    page.on("console", (m) => { if (m.type() === "error") report.console_errors.push(m.text().slice(0, 500)); });
-    page.on("pageerror", (e) => report.console_errors.push(String(e).slice(0, 500)));
+    page.on("console", (m) => {
+      const type = m.type();
+      if (type === "error") report.console_errors.push(m.text().slice(0, 500));
+      if (type === "error" || type === "warn" || type === "warning") {
+        report.console.push({ type, phase: phase.name, text: m.text().slice(0, 1000), urls: (m.stackTrace() || []).map((f) => f.url).filter(Boolean) });
+      }
+    });
+    page.on("pageerror", (e) => {
+      report.console_errors.push(String(e).slice(0, 500));
+      report.console.push({ type: "pageerror", phase: phase.name, text: String(e && e.stack || e).slice(0, 2000), urls: [] });
+    });
     const t0 = Date.now();
     await page.goto(config.url, { waitUntil: "domcontentloaded", timeout: 120000 });
     await waitFor(page, () => !!(window.app && window.app.graph && window.app.canvas && window.LiteGraph), 120000,
       "the ComfyUI app");
     await waitFor(page, () => Object.keys(window.LiteGraph.registered_node_types).length > 50, 60000, "node types");
     report.page_ready_s = (Date.now() - t0) / 1000;
+    // every use of an API the frontend deprecates, with the stack that made it (not only the first per session)
+    await page.evaluate(() => {
+      window.__deprecations = [];
+      const lg = window.LiteGraph;
+      if (lg && Array.isArray(lg.onDeprecationWarning)) {
+        lg.alwaysRepeatWarnings = true;
+        lg.onDeprecationWarning.push((message) => window.__deprecations.push({ message: String(message).slice(0, 500), stack: String(new Error().stack).slice(0, 3000) }));
+      }
+    });
     report.frontend = await page.evaluate(() => window.__COMFYUI_FRONTEND_VERSION__ || null);
     await sleep(1500); // first-run dialogs and the default graph settle
     await page.keyboard.press("Escape");
@@ -293,8 +579,10 @@ async function main() {
 
     if (config.drive) {
       await page.evaluate(`window.__driveInfo = ${driveInfo.toString()};`);
+      phase.name = "drive";
       report.drive = await driveEditor(page, config);
     }
+    report.deprecations = await page.evaluate(() => window.__deprecations || []);
   } finally {
     await browser.close();
   }

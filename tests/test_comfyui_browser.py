@@ -8,8 +8,13 @@ range or combo list, every node inside the opening view at the saved zoom (which
 nodes overlapping, the Notes first in reading order. A screenshot of each lands in ``INTERDYN_SCREENSHOTS``
 (default: the test's temporary folder). Then it presses Run (``app.queuePrompt(0, 1)``) on the toy workflow,
 waits for the outputs and checks the Save nodes wrote their files and show their previews. Last, the Drive Editor
-by hand (``InterDyn draw the drive on the picture.json``): an ellipse drawn, three keyframes clicked, one dragged, one frame number
-typed, an easing picked, Ctrl+Z, save and reload, a text edit, and Run, whose masks must follow what was drawn.
+by hand (``InterDyn draw the drive on the picture.json``), with real mouse events: the JSON widgets folded and shown,
+an ellipse drawn, keyframes clicked, dragged, typed, eased, Ctrl+Z, save and reload, a text edit, and Run, whose
+masks must follow what was drawn; then the picture switched to another size (the drive fitted, run again), a key
+dragged in time on the timeline, refusals that stay on screen, Shift-, Ctrl- and right-click, Delete, the menu,
+handles at every edge, a key off the picture, fewer frames, a connected track (run: drawn, warnings shown) and a
+node error in the error panel. No console warning or error, and no deprecated frontend API, may come from the
+pack's files.
 
 Skipped, with the reason, unless all of these are there: ``COMFYUI_PATH``; Chromium (``INTERDYN_CHROMIUM``,
 default ``/usr/bin/chromium``; Debian's ``chromium`` package); ``node``; the npm module ``puppeteer-core``
@@ -27,6 +32,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -43,7 +49,11 @@ PACK_FOLDER = "ComfyUI-InterDyn"  # the README's clone name
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 RUN = "InterDyn toy physics - no downloads.json"  # needs no model files: runs from the Run button as shipped
 RUN_TIMEOUT = 900
-DRIVE = {"workflow": "InterDyn draw the drive on the picture.json", "prefix": "interdyn_drive/run"}
+# the Drive Editor by hand: its runs' SaveImage prefixes, a second picture of another size, a track that pushes the
+# driver off the bottom of that picture (pixels of the 128x128 picture)
+DRIVE = {"workflow": "InterDyn draw the drive on the picture.json", "prefix": "interdyn_drive/run",
+         "prefixes": {"square": "interdyn_drive/square", "track": "interdyn_drive/track", "error": "interdyn_drive/error"},
+         "square_image": "scene_square.png", "track": json.dumps([{"x": 37, "y": 20}, {"x": 37, "y": 128}])}
 # a full-HD desktop browser window; the saved zoom must keep node text drawn (the frontend switches to
 # low-quality rendering, titles and widgets without text, below 0.6)
 VIEWPORT = {"width": 1920, "height": 1080}
@@ -83,6 +93,15 @@ def _place_models_under_workflow_names(root: Path):
         os.symlink(SVD_TINY / "tiny_svd.safetensors", root / "checkpoints" / "svd.safetensors")
 
 
+def _write_square_picture(path: Path):
+    """A 128x128 picture: the Drive Editor's image after the artist switched the Load Image."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:128, 0:128]
+    Image.fromarray(np.stack([x * 2, y * 2, 255 - x - y // 2], -1).clip(0, 255).astype(np.uint8)).save(path)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """Start ComfyUI, drive its page through every workflow and the toy run; the page's report."""
@@ -90,6 +109,7 @@ def report(tmp_path_factory):
     (base / "custom_nodes").mkdir()
     os.symlink(REPO, base / "custom_nodes" / PACK_FOLDER, target_is_directory=True)
     _write_inputs(base / "input")
+    _write_square_picture(base / "input" / DRIVE["square_image"])
     models = tmp_path_factory.mktemp("models")
     yaml = _write_models(models)
     _place_models_under_workflow_names(models)
@@ -237,12 +257,73 @@ def _centre(info, key):
     return info["pivot"][0] + key["x"], info["pivot"][1] + key["y"]
 
 
+def _frames_of(keys):
+    return [k["frame"] for k in keys]
+
+
 def _mask_centroid(m):
     import torch
 
     h, w = m.shape
     ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
     return float((m * xs).sum() / m.sum()), float((m * ys).sum() / m.sum())
+
+
+def _saved_masks(report, prefix):
+    """The masks a run saved through MaskToImage -> SaveImage, in frame order."""
+    import re
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    folder, stem = prefix.split("/")
+    files = sorted(f for f in (report["server"].output / folder).glob(f"{stem}_*.png")
+                   if re.fullmatch(rf"{stem}_\d{{5}}_\.png", f.name))
+    return torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255)
+                        for f in files]) if files else torch.zeros(0)
+
+
+def _headless(report, image_name, widgets, **optional):
+    """The node run in Python on the same picture and widget values."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from test_nodes import import_pack
+
+    pack = sys.modules.get("drive_headless_pack") or import_pack("drive_headless_pack")
+    image = torch.from_numpy(np.asarray(Image.open(report["server"].base / "input" / image_name).convert("RGB"),
+                                        dtype=np.float32) / 255)[None]
+    return pack.nodes.FUNCTIONS["InterDynDriveEditor"](image, widgets["shape"], widgets["keyframes"], widgets["frames"],
+                                                       "bilinear", **optional)
+
+
+def _same_as_saved(headless, saved):
+    # SaveImage stores floor(255 * value): the saved masks are the headless ones less under one 8-bit step
+    diff = headless - saved
+    return float(diff.min()) >= -1e-6 and float(diff.max()) < 1 / 255 + 1e-6, (float(diff.min()), float(diff.max()))
+
+
+def _inside(point, w, h):
+    return 0 <= point[0] <= w and 0 <= point[1] <= h
+
+
+def test_the_json_widgets_are_folded_by_default_and_a_toggle_shows_them(report):
+    drive = report["drive"]
+    assert drive["loaded"]["json"] == {"hidden": [True, True], "textareas_visible": [False, False]}, \
+        f"the shape and keyframes text widgets are folded on load: {drive['loaded']['json']}"
+    assert drive["steps"]["json_shown"] == {"hidden": [False, False], "textareas_visible": [True, True]}, \
+        f"the JSON button shows them: {drive['steps']['json_shown']}"
+    assert drive["steps"]["json_folded"]["hidden"] == [True, True], "and folds them again"
+
+
+def test_the_picture_is_at_least_twice_as_large_at_the_default_node_size(report):
+    """Issue 36: a 1024x576 picture was drawn 440x168 at the default node size (graph units = screen px at zoom 1)."""
+    view = report["drive"]["default_node"]
+    w, h = view["picture"]
+    assert view["json_hidden"] == [True, True], "a new node folds its JSON widgets"
+    assert w * h >= 2 * 440 * 168, f"a new node draws a 1024x576 picture {w:.0f}x{h:.0f} (node {view['size']})"
 
 
 def test_the_drive_editor_draws_a_shape_and_a_path_with_the_mouse(report):
@@ -259,28 +340,33 @@ def test_the_drive_editor_draws_a_shape_and_a_path_with_the_mouse(report):
                                                                _pytest.approx(32, abs=0.5), _pytest.approx(8, abs=0.5),
                                                                _pytest.approx(8, abs=0.5))
     clicked = drive["steps"]["clicked"]
-    assert [k["frame"] for k in clicked["keys"]] == [0, 4, 8, 12], "each click adds a keyframe a third of the video on"
+    assert _frames_of(clicked["keys"]) == [0, 4, 8, 12], "each click adds a keyframe a third of the video on"
+    assert clicked["canvas"] == drive["steps"]["cleared"]["canvas"], \
+        "the picture does not move under the pointer as shapes, keys and messages come and go"
     info = drive["drawn"]
     for key, point in zip(clicked["keys"][1:], clicked["points"]):
         assert _centre(info, key) == _pytest.approx(point, abs=0.5), "the driver's centre goes where the click was"
-    assert [k["frame"] for k in drive["steps"]["undone"]["keys"]] == [0, 4, 8], "Ctrl+Z takes the last click back"
+    assert _frames_of(drive["steps"]["undone"]["keys"]) == [0, 4, 8], "Ctrl+Z takes the last click back"
     assert _centre(info, drive["steps"]["dragged"]["keys"][2]) == _pytest.approx(drive["steps"]["dragged"]["to"], abs=0.5), \
         "dragging a keyframe moves it"
-    assert [k["frame"] for k in drive["steps"]["frame_typed"]["keys"]] == [0, 4, 8, 13], "the typed frame number"
+    assert _frames_of(drive["steps"]["frame_typed"]["keys"]) == [0, 4, 8, 13], "the typed frame number"
     assert drive["steps"]["eased"]["keys"][0]["easing"] == "ease_in_out"
     saved = json.loads(info["widgets"]["keyframes"])
-    assert [(k["frame"], k["easing"]) for k in saved] == [(0, "ease_in_out"), (4, "linear"), (8, "linear"), (13, "linear")], \
+    assert saved["size"] == [96, 64], "the editor stores the picture size the path was drawn on"
+    assert [(k["frame"], k["easing"]) for k in saved["keyframes"]] == [(0, "ease_in_out"), (4, "linear"), (8, "linear"),
+                                                                      (13, "linear")], \
         "everything the editor did is in the keyframes widget"
     assert info["serialized_widgets"][:2] == [info["widgets"]["shape"], info["widgets"]["keyframes"]] \
-        and len(info["serialized_widgets"]) == 4, \
-        f"the workflow stores the four widgets, not the canvas: {info['serialized_widgets']}"
+        and info["serialized_widgets"][2:] == [14, "bilinear", False], \
+        f"the workflow stores the five widgets, not the canvas: {info['serialized_widgets']}"
     assert not info["error"], info["error"]
+    assert drive["steps"]["scrubbed"]["frame"] == 2, "a click on the timeline scrubs to that frame"
     zoomed = drive["steps"]["zoomed"]
     assert zoomed["canvas"]["w"] > zoomed["before"]["w"] * 1.1, "the zoom and the resize made the canvas larger"
     added = [k for k in zoomed["keys"] if k["frame"] not in (0, 4, 8, 13)]
-    assert len(added) == 1 and _centre(zoomed, added[0]) == _pytest.approx(zoomed["point"], abs=0.5), \
-        f"at another zoom and node size a click still lands where it points: {added}"
-    assert [k["frame"] for k in info["keys"]] == [0, 4, 8, 13], "and Ctrl+Z took it back"
+    assert len(added) == 1 and added[0]["frame"] == 2 and _centre(zoomed, added[0]) == _pytest.approx(zoomed["point"], abs=0.5), \
+        f"at another zoom and node size a click still lands where it points, at the scrubbed frame: {added}"
+    assert _frames_of(info["keys"]) == [0, 4, 8, 13], "and Ctrl+Z took it back"
 
 
 def test_the_drive_editor_shows_the_same_drive_after_save_and_reload_and_follows_the_text(report):
@@ -298,15 +384,11 @@ def test_the_drive_editor_run_gives_masks_that_follow_the_drawn_points(report):
     """Run from the page: the output masks' centroids sit on the drawn keyframes within 1 px, in between on the
     easing (ease_in_out on the first segment: 4t^3 then 1 - (-2t + 2)^3 / 2; linear after), and the same widget
     values run headless in Python give the same masks."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
     drive = report["drive"]
-    assert drive["queued"]["ok"] and drive["run"]["status"] == "success", json.dumps(drive["run"])[:2000]
-    files = sorted((report["server"].output / "interdyn_drive").glob("run_*.png"))
-    assert len(files) == 14, f"one mask per frame: {[f.name for f in files]}"
-    masks = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255) for f in files])
+    run = drive["run"]
+    assert run["queued"]["ok"] and run["status"] == "success", json.dumps(run)[:2000]
+    masks = _saved_masks(report, DRIVE["prefix"])
+    assert len(masks) == 14, f"one mask per frame: {len(masks)}"
     info = drive["drawn"]
     keys = info["keys"]
     centres = [_centre(info, k) for k in keys]
@@ -324,16 +406,168 @@ def test_the_drive_editor_run_gives_masks_that_follow_the_drawn_points(report):
         got, want = _mask_centroid(masks[f]), expected(f)
         assert abs(got[0] - want[0]) <= 1 and abs(got[1] - want[1]) <= 1, \
             f"frame {f}: the mask's centroid {got} is not within 1 px of the drawn path's {want}"
-    # the same widget values, headless
-    from test_nodes import import_pack
+    ok, span = _same_as_saved(_headless(report, "scene.png", info["widgets"])[0], masks)
+    assert ok, f"the page's run and the headless run give the same masks (difference {span})"
+    assert drive["after_run"]["run_view"]["warnings"] == [] and drive["after_run"]["run_text"] == "", \
+        "a drive inside the picture with every key in the video: no warning"
 
-    pack = import_pack("drive_headless_pack")
-    image = torch.from_numpy(np.asarray(Image.open(report["server"].base / "input" / "scene.png").convert("RGB"),
-                                        dtype=np.float32) / 255)[None]
-    w = info["widgets"]
-    out = pack.nodes.FUNCTIONS["InterDynDriveEditor"](image, w["shape"], w["keyframes"], w["frames"],
-                                                                   "bilinear")["result"][0]
-    # SaveImage stores floor(255 * value): the saved masks are the headless ones less under one 8-bit step
-    diff = out - masks
-    assert float(diff.min()) >= -1e-6 and float(diff.max()) < 1 / 255 + 1e-6, \
-        f"the page's run and the headless run give the same masks (difference {float(diff.min()):.2e}..{float(diff.max()):.2e})"
+
+def test_a_new_picture_size_keeps_the_drive_in_place_and_in_proportion(report):
+    """Issue 36 item 1: the Load Image switched from 96x64 to 128x128 after drawing. The drive is fitted: its centre
+    and path keep their place in the picture (x * 128/96, y * 128/64), the drawn circle stays a circle, scaled by
+    sqrt(128/96 * 128/64) in size; the editor says so; the run gives the masks the canvas shows (= headless)."""
+    import math
+
+    drive = report["drive"]
+    resized, run = drive["resized"], drive["run_resized"]
+    assert (resized["W"], resized["H"]) == (128, 128), "the canvas follows the new picture"
+    assert "drawn on 96x64, fitted to this picture" in resized["status"], f"a visible notice: {resized['status']!r}"
+    assert run["status"] == "success", json.dumps(run)[:2000]
+    assert any("fitted to this 128x128 image" in n for n in run["after"]["run_view"]["notes"]), \
+        f"the run says it fitted the drive: {run['after']['run_view']['notes']}"
+    masks = _saved_masks(report, DRIVE["prefixes"]["square"])
+    first = _saved_masks(report, DRIVE["prefix"])
+    assert masks.shape == (14, 128, 128), masks.shape
+    sx, sy, s = 128 / 96, 128 / 64, math.sqrt(128 / 96 * 128 / 64)
+    drawn = drive["drawn"]
+    m0 = masks[0] > 0.5
+    rows, cols = m0.any(1).nonzero().flatten(), m0.any(0).nonzero().flatten()
+    width, height = int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+    assert abs(width - height) <= 1, f"the circle stays round: {width}x{height} (it became a 14x24 ellipse before)"
+    assert float(masks[0].sum()) / float(first[0].sum()) == pytest.approx(s * s, rel=0.06), "its area scales by s^2"
+    for f, key in ((0, drawn["keys"][0]), (13, drawn["keys"][-1])):
+        cx, cy = _centre(drawn, key)
+        assert _mask_centroid(masks[f]) == pytest.approx((cx * sx, cy * sy), abs=1.0), \
+            f"frame {f}: the driver keeps its place in the picture"
+    areas = masks.sum(dim=(1, 2))
+    assert float(areas.min()) >= 0.9 * float(areas[0]), "the whole path stays inside the picture"
+    ok, span = _same_as_saved(_headless(report, DRIVE["square_image"], resized["widgets"])[0], masks)
+    assert ok, f"the page's run is the headless node's on the same values (difference {span})"
+
+
+def test_the_timeline_drags_keys_in_time_and_scrubs(report):
+    steps = report["drive"]["steps"]
+    assert _frames_of(steps["before_timeline"]["keys"]) == [0, 4, 8, 13]
+    assert _frames_of(steps["timeline_dragged"]["keys"]) == [0, 6, 8, 13], "the second key's mark dragged to frame 6"
+    assert steps["timeline_dragged"]["frame"] == 6, "the scrubber follows the dragged key"
+    assert steps["timeline_scrubbed"]["frame"] == 10, "a click on the strip scrubs"
+
+
+def test_refusals_stay_in_the_message_line_until_the_next_action(report):
+    steps = report["drive"]["steps"]
+    assert _frames_of(steps["no_free_frame"]["keys"]) == [0, 6, 8, 13], "no free frame: nothing added"
+    assert "already has a keyframe" in steps["no_free_frame"]["message"], \
+        f"and the reason stays on screen after the editor's redraws: {steps['no_free_frame']['message']!r}"
+    assert _frames_of(steps["off_picture"]["keys"]) == [0, 6, 8, 13], \
+        f"a click beside the picture adds nothing ({steps['off_picture_point']})"
+    assert "click on the picture" in steps["off_picture"]["message"], steps["off_picture"]["message"]
+    assert steps["next_action"]["message"] == "", "the next action clears it"
+
+
+def test_the_path_tools_artists_know(report):
+    """KJNodes' Spline Editor habits: right-click removes a key, Shift-click appends, Ctrl-click inserts between the
+    two nearest keys, Delete removes the selected key; right-click off the keys opens the menu."""
+    steps = report["drive"]["steps"]
+    resized = report["drive"]["resized"]
+    assert _frames_of(steps["right_clicked"]["keys"]) == [0, 6, 8], "right-click on the key at frame 13 removed it"
+    shift = steps["shift_clicked"]
+    assert _frames_of(shift["keys"]) == [0, 6, 8, 12], "Shift-click appends a third of the video after the last key"
+    assert _centre(resized, shift["keys"][-1]) == pytest.approx(shift["point"], abs=0.5)
+    ctrl = steps["ctrl_clicked"]
+    assert _frames_of(ctrl["keys"]) == [0, 3, 6, 8, 12], "Ctrl-click near the first segment inserts at its middle frame"
+    assert _centre(resized, ctrl["keys"][1]) == pytest.approx(ctrl["point"], abs=0.5)
+    assert _frames_of(steps["deleted"]["keys"]) == [0, 3, 6, 12], "Delete removed the selected key (frame 8)"
+    menu = steps["menu"]
+    texts = [i["text"] for i in menu["items"]]
+    assert menu["visible"] and "Reset path" in texts and "Clear shape" in texts, texts
+    assert sum(t.lstrip("✓ ") in ("linear", "ease_in", "ease_out", "ease_in_out", "hold") for t in texts) == 5, texts
+    eased = steps["menu_eased"]
+    assert [(k["frame"], k["easing"]) for k in eased["keys"]][1] == (3, "ease_out") and not eased["menu_visible"], \
+        "the menu set the selected segment's easing and closed"
+    assert [(k["frame"], k["x"], k["y"]) for k in steps["menu_reset"]["keys"]] == [(0, 0, 0)], "the menu's Reset path"
+
+
+def test_handles_stay_on_the_picture_at_every_edge_and_scale_and_rotate(report):
+    """Issue 36 item 2: a key near the top edge had its rotation handle at y = -11, out of reach."""
+    steps = report["drive"]["steps"]
+    for edge, at in steps["edges"].items():
+        h, w, hh = at["handles"], at["W"], at["H"]
+        assert _inside(h["scale"], w, hh) and _inside(h["rotate"], w, hh), f"{edge} edge: handles {h} off the picture"
+    scaled = steps["scaled"]
+    assert scaled["scale"] == pytest.approx(2 * scaled["scale_before"], rel=0.15), "the square handle scales"
+    rotated = steps["rotated"]
+    turn = (rotated["rotation"] - rotated["rotation_before"]) % 360
+    assert turn == pytest.approx(90, abs=8), f"a quarter turn of the circle handle turns the key 90 degrees: {turn}"
+
+
+def test_a_key_off_the_picture_is_drawn_on_its_edge_and_dragged_back(report):
+    steps = report["drive"]["steps"]
+    off = steps["off_key"]
+    key, pos = off["keys"][-1], off["key_pos"][-1]
+    assert off["pivot"][0] + key["x"] == pytest.approx(-29.5, abs=0.01), "its centre is off the picture"
+    assert _inside(pos, 128, 128) and pos[0] < 10, f"drawn on the picture's left edge: {pos}"
+    dragged = steps["off_key_dragged"]
+    assert _centre(dragged, dragged["keys"][-1]) == pytest.approx(dragged["to"], abs=0.5), "and dragged back in"
+
+
+def test_fewer_frames_flag_the_keys_past_the_end_in_the_list_and_the_status(report):
+    fewer = report["drive"]["steps"]["fewer_frames"]
+    past = [k["frame"] for k in fewer["keys"] if k["frame"] > 7]
+    assert past and sum(r["beyond"] for r in fewer["list_rows"]) == len(past), fewer["list_rows"]
+    assert f"past the last frame (7)" in fewer["status"], fewer["status"]
+    assert fewer["flags"]["beyond"] == past
+    lines = (fewer["list_box"], fewer["message_box"], fewer["status_box"])
+    assert all(a["y"] + a["h"] <= b["y"] + 0.5 for a, b in zip(lines, lines[1:])), \
+        f"the list scrolls in its own box, above the message and status lines (issue 36 item 4): {lines}"
+
+
+def test_a_connected_track_is_drawn_and_the_run_warns_in_the_node(report):
+    """Issue 36 items 5 and 6: the track replaces the keys' x, y; the canvas draws it from the run; keys past the
+    last frame and a driver pushed off the picture are warnings of the run (shown on the node), not errors."""
+    drive = report["drive"]
+    before, run = drive["track_before_run"], drive["run_track"]
+    assert "a track is connected" in before["status"] and "run once" in before["status"], before["status"]
+    assert run["status"] == "success", json.dumps(run)[:2000]
+    after = run["after"]
+    view = after["run_view"]
+    assert view["track"] and after["track_path"] and len(view["path"]) == 8, "the canvas draws the run's track and path"
+    warnings = " ".join(view["warnings"])
+    assert "beyond the last frame" in warnings and "leaves the picture" in warnings, view["warnings"]
+    assert "beyond the last frame" in after["run_text"] and "leaves the picture" in after["run_text"], after["run_text"]
+    masks = _saved_masks(report, DRIVE["prefixes"]["track"])
+    assert len(masks) == 8
+    ok, span = _same_as_saved(_headless(report, DRIVE["square_image"], after["widgets"], coordinates=DRIVE["track"])[0],
+                              masks)
+    assert ok, f"the page's run is the headless node's (difference {span})"
+
+
+def test_a_node_error_reads_well_in_the_error_panel(report):
+    """Issue 34 item 8 and issue 36 item 8: "x": 1e308 is refused by the node naming its widget, and the report names
+    the exception InterDyn.InputError (not a file path of the pack); the page shows the message."""
+    err = report["drive"]["run_error"]
+    assert err["status"] == "error", json.dumps(err)[:2000]
+    execution = [m[1] for m in err["messages"] if m[0] == "execution_error"]
+    assert execution, err["messages"]
+    assert execution[0]["exception_type"] == "InterDyn.InputError", execution[0]["exception_type"]
+    message = execution[0]["exception_message"].strip()
+    assert message.startswith("keyframes: keyframe 0.x must be between -1e+06 and 1e+06 pixels"), message
+    shown = "\n".join(t["text"] for t in err["texts"] + err["texts_details"])
+    assert "keyframe 0.x must be between" in shown, f"the frontend shows the message: {shown[-3000:]}"
+    assert "InterDyn.InputError" in shown or "InterDynDriveEditor" in shown, "and whose it is"
+    assert "Last run failed: keyframes: keyframe 0.x must be between" in err["after"]["run_text"], \
+        f"the node itself shows it too: {err['after']['run_text']!r}"
+    assert "keyframes:" in err["after"]["status"], "and the canvas refuses the text before the run"
+    assert PACK_FOLDER + "." not in shown and "custom_nodes/" + PACK_FOLDER + "." not in shown, \
+        "no exception named by the pack's file path"
+
+
+def test_no_console_warning_or_error_comes_from_the_pack(report):
+    """Issue 36 item 8: on 1.58 the pack used widget.inputEl and input.link (deprecated). Every warning and error the
+    page logged, and every deprecated API used (with its stack), must not come from the pack's files."""
+    ours = f"/extensions/{PACK_FOLDER}/"
+    bad = [c for c in report["console"] if any(ours in u for u in c["urls"])
+           or (c["phase"] != "error_run" and (ours in c["text"] or "drive_editor.js" in c["text"]
+                                              or "drive_model.js" in c["text"]))]
+    assert not bad, f"console messages from the pack: {json.dumps(bad, indent=1)[:3000]}"
+    deprecated = [d for d in report.get("deprecations", []) if ours in d["stack"]]
+    assert not deprecated, f"deprecated frontend API used by the pack: {json.dumps(deprecated, indent=1)[:3000]}"
