@@ -118,6 +118,39 @@ def format_regions(name: str, result: dict) -> str:
     return "\n".join(rows)
 
 
+@torch.no_grad()
+def noise_level_sensitivity(unet, sigmas: tuple[float, float] = (0.5, 20.0), seed: int = 0) -> dict[str, float]:
+    """Does each resnet of the UNet see the noise level? The relative change of every spatio-temporal resnet's
+    output when only the noise level fed to the UNet changes (same latent, image, CLIP embedding and time ids).
+
+    SVD's resnets add the time embedding (noise level, fps, motion bucket, augmentation) per channel right before a
+    GroupNorm(32); where a resnet is 32 channels wide each group is one channel, the norm subtracts that channel's
+    mean, and the embedding cancels: the change is float rounding (~1e-7). Those resolutions denoise the same way
+    at every noise level."""
+    outs: dict[str, list[torch.Tensor]] = {}
+    hooks = []
+    blocks = [(f"down{i}", b) for i, b in enumerate(unet.down_blocks)] + [("mid", unet.mid_block)] + \
+        [(f"up{i}", b) for i, b in enumerate(unet.up_blocks)]
+    for name, block in blocks:
+        for j, resnet in enumerate(block.resnets):
+            width = resnet.spatial_res_block.norm2.num_channels
+            key = f"{name}.resnet{j} ({width} channels, {resnet.spatial_res_block.norm2.num_groups} groups)"
+            hooks.append(resnet.register_forward_hook(
+                lambda mod, inp, out, key=key: outs.setdefault(key, []).append(out.detach().clone())))
+    g = torch.Generator().manual_seed(seed)
+    frames, size = unet.config.num_frames, unet.config.sample_size
+    x = torch.randn(1, frames, unet.config.in_channels, size, size, generator=g)
+    embeddings = torch.randn(1, 1, unet.config.cross_attention_dim, generator=g)
+    time_ids = torch.tensor([[TOY_FPS, 40.0, 0.02]])
+    try:
+        for sigma in sigmas:
+            unet(x, torch.tensor([0.25 * math.log(sigma)]), embeddings, time_ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {key: float((a - b).norm() / a.norm()) for key, (a, b) in outs.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.toy.study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,14 +159,24 @@ def main(argv=None) -> int:
     r.add_argument("--svd", required=True, help="an SVD folder (the prior's svd/)")
     r.add_argument("--num", type=int, default=256, help="clips of each set")
     r.add_argument("--json", help="also write the result to this JSON file")
+    b = sub.add_parser("noise-blind", help="which resnets of the prior cannot see the noise level (GroupNorm(32) "
+                                           "on 32 channels)")
+    b.add_argument("--svd", required=True, help="an SVD folder (the prior's svd/)")
+    b.add_argument("--json", help="also write the result to this JSON file")
     a = p.parse_args(argv)
     from interdyn.core.loading import load_svd_backbone
 
     backbone = load_svd_backbone(a.svd, dtype=torch.float32)
-    out = {}
-    for name, first in (("training", 0), ("held_out", HELD_OUT_SEED)):
-        out[name] = region_errors(backbone, render(first, a.num))
-        print(format_regions(name, out[name]), flush=True)
+    if a.cmd == "noise-blind":
+        out = noise_level_sensitivity(backbone.unet)
+        for key, change in out.items():
+            print(f"{key}: relative change between sigma 0.5 and 20: {change:.1e}"
+                  + ("  <- blind to the noise level" if change < 1e-5 else ""))
+    else:
+        out = {}
+        for name, first in (("training", 0), ("held_out", HELD_OUT_SEED)):
+            out[name] = region_errors(backbone, render(first, a.num))
+            print(format_regions(name, out[name]), flush=True)
     if a.json:
         from interdyn.support.safe_output import write_text_atomic
 
