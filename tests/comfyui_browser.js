@@ -549,8 +549,9 @@ async function main() {
       report.workflows[wf.name] = info;
     }
 
-    if (config.run) {
-      const wf = config.workflows.find((w) => w.name === config.run);
+    report.runs = {};
+    for (const runName of (Array.isArray(config.run) ? config.run : (config.run ? [config.run] : []))) {
+      const wf = config.workflows.find((w) => w.name === runName);
       const data = JSON.parse(fs.readFileSync(wf.path, "utf8"));
       await page.evaluate(async (json, name) => { await window.app.loadGraphData(json, true, true, name); }, data, wf.name);
       await sleep(500);
@@ -571,10 +572,11 @@ async function main() {
           .filter((n) => n.imgs && n.imgs.length || (window.app.nodeOutputs && window.app.nodeOutputs[String(n.id)]))
           .map((n) => ({ id: n.id, type: n.type, images: (n.imgs || []).length })));
         run.after = await page.evaluate(inspectGraph); // previews grow nodes: layout checked again after the run
-        run.screenshot = path.join(config.screenshots, config.run.replace(/\.json$/, "_after_run.png"));
+        run.screenshot = path.join(config.screenshots, runName.replace(/\.json$/, "_after_run.png"));
         await page.screenshot({ path: run.screenshot });
       }
-      report.run = run;
+      report.runs[runName] = run;
+      if (!report.run) report.run = run; // the first one (the toy workflow) under its old name
     }
 
     if (config.drive) {

@@ -48,6 +48,7 @@ SCRIPT = Path(__file__).with_name("comfyui_browser.js")
 PACK_FOLDER = "ComfyUI-InterDyn"  # the README's clone name
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 RUN = "InterDyn toy physics - no downloads.json"  # needs no model files: runs from the Run button as shipped
+DRAG_RUN = "InterDyn drag without training - no downloads.json"  # the same, with no InterDyn branch at all
 RUN_TIMEOUT = 900
 # the Drive Editor by hand: its runs' SaveImage prefixes, a second picture of another size, a track that pushes the
 # driver off the bottom of that picture (pixels of the 128x128 picture)
@@ -120,7 +121,7 @@ def report(tmp_path_factory):
         t0 = time.time()
         srv.wait_ready()
         config = {"url": srv.url, "chromium": CHROMIUM, "viewport": VIEWPORT, "screenshots": str(shots),
-                  "workflows": [{"name": p.name, "path": str(p)} for p in WORKFLOWS], "run": RUN,
+                  "workflows": [{"name": p.name, "path": str(p)} for p in WORKFLOWS], "run": [RUN, DRAG_RUN],
                   "run_timeout_s": RUN_TIMEOUT, "drive": DRIVE}
         (base / "browser.json").write_text(json.dumps(config))
         env = {**os.environ, "NODE_PATH": os.pathsep.join(_node_modules())}
@@ -239,6 +240,21 @@ def test_the_toy_workflow_runs_from_the_run_button(report):
     shown = {str(p["id"]) for p in run.get("previews", [])}
     assert saved and saved <= shown, f"the Save nodes {saved} must show their previews on the page, shown: {shown}"
     print(f"\ntoy workflow from the Run button: {run['seconds']:.1f}s, wrote {written}")
+
+
+def test_the_drag_without_training_workflow_runs_from_the_run_button(report):
+    """Training-free dragging on the toy prior with interdyn = none: the page's Run button, saved video and the
+    reference's preview shown."""
+    run = report["runs"][DRAG_RUN]
+    assert run["queued"]["ok"], f"the Run button failed: {run['queued']}"
+    assert "dialog" not in run, f"the page refused the run: {run.get('dialog')}"
+    assert run["status"] == "success", f"the run failed: {json.dumps(run.get('messages'))[:3000]}"
+    server = report["server"]
+    written = sorted(p.name for p in (server.output / "interdyn").glob("drag_without_training*") if p.stat().st_size > 0)
+    assert written, "the dragged video is saved"
+    shown = {p["type"] for p in run.get("previews", [])}
+    assert {"SaveAnimatedWEBP", "PreviewImage"} <= shown, f"the video and the reference are shown on the page: {shown}"
+    print(f"\ndrag workflow from the Run button: {run['seconds']:.1f}s, wrote {written}")
 
 
 def test_no_node_overlaps_another_after_the_run_shows_its_previews(report):

@@ -305,3 +305,20 @@ def test_the_drag_nodes_run_plain_svd_from_a_drawn_drive(models, drag, monkeypat
         FUNCTIONS["InterDynSampler"](**common, drag_reference=reference, drag_region=region * 0)
     with pytest.raises(PackInputError, match="connect both"):
         FUNCTIONS["InterDynSampler"](**common, drag_reference=reference)
+
+
+def test_a_driver_that_enters_is_pasted_from_its_appearance_frames():
+    """composite_reference (Cut and Drag Reference's `appearance`): the first frame, with each frame's pixels of the
+    appearance video pasted under that frame's mask; nothing else of the appearance leaks in."""
+    from interdyn.data.cut_and_drag import composite_reference
+
+    image, _ = scene_with_red_disc()
+    appearance = torch.rand(3, 3, H, W, generator=torch.Generator().manual_seed(0))
+    masks = torch.stack([torch.zeros(H, W), disc(5, 40, 5), disc(15, 40, 5)])  # enters from the left edge
+    reference, region = composite_reference(image, appearance, masks)
+    assert torch.equal(reference[0], image), "nothing to paste in frame 0: the picture itself"
+    for t in (1, 2):
+        inside, outside = masks[t] > 0, masks[t] == 0
+        assert torch.allclose(reference[t][:, inside], appearance[t][:, inside])
+        assert torch.equal(reference[t][:, outside], image[:, outside])
+        assert torch.equal(region[t], masks[t])

@@ -29,6 +29,7 @@ CARDS = {
     "InterDyn draw the drive on the picture": ("Drive without a video", "draw the hand and its path on the picture: no video, no mask file"),
     "InterDyn several driving objects - SAM2": ("Several driving objects", "one colour per object mask (SAM2 or your own masks)"),
     "InterDyn in the core SVD graph - KSampler": ("InterDyn in ComfyUI's SVD graph", "core checkpoint loader, KSampler + Apply InterDyn"),
+    "InterDyn drag without training - no downloads": ("Drag without training", "dual-clock denoising on any SVD, no InterDyn branch: runs as is"),
 }
 
 
