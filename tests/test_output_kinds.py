@@ -85,7 +85,7 @@ def _probes(path: Path, src) -> None:
     from interdyn.apps.probes import PROBE_FILES
     from interdyn.support.safe_output import claim_output_folder
 
-    claim_output_folder(path, kind="probes", legacy=PROBE_FILES)
+    claim_output_folder(path, kind="probes", signature_files=PROBE_FILES)
     (path / "probes.json").write_text("{}")
 
 

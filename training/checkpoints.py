@@ -29,8 +29,9 @@ EMA_FILE = "control_branch_ema.safetensors"
 UNET_CONFIG_FILE = "unet_config.json"
 STATE_FILE = "trainer_state.json"
 EMA_STATE_FILE = "ema_state.json"
-#: a folder holding this is a training run of ours even without the marker (runs from older versions)
-RUN_LEGACY = ("loss.csv",)
+#: files only a training run writes at the top of its folder: a folder holding one is a training run of ours even
+#: without our marker (runs from older versions)
+RUN_SIGNATURE_FILES = ("loss.csv",)
 
 
 @dataclass
@@ -82,7 +83,7 @@ class CheckpointError(ValueError):
 
 def claim_run_folder(output_dir: Path) -> Path:
     """Refuse ``output_dir`` unless it is new, empty or a training run of ours, then mark it a training run."""
-    return claim_output_folder(output_dir, what="output_dir", kind="training-run", legacy=RUN_LEGACY)
+    return claim_output_folder(output_dir, what="output_dir", kind="training-run", signature_files=RUN_SIGNATURE_FILES)
 
 
 def check_run_folder(output_dir: Path, resume: str | None) -> None:
@@ -90,11 +91,27 @@ def check_run_folder(output_dir: Path, resume: str | None) -> None:
 
     Runs before anything is built, so a mistyped ``--output_dir`` neither deletes (checkpoint rotation)
     nor mixes into someone's folder."""
-    check_output_folder(output_dir, what="output_dir", kind="training-run", legacy=RUN_LEGACY)
+    check_output_folder(output_dir, what="output_dir", kind="training-run", signature_files=RUN_SIGNATURE_FILES)
     if list_checkpoints(output_dir) and not resume:
         raise CheckpointError(
             f"output_dir {output_dir} already holds a training run ({list_checkpoints(output_dir)[-1].name}); pass "
             "--resume latest to continue it, or choose a new output_dir (nothing was changed)")
+
+
+def check_resume_step(output_dir: Path, resume: str | None, max_steps: int) -> dict | None:
+    """The ``trainer_state.json`` of the checkpoint ``resume`` names (``None`` when there is none yet), refusing a
+    ``max_steps`` below its step before anything is built or written: the run would do nothing and report no loss.
+    """
+    path = resolve_resume(output_dir, resume)
+    if path is None:
+        return None
+    values = _read_json_object(path / STATE_FILE)
+    step = values.get("step")
+    if isinstance(step, int) and not isinstance(step, bool) and step > max_steps:
+        raise CheckpointError(
+            f"--resume {resume}: {path.name} is at step {step}, past max_steps {max_steps}; give --max_steps above "
+            f"{step} to train further, or export that checkpoint as it is (nothing was changed)")
+    return values
 
 
 def truncate_loss_log(path: Path, step: int) -> None:

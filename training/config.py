@@ -151,6 +151,23 @@ class TrainConfig:
     # ------------------------------------------------------------------ helpers
     def validate(self) -> "TrainConfig":
         """Raise a ValueError naming the key for values that cannot work."""
+        from interdyn.support.safe_output import check_output_path
+        from interdyn.support.validation import SEED_BITS_NUMPY, check_seed
+
+        for name in ("seed", "tiny_seed"):  # accelerate's set_seed hands the seed to numpy, which takes 32 bits
+            check_seed(getattr(self, name), name, bits=SEED_BITS_NUMPY)
+        for f in dataclasses.fields(self):  # every whole number fits the 64-bit integers torch and numpy take
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+                raise ValueError(f"{f.name} must be between -2**63 and 2**63 - 1, got {value}")
+        if str(self.output_dir).strip():
+            check_output_path(self.output_dir, "output_dir", folder=True)
+        from interdyn.support.validation import check_input_path
+
+        for name in ("pretrained_model", "init_control_branch", "data_root", "resume"):  # no FIFO, device, socket
+            value = getattr(self, name)
+            if value and value not in ("tiny", "latest"):
+                check_input_path(value, name)
         for name in ("max_steps", "num_frames", "batch_size", "gradient_accumulation_steps", "checkpoint_every",
                      "log_every", "vae_chunk", "synthetic_num_scenes"):
             if getattr(self, name) < 1:
@@ -159,6 +176,11 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name} must be a finite number, got {value}")
+        for name, (low, high) in BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and ((low is not None and value < low) or value > high):
+                raise ValueError(f"{name} must be {'at most' if low is None else f'between {low} and'} {high}, got "
+                                 f"{value}")
         for name in ("checkpoints_keep", "lr_warmup_steps", "num_workers", "validation_every", "seed", "tiny_seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -224,6 +246,17 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+#: ranges of the keys where a larger finite value overflows (exp of a log-normal, half-precision time ids, the video
+#: encoder's frame rate) or asks for an endless loop (None: that side is open or checked in validate); NaN and
+#: infinity are refused for every float
+BOUNDS = {"synthetic_num_scenes": (None, 10**9), "p_mean": (-20.0, 20.0), "p_std": (None, 20.0),
+          "noise_aug_log_mean": (-20.0, 20.0), "noise_aug_log_std": (None, 20.0), "noise_aug_max": (None, 100.0),
+          "motion_bucket_id": (None, 10_000.0), "fps_conditioning": (None, 1_000.0), "clip_fps": (None, 1_000.0),
+          "validation_num_steps": (None, 10_000), "validation_max_guidance": (None, 100.0),
+          "learning_rate": (None, 10.0), "max_grad_norm": (None, 1e6), "adam_epsilon": (None, 1.0),
+          "weight_decay": (None, 100.0)}
+
+
 # ---------------------------------------------------------------------------- conversion
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -265,6 +298,13 @@ def _convert(name: str, value, tp):
     if tp is int:
         if isinstance(value, bool):
             raise ValueError(f"{name} must be an integer, got {value!r}")
+        if isinstance(value, int):  # exactly as written (float() would round 10**23)
+            return value
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            if len(value.strip()) > 40:
+                raise ValueError(f"{name} must be between -2**63 and 2**63 - 1, got a number of {len(value.strip())} "
+                                 "digits")
+            return int(value.strip())
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -273,11 +313,22 @@ def _convert(name: str, value, tp):
             raise ValueError(f"{name} must be an integer, got {value!r}")
         return int(number)
     if tp is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be a number, got {value!r}")
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
+            raise ValueError(f"{name} must be a number, got {value!r:.80}") from None
+        except OverflowError:  # an integer beyond any float
+            raise ValueError(f"{name} must be a finite number, got an integer of {len(str(value))} digits") from None
     if tp is str:
+        if isinstance(value, bool):  # YAML 1.1 reads an unquoted no/yes/off/on/false/true as a boolean
+            word = "no" if value is False else "yes"
+            raise ValueError(f"{name} got the boolean {str(value).lower()}: YAML reads an unquoted {word} (or "
+                             f"{'off/false' if value is False else 'on/true'}) as a boolean; quote it, e.g. "
+                             f"{name}: \"{word}\"")
+        if isinstance(value, (list, dict)):
+            raise ValueError(f"{name} must be text, got a {'list' if isinstance(value, list) else 'mapping'}")
         return str(value)
     raise TypeError(f"unsupported config type {tp} for {name}")
 
@@ -307,7 +358,9 @@ def shipped_configs() -> dict[str, Path]:
 def resolve_config(name: str | Path) -> Path:
     """A config file: ``name`` itself when that file exists, else the shipped config of that name
     (``cpu_tiny`` or ``cpu_tiny.yaml``); an error listing the shipped names otherwise."""
-    path = Path(name)
+    from interdyn.support.validation import check_input_path
+
+    path = check_input_path(name, "--config", what="a regular file (YAML)")
     if path.is_file():
         return path
     shipped = shipped_configs()
@@ -319,6 +372,25 @@ def resolve_config(name: str | Path) -> Path:
                             f"({', '.join(shipped)})")
 
 
+#: how deep lists and mappings may nest in a config file (the keys are flat; a list value is one level)
+MAX_NESTING = 16
+
+
+def check_nesting(text: str, where: str, limit: int = MAX_NESTING) -> None:
+    """Refuse YAML whose lists and mappings nest deeper than ``limit``, from the parser's events (which need no
+    recursion), before the composer recurses into them (10 000 levels end in a RecursionError)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > limit:
+                mark = event.start_mark
+                raise ValueError(f"{where} nests lists or mappings more than {limit} deep (line {mark.line + 1}, "
+                                 f"column {mark.column + 1}); a config is one mapping of keys to plain values")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
     """Defaults, updated by the YAML file at ``path`` (a file, or a shipped config's name: see
     :func:`resolve_config`), then by ``overrides``; validated."""
@@ -326,7 +398,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if path is not None:
         path = resolve_config(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = path.read_text(encoding="utf-8")
+            check_nesting(text, f"--config {path}")
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:  # syntax errors and refused tags (!!python/...): one line naming the file
             where = getattr(err, "problem_mark", None)
             at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""

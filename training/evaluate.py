@@ -125,6 +125,37 @@ def build_parser(prog: str = "python -m training.evaluate") -> argparse.Argument
     return p
 
 
+#: the command line's names for evaluate()'s arguments (messages use the caller's names)
+CLI_NAMES = {"num_frames": "--frames", "num_steps": "--steps", "min_guidance": "--min-guidance",
+             "max_guidance": "--max-guidance", "fps": "--fps", "motion_bucket_id": "--motion-bucket",
+             "noise_aug_strength": "--noise-aug", "generator": "--seed", "decode_chunk_size": "--decode-chunk",
+             "height": "--height", "width": "--width", "clip_fps": "--clip-fps", "kid_subsets": "--kid-subsets",
+             "kid_subset_size": "--kid-subset-size", "mf_points": "--mf-points", "limit": "--limit"}
+#: the options that name files or folders to read
+INPUT_OPTIONS = ("data", "svd", "interdyn", "lpips_alexnet", "inception", "i3d", "cotracker_code",
+                 "cotracker_checkpoint")
+
+
+def check_options(args, settings: GenerationSettings, generated: dict) -> None:
+    """The command line's paths and numbers, in its own names, before anything is read: ``--out`` a writable
+    folder path (:func:`interdyn.support.safe_output.check_output_path`), every input a regular file or folder
+    (never a FIFO or device), every number finite and in range."""
+    from interdyn.support.safe_output import check_output_path
+    from interdyn.support.validation import check_input_path
+
+    from .evaluation.runner import check_evaluation_numbers
+
+    check_output_path(args.out, "--out", folder=True)
+    for dest in INPUT_OPTIONS:
+        if getattr(args, dest) is not None:
+            check_input_path(getattr(args, dest), f"--{dest.replace('_', '-')}")
+    for name, folder in generated.items():
+        check_input_path(folder, f"--generated {name}")
+    check_evaluation_numbers(settings, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
+                             mf_points=args.mf_points, limit=args.limit, decode_chunk_size=args.decode_chunk,
+                             names=CLI_NAMES)
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m training.evaluate") -> int:
     args = build_parser(prog).parse_args(argv)
     generated = _parse_generated(args.generated)
@@ -134,6 +165,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.evaluate
                                   motion_bucket_id=args.motion_bucket, noise_aug_strength=args.noise_aug,
                                   seed=args.seed, clip_fps=args.clip_fps, crop=args.crop)
     try:
+        check_options(args, settings, generated)
         results = evaluate(args.data, methods, out_dir=args.out, svd=args.svd, interdyn=args.interdyn,
                            generated=generated, coshand=args.coshand, settings=settings, device=args.device,
                            precision=args.precision, decode_chunk_size=args.decode_chunk,
@@ -142,8 +174,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.evaluate
                            kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
                            mf_points=args.mf_points, limit=args.limit, progress=not args.no_progress,
                            trust_i3d=args.trust_i3d)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line; what was written is whole
+        from interdyn.support.safe_output import storage_message_or_raise
+
+        print(f"error: {storage_message_or_raise(err, args.out)}", file=sys.stderr)
         return 2
     if not distributed.context().is_main:
         return 0

@@ -33,8 +33,9 @@ from safetensors.torch import save_file
 from interdyn.core.loading import PRECISIONS, ModelLoadError, load_control_branch, save_control_branch
 from interdyn.support.safe_output import OutputError, atomic_folder, check_not_inside, check_output_folder, is_ours
 from interdyn.models.controlnet import OFFICIAL_CLASS_NAME
+from interdyn.support.validation import InputError
 
-from .checkpoints import BRANCH_FILE, EMA_FILE, RUN_LEGACY, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
+from .checkpoints import BRANCH_FILE, EMA_FILE, RUN_SIGNATURE_FILES, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
 
 
 class ExportError(ValueError):
@@ -112,10 +113,14 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dtype: str 
         raise ExportError(f"format must be 'single' or 'official', got {format!r}")
     if dtype is not None and dtype not in PRECISIONS:
         raise ExportError(f"dtype must be one of {', '.join(sorted(PRECISIONS))}, got {dtype!r}")
-    ckpt = resolve_checkpoint(checkpoint)
-    out = Path(out)
+    from interdyn.support.safe_output import check_output_path, clean_stale_temporaries
+    from interdyn.support.validation import check_input_path
+
+    out = check_output_path(out, "--out", folder=format == "official")
+    ckpt = resolve_checkpoint(check_input_path(checkpoint, "--checkpoint", what="a checkpoint folder"))
     check_not_inside(out, ckpt, what="--out", protected_what="checkpoint folder")
-    if is_ours(ckpt.parent, "training-run", legacy=RUN_LEGACY + ("config.yaml",)):  # the training run the checkpoint belongs to
+    # the training run the checkpoint belongs to
+    if is_ours(ckpt.parent, "training-run", signature_files=RUN_SIGNATURE_FILES + ("config.yaml",)):
         check_not_inside(out, ckpt.parent, what="--out", protected_what="training run folder")
     check_not_inside(out, checkpoint, what="--out", protected_what="--checkpoint folder")
     if format == "single":
@@ -131,6 +136,7 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dtype: str 
     source = ckpt / (EMA_FILE if ema else BRANCH_FILE)
     if not source.is_file():
         raise ExportError(f"{ckpt} has no {source.name}" + (": the run was trained without use_ema" if ema else ""))
+    clean_stale_temporaries(out.parent, names=[out.name])  # left by an export that was killed
     model = load_control_branch(source, dtype="fp32")
     torch_dtype = PRECISIONS[dtype] if dtype else None
     provenance = _provenance(ckpt, model, ema)
@@ -159,13 +165,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.export")
     args = parser.parse_args(argv)
     try:
         path = export(args.checkpoint, args.out, dtype=args.dtype, ema=args.ema, format=args.format)
-    except (ExportError, OutputError, ModelLoadError, FileNotFoundError) as err:
+    except (ExportError, OutputError, InputError, ModelLoadError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line, the earlier export is intact
         from interdyn.support.safe_output import storage_message_or_raise
 
-        print(f"error: {storage_message_or_raise(err)}", file=sys.stderr)
+        print(f"error: {storage_message_or_raise(err, args.out)}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
     return 0

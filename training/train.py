@@ -9,19 +9,21 @@ mode, no gradients, not in the optimizer, cast to the mixed-precision dtype); th
 (:meth:`interdyn.models.InterDynControlNet.from_unet`, residual mode ``standard``) is trained
 in float32 with Adam on SVD's EDM v-prediction loss (:mod:`training.losses`).
 
-Checkpoints: ``output_dir/checkpoint-<step>/`` written by ``accelerator.save_state`` into a
-temporary folder and renamed when complete, the newest ``checkpoints_keep`` kept. Besides
+Checkpoints: ``output_dir/checkpoint-<step>/`` written by ``accelerator.save_state`` into a hidden
+temporary folder (:func:`interdyn.support.safe_output.temporary_name`) and moved into place whole when complete
+(:func:`interdyn.support.safe_output.move_into_place`), the newest ``checkpoints_keep`` kept. Besides
 accelerate's files each holds ``control_branch.safetensors`` (and ``control_branch_ema.safetensors``)
 in our single-file format, ``unet_config.json``, ``config.yaml``, ``trainer_state.json`` (the loop
 counters) and ``ema_state.json``; :mod:`training.export` reads those. Resuming never unpickles
 anything: the loop counters and the EMA come from JSON and safetensors (they are not registered with
 accelerate, which would pickle them), and accelerate's optimizer, scheduler and RNG files are read
-with ``torch.load(weights_only=True)`` only (:func:`load_checkpoint`). A run starts by removing
-``.tmp-checkpoint-*`` folders left by a run killed while saving; a resumed run cuts ``loss.csv``
-back to the resumed step. ``output_dir`` must be new, empty or a run of ours (``--resume`` to
+with ``torch.load(weights_only=True)`` only (:func:`load_checkpoint`). A run starts by removing what a run
+killed while saving left (the lock's clean-up of our temporaries; ``.tmp-checkpoint-*`` of older versions); a
+resumed run cuts ``loss.csv`` back to the resumed step, and a ``max_steps`` below the checkpoint's step is
+refused. ``output_dir`` must be new, empty or a run of ours (``--resume`` to
 continue one), and one run at a time writes it (``.interdyn-lock``, :class:`interdyn.support.distributed.OutputLock`:
-a second run on the same folder is refused). A full or read-only disk while saving removes the
-half-written temporary folder and ends in one line; the last checkpoint is intact. ``--resume latest`` continues exactly: weights, optimizer,
+a second run on the same folder is refused). A full or read-only disk, or a file-size limit, while saving removes
+the half-written temporary folder and ends in one line; the last checkpoint is intact. ``--resume latest`` continues exactly: weights, optimizer,
 LR schedule, EMA, RNG states, the accumulation counter and the data order (epoch and position
 in it) are restored, and all noise is drawn from generators keyed by the optimizer step and the
 clip's place in the step's global batch (so 2 processes x batch 1 draw what 1 process x 2
@@ -49,11 +51,13 @@ from torch.utils.data import DataLoader, Dataset
 from interdyn.core.loading import load_control_branch, load_svd_backbone, save_control_branch
 from interdyn.models.backbone import SVDBackbone
 from interdyn.models.controlnet import InterDynControlNet
-from interdyn.support.safe_output import OutputError, mark_folder, storage_message_or_raise
+from interdyn.support.safe_output import (OutputError, mark_folder, move_into_place, readable_tree,
+                                          storage_message_or_raise, temporary_name, write_text_atomic)
 
 from .checkpoints import (BRANCH_FILE, CHECKPOINT_PREFIX, EMA_FILE, EMA_STATE_FILE, STATE_FILE,
                           UNET_CONFIG_FILE, CheckpointError, TrainingState, params_fingerprint, branch_from_state,
-                          check_run_folder, claim_run_folder, list_checkpoints, load_checkpoint, resolve_resume, truncate_loss_log)
+                          check_resume_step, check_run_folder, claim_run_folder, list_checkpoints, load_checkpoint,
+                          resolve_resume, truncate_loss_log)
 from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
 from .data.folder import DataError
@@ -186,6 +190,8 @@ class Trainer:
         self.output_dir = Path(config.output_dir)
         self.on_step_end = on_step_end
         check_run_folder(self.output_dir, config.resume)  # before any model is built
+        self.resume_state = check_resume_step(self.output_dir, config.resume, config.max_steps)
+        self.run_tag: str | None = None  # the lock's run id, the same on every rank (checkpoint temporaries)
         trackers = None if config.report_to in ("none", "", None) else config.report_to
         self.accelerator = Accelerator(
             gradient_accumulation_steps=config.gradient_accumulation_steps, mixed_precision=config.mixed_precision,
@@ -270,10 +276,15 @@ class Trainer:
                     f"{time.time() - self._start_time:.0f}\n")
 
     def save_checkpoint(self) -> Path:
-        """Save everything into ``.tmp-checkpoint-<step>``, then rename it and rotate old ones."""
+        """Save everything into a hidden temporary folder (:func:`interdyn.support.safe_output.temporary_name`, the
+        same name on every rank), move it into place as ``checkpoint-<step>`` (an earlier checkpoint of that step is
+        replaced whole, or kept: :func:`interdyn.support.safe_output.move_into_place`) and rotate old ones."""
+        import hashlib
+
         acc, step = self.accelerator, self.state.step
         final = self.output_dir / f"{CHECKPOINT_PREFIX}{step}"
-        tmp = self.output_dir / f".tmp-{CHECKPOINT_PREFIX}{step}"
+        tag = (self.run_tag or hashlib.sha256(str(self.output_dir.absolute()).encode()).hexdigest())[:8]
+        tmp = temporary_name(final, tag=tag)
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)
@@ -304,9 +315,8 @@ class Trainer:
                     **self.state.state_dict(), "loss": self.last_loss, "base_model": self.config.pretrained_model,
                     "num_processes": acc.num_processes, "replica_fingerprints": fingerprints,
                     "date": _dt.datetime.now(_dt.timezone.utc).isoformat()}, indent=2))
-                if final.exists():
-                    shutil.rmtree(final)
-                os.replace(tmp, final)
+                readable_tree(tmp)  # accelerate writes its safetensors 0600 whatever the umask
+                move_into_place([(tmp, final)])
         except BaseException:  # a full disk, Ctrl-C: no half-written checkpoint is left taking the space
             if self.is_main:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -328,6 +338,9 @@ class Trainer:
         load_checkpoint(self.accelerator, path, self.state, self.ema,
                         [n for n, _ in self.accelerator.unwrap_model(self.branch).named_parameters()])
         self.last_checkpoint = path
+        loss = (self.resume_state or {}).get("loss")
+        if isinstance(loss, (int, float)) and not isinstance(loss, bool):
+            self.last_loss = float(loss)  # the checkpoint's own, until a step of this run replaces it
         self.log(f"resumed from {path} at step {self.state.step} (epoch {self.state.epoch}, "
                  f"batch {self.state.batch_in_epoch})")
 
@@ -429,7 +442,8 @@ class Trainer:
         (it would delete this run's checkpoint in progress and interleave the logs)."""
         from interdyn.support import distributed
 
-        with distributed.OutputLock(self.output_dir, what="output_dir", claim=claim_run_folder):
+        with distributed.OutputLock(self.output_dir, what="output_dir", claim=claim_run_folder) as lock:
+            self.run_tag = lock.run_id[:8]
             return self._run()
 
     def _run(self) -> dict:
@@ -481,11 +495,12 @@ class Trainer:
         config, acc, state = self.config, self.accelerator, self.state
         if self.is_main:
             mark_folder(self.output_dir, kind="training-run")
-            for stale in self.output_dir.glob(f".tmp-{CHECKPOINT_PREFIX}*"):  # left by a run killed while saving
+            # left by a run of an older version killed while saving (the lock removes the temporaries of this one's)
+            for stale in self.output_dir.glob(f".tmp-{CHECKPOINT_PREFIX}*"):
                 if stale.is_dir():
                     shutil.rmtree(stale, ignore_errors=True)
                     self.log(f"removed the unfinished checkpoint {stale.name} of an interrupted run")
-            (self.output_dir / "config.yaml").write_text(config.to_yaml())
+            write_text_atomic(self.output_dir / "config.yaml", config.to_yaml())
         acc.wait_for_everyone()
         self.resume()
         if self.is_main:
@@ -553,7 +568,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.train") 
         print(f"[interdyn-train] error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line, the last checkpoint is intact
-        print(f"[interdyn-train] error: {storage_message_or_raise(err)}", file=sys.stderr)
+        print(f"[interdyn-train] error: {storage_message_or_raise(err, config.output_dir)}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"[interdyn-train] done: step {result['step']}, loss {result['loss']:.5f}, checkpoint {result['checkpoint']}")

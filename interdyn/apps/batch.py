@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..support import distributed
-from .generation import (CLI_NAMES, check_writable_parent, generate_clips, load_inputs, sampling_kwargs,
-                         validate_generate_args)
+from .generation import CLI_NAMES, generate_clips, load_inputs, sampling_kwargs, validate_generate_args
 from ..support.safe_output import write_text_atomic
 from ..support.validation import InputError
 
@@ -66,7 +66,9 @@ class Row:
 
 def read_manifest(path) -> list[dict]:
     """The rows of a ``.csv`` (header line first) or ``.jsonl`` (one JSON object per line) file, as dicts."""
-    path = Path(path)
+    from ..support.validation import check_input_path
+
+    path = check_input_path(path, "--manifest", what="a regular file (.csv or .jsonl)")
     if not path.is_file():
         raise InputError(f"--manifest {path} does not exist")
     suffix = path.suffix.lower()
@@ -79,10 +81,14 @@ def read_manifest(path) -> list[dict]:
                          "text file") from None
     if suffix == ".csv":
         rows = []
-        for n, row in enumerate(csv.DictReader(text.splitlines()), start=1):
-            if row.get(None):  # csv files the cells beyond the header's columns under None
-                raise InputError(f"--manifest {path} row {n}: more cells than columns in the header line")
-            rows.append({k.strip(): v for k, v in row.items()})
+        n = 0
+        try:
+            for n, row in enumerate(csv.DictReader(text.splitlines()), start=1):
+                if row.get(None):  # csv files the cells beyond the header's columns under None
+                    raise InputError(f"--manifest {path} row {n}: more cells than columns in the header line")
+                rows.append({k.strip(): v for k, v in row.items() if k is not None})
+        except csv.Error as err:  # e.g. a cell longer than csv's field limit
+            raise InputError(f"--manifest {path} row {n + 1}: not CSV ({err})") from None
         return rows
     if suffix in (".jsonl", ".ndjson"):
         rows = []
@@ -91,6 +97,9 @@ def read_manifest(path) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise InputError(f"--manifest {path} row {n}: not JSON ({err.msg})") from None
+            except RecursionError:  # lists or objects nested thousands deep
+                raise InputError(f"--manifest {path} row {n}: nested too deep; a row is one flat JSON object "
+                                 "{\"image\": ..., \"out\": ...}") from None
             if not isinstance(row, dict):
                 raise InputError(f"--manifest {path} row {n}: a JSON object {{\"image\": ..., \"out\": ...}} per line")
             rows.append(row)
@@ -128,6 +137,8 @@ def manifest_rows(path, base: argparse.Namespace) -> list[Row]:
             if column == "control" and _blank(value):
                 args.control = None
                 continue
+            if not isinstance(value, str):
+                raise InputError(f"{where}, column {column} must be a path (text), got {value!r:.80}")
             p = Path(str(value)).expanduser()
             setattr(args, column, str(p if p.is_absolute() else path.parent / p))
             names[column] = f"{where}, column {column}"
@@ -136,12 +147,19 @@ def manifest_rows(path, base: argparse.Namespace) -> list[Row]:
             if _blank(value):
                 continue
             try:
+                if isinstance(value, (bool, list, dict)):
+                    raise ValueError
                 number = kind(value) if not isinstance(value, str) else kind(value.strip())
                 if kind is int and isinstance(value, float) and not value.is_integer():
                     raise ValueError
+                if kind is float and not math.isfinite(number):
+                    raise OverflowError
             except (TypeError, ValueError):
                 what = "a whole number" if kind is int else "a number"
                 raise InputError(f"{where}, column {column} must be {what}, got {value!r}") from None
+            except OverflowError:  # 1e400 (JSON reads it as infinity) or an integer beyond any float
+                shown = f"an integer of {len(str(value))} digits" if isinstance(value, int) else repr(value)
+                raise InputError(f"{where}, column {column} must be a finite number, got {shown}") from None
             setattr(args, attr, number)
             names[sampler_name] = f"{where}, column {column}"
         out = Path(args.out)
@@ -225,18 +243,52 @@ def run_manifest(args) -> int:
     from ..support.validation import check_count
 
     check_count(getattr(args, "batch_size", 1), "--batch-size")
-    rows = manifest_rows(args.manifest, args)  # every row, before any model loads
     if args.report:
-        from ..support.safe_output import check_not_inside
+        from ..support.safe_output import check_not_inside, check_output_path
 
-        check_writable_parent(Path(args.report), "--report")
+        check_output_path(args.report, "--report", folder=False)
         check_not_inside(args.report, args.manifest, what="--report", protected_what="--manifest")
+    rows = manifest_rows(args.manifest, args)  # every row, before any model loads
     ctx = distributed.init(device=args.device)
+    with _manifest_lock(Path(args.manifest), ctx):
+        return _run_rows(args, rows, ctx, t0)
+
+
+def _manifest_lock(manifest: Path, ctx):
+    """One run at a time per manifest: :class:`interdyn.support.distributed.OutputLock` on a lock file beside the
+    manifest (``.NAME.interdyn-lock``), so a second run on the same manifest is refused instead of generating every
+    row again. A manifest in a folder this user cannot write into runs without the lock, with a note."""
+    import contextlib
+    import hashlib
+    import os
+
+    from ..support.safe_output import NAME_MAX
+
+    folder = manifest.absolute().parent
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    if read_only or not os.access(folder, os.W_OK | os.X_OK):
+        if ctx.is_main:
+            print(f"note: --manifest {manifest}: its folder is not writable, so this run cannot lock it; a second "
+                  "run on the same manifest at the same time would generate the same rows", file=sys.stderr)
+        return contextlib.nullcontext()
+    name = f".{manifest.name}.interdyn-lock"
+    if len(os.fsencode(name)) > NAME_MAX - 20:  # room for the lock's own temporary name
+        name = f".interdyn-lock-{hashlib.sha256(os.fsencode(manifest.name)).hexdigest()[:16]}"
+    return distributed.OutputLock(folder, what="--manifest", ctx=ctx, name=name, clean=False,
+                                  subject=f"--manifest {manifest} (its rows' outputs)")
+
+
+def _run_rows(args, rows: list[Row], ctx, t0: float) -> int:
+    """This process's rows of a checked manifest, generated and reported (holding the manifest's lock)."""
     args.device = distributed.rank_device(args.device)
     for row in rows:
         row.args.device = args.device
     outcome: dict[int, dict] = {}
     pending = _pending_rows(distributed.shard(rows, ctx), args.manifest, outcome)
+    _clean_killed_rows(pending)
     from tqdm.auto import tqdm
 
     progress = tqdm(total=len(pending), desc=f"generate (rank {ctx.rank}/{ctx.world_size})" if ctx.world_size > 1
@@ -250,6 +302,19 @@ def run_manifest(args) -> int:
         _report(args, every, num_rows=len(rows), processes=ctx.world_size, seconds=time.time() - t0)
     distributed.barrier()
     return 1 if any(o["status"] == "failed" for o in every.values()) else 0
+
+
+def _clean_killed_rows(pending: list[Row]) -> None:
+    """Remove the temporaries a killed run left beside the outputs of these rows (older than an hour:
+    :func:`interdyn.support.safe_output.clean_stale_temporaries`)."""
+    from ..support.safe_output import clean_stale_temporaries
+
+    by_folder: dict[Path, set[str]] = {}
+    for row in pending:
+        out = Path(row.args.out)
+        by_folder.setdefault(out.parent, set()).add(out.name)
+    for folder, names in by_folder.items():
+        clean_stale_temporaries(folder, names=names)
 
 
 def _pending_rows(rows: list[Row], manifest, outcome: dict) -> list[Row]:

@@ -58,6 +58,7 @@ def cmd_generate(args) -> int:
     from .generation import comparison_path, generate_clips, load_inputs, side_by_side, validate_generate_args
     from ..core.loading import load_control_branch, load_svd_backbone
     from ..data.video_io import write_video
+    from ..support.safe_output import atomic_files, clean_stale_temporaries
 
     if args.manifest is not None:
         from .batch import run_manifest
@@ -69,16 +70,21 @@ def cmd_generate(args) -> int:
         if getattr(args, name) is None:
             raise InputError(f"interdyn generate needs --{name} (or --manifest FILE for many clips)")
     validate_generate_args(args)
+    out = Path(args.out)
+    comparison = comparison_path(out)
+    clean_stale_temporaries(out.parent, names=[out.name, comparison.name])  # left by a killed run
     images, controls = load_inputs([args])  # read before the models: a bad file fails fast
     t0 = time.time()
     backbone = load_svd_backbone(args.svd, dtype=args.precision, device=args.device)
     branch = load_control_branch(args.interdyn, dtype=backbone.dtype, device=args.device, backbone=backbone) \
         if args.interdyn else None
     print(f"loaded models in {time.time() - t0:.1f}s; sampling {args.frames} frames at {args.height}x{args.width}")
-    video = generate_clips(backbone, branch, [args], images, controls, callback=_progress(args.steps, "sampling"))[0]
-    out = Path(args.out)
+    video = generate_clips(backbone, branch, [args], images, controls, callback=_progress(args.steps, "sampling"),
+                           write=False)[0]
     parts = [images[:1]] + ([controls[0]] if controls is not None else []) + [video]
-    comparison = write_video(comparison_path(out), side_by_side(*parts), fps=args.fps)
+    with atomic_files([out, comparison]) as (out_tmp, comparison_tmp):  # both replaced, or neither
+        write_video(out_tmp, video, fps=args.fps)
+        write_video(comparison_tmp, side_by_side(*parts), fps=args.fps)
     print(f"wrote {out} and {comparison} (input | control | output)")
     return 0
 
@@ -93,17 +99,16 @@ def _builtin_sampling(args) -> dict:
 
 
 def cmd_demo(args) -> int:
-    from .demo import DEMO_LEGACY_FILES, check_zoom, run_demo
-    from .generation import check_writable_parent
-    from ..support.safe_output import check_output_folder
-    from ..support.validation import check_count, check_seed
+    from .demo import DEMO_SIGNATURE_FILES, check_zoom, run_demo
+    from ..support.safe_output import check_output_folder, check_output_path
+    from ..support.validation import SAMPLING_BOUNDS, check_count, check_seed
 
+    check_output_path(args.out, "--out", folder=True)
     check_zoom(args.zoom, "--zoom")
     check_seed(args.seed, "--seed")
     if args.steps is not None:
-        check_count(args.steps, "--steps")
-    check_output_folder(args.out, what="--out", kind="demo", legacy=DEMO_LEGACY_FILES)
-    check_writable_parent(Path(args.out) / "contact_sheet.png", "--out")
+        check_count(args.steps, "--steps", maximum=SAMPLING_BOUNDS["num_steps"])
+    check_output_folder(args.out, what="--out", kind="demo", signature_files=DEMO_SIGNATURE_FILES)
     run_demo(args.out, seed=args.seed, num_steps=args.steps, zoom=args.zoom)
     return 0
 
@@ -114,19 +119,28 @@ def _every_tenth(stage: str, done: int, total: int) -> None:
         print(f"  {stage} {done}/{total}", flush=True)
 
 
+#: scenes a probe run may ask for (a few seconds each on a CPU: 100 000 is days)
+MAX_SCENES = 100_000
+
+
 def cmd_probes(args) -> int:
     from . import probes
     from ..core.builtin import TOY_SIZE, is_builtin, toy_world
     from ..core.loading import load_control_branch, load_svd_backbone
 
-    from ..support.safe_output import claim_output_folder
-    from ..support.validation import check_count, check_seed
+    from .generation import check_model_path
+    from ..support.safe_output import check_output_path, claim_output_folder
+    from ..support.validation import SAMPLING_BOUNDS, check_count, check_seed
 
-    check_count(args.num_scenes, "--num-scenes")
-    check_seed(args.seed, "--seed")
+    check_output_path(args.out, "--out", folder=True)
+    num_scenes = check_count(args.num_scenes, "--num-scenes", maximum=MAX_SCENES)
+    check_seed(args.seed, "--seed", span=num_scenes)
     if args.steps is not None:
-        check_count(args.steps, "--steps")
-    claim_output_folder(args.out, what="--out", kind="probes", legacy=probes.PROBE_FILES)  # before the minutes of sampling
+        check_count(args.steps, "--steps", maximum=SAMPLING_BOUNDS["num_steps"])
+    for flag in ("svd", "interdyn"):
+        check_model_path(getattr(args, flag), f"--{flag}")
+    # before the minutes of sampling
+    claim_output_folder(args.out, what="--out", kind="probes", signature_files=probes.PROBE_FILES)
     sampling = _builtin_sampling(args)
     world = args.world or (toy_world() if is_builtin(args.svd) else "full")
     backbone = load_svd_backbone(args.svd)
@@ -145,7 +159,12 @@ def cmd_probes(args) -> int:
 
 
 def cmd_make_tiny(args) -> int:
+    from ..support.safe_output import check_output_path
     from ..core.tiny import write_tiny_models
+    from ..support.validation import check_seed
+
+    check_output_path(args.out, "out", folder=True)
+    check_seed(args.seed, "--seed")
 
     paths = write_tiny_models(args.out, seed=args.seed, residual_mode=args.residual_mode)
     print(f"tiny SVD folder: {paths['svd']}\ntiny control branch: {paths['interdyn']}")
@@ -262,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - a full or read-only disk is the user's to fix, not a bug
         from ..support.safe_output import storage_message_or_raise
 
-        print(f"error: {storage_message_or_raise(err)} (run with --debug for the traceback)", file=sys.stderr)
+        message = storage_message_or_raise(err, getattr(args, "out", None))
+        print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 2
 
 

@@ -33,8 +33,8 @@ def _side_by_side(*videos: torch.Tensor) -> torch.Tensor:
     return torch.cat(videos, dim=-1)
 
 
-# what a demo folder written before output folders carried our marker holds (so a rerun may replace it)
-DEMO_LEGACY_FILES = ("contact_sheet.png", "chain.mp4")
+#: files only the demo writes: a folder holding one is a demo output even without our marker (older versions)
+DEMO_SIGNATURE_FILES = ("contact_sheet.png", "chain.mp4")
 
 
 def check_zoom(zoom, name: str = "zoom") -> int:
@@ -68,15 +68,18 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
     from .contact_sheet import write_contact_sheet
     from ..data.video_io import write_video
 
-    from ..support.safe_output import claim_output_folder
-    from ..support.validation import check_count, check_seed
+    from ..support.safe_output import atomic_files, check_output_path, claim_output_folder, clean_stale_temporaries
+    from ..support.validation import SAMPLING_BOUNDS, check_count, check_seed
 
+    check_output_path(out, "out", folder=True)
     check_zoom(zoom, "zoom")
     check_seed(seed, "seed")
     sampling = dict(TOY_SAMPLING)
     if num_steps is not None:
-        sampling["num_steps"] = check_count(num_steps, "num_steps")
-    out = claim_output_folder(out, what="out", kind="demo", legacy=DEMO_LEGACY_FILES)  # a folder of ours (or new/empty): never someone else's
+        sampling["num_steps"] = check_count(num_steps, "num_steps", maximum=SAMPLING_BOUNDS["num_steps"])
+    # a folder of ours (or new/empty): never someone else's
+    out = claim_output_folder(out, what="out", kind="demo", signature_files=DEMO_SIGNATURE_FILES)
+    clean_stale_temporaries(out)  # left there by a killed demo
     t0 = time.time()
     echo(f"interdyn demo: the built-in toy-physics model ({TOY_PHYSICS}, trained by this project on its synthetic "
          f"collision world; {TOY_SIZE[1]}x{TOY_SIZE[0]}, {sampling['num_frames']} frames, "
@@ -98,11 +101,6 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
     chained = probes.probe_chain_scene(chain, videos["chain"])
 
     fps = scenes["hit"].meta["fps"]
-    paths = []
-    for name, scene in scenes.items():
-        v = videos[name]
-        parts = [scene.control, v["interdyn"], scene.frames] + ([v["no_control"]] if "no_control" in v else [])
-        paths.append(write_video(out / f"{name}.mp4", _upscale(_side_by_side(*parts), zoom), fps=fps))
     rows = []
     for name, what in (("hit", "driver hits the disc"), ("miss", "same frame 0, driver misses"),
                        ("chain", "driver -> A -> B")):
@@ -111,8 +109,14 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
                  (f"{name}: simulation", scene.frames)]
         if "no_control" in v:
             rows.append((f"{name}: control strength 0\n(the prior alone)", v["no_control"]))
-    paths.append(write_contact_sheet(out / "contact_sheet.png", rows, zoom=2,
-                                     title=f"interdyn demo, built-in toy-physics model, scenes of seed {seed}"))
+    paths = [out / f"{name}.mp4" for name in scenes] + [out / "contact_sheet.png"]
+    with atomic_files(paths) as temporaries:  # the three videos and the sheet are replaced together, or none of them
+        for (name, scene), tmp in zip(scenes.items(), temporaries):
+            v = videos[name]
+            parts = [scene.control, v["interdyn"], scene.frames] + ([v["no_control"]] if "no_control" in v else [])
+            write_video(tmp, _upscale(_side_by_side(*parts), zoom), fps=fps)
+        write_contact_sheet(temporaries[-1], rows, zoom=2,
+                            title=f"interdyn demo, built-in toy-physics model, scenes of seed {seed}")
 
     def fmt(v, d=3):
         return "n/a" if v is None else f"{v:.{d}f}"

@@ -68,34 +68,29 @@ CLI_NAMES = {"num_frames": "--frames", "num_steps": "--steps", "min_guidance": "
              "height": "--height", "width": "--width"}
 
 
-def check_writable_parent(path: Path, what: str) -> None:
-    """The first existing folder above ``path`` must be a writable folder (else fail now, not after sampling)."""
-    import os
-
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: cannot write into {parent} (not a writable folder)")
-
-
 def check_video_out(out: Path, what: str = "--out") -> None:
-    from ..support.safe_output import check_output_folder
+    """``--out`` (or a manifest row's ``out``, or the ``_comparison`` file beside it): a writable path
+    (:func:`interdyn.support.safe_output.check_output_path`: name length, parents, no device or FIFO), a video
+    extension or none (a frame folder, which replaces only a frame folder of ours)."""
+    from ..support.safe_output import check_output_folder, check_output_path
     from ..data.video_io import FRAME_FOLDER_CONTENTS, VIDEO_EXTENSIONS
 
-    from ..support.validation import check_path_length
-
-    check_path_length(out, what)
     ext = out.suffix.lower()
     if ext and ext not in VIDEO_EXTENSIONS:
         raise InputError(f"{what} {out}: unsupported extension {ext!r}; use one of {', '.join(VIDEO_EXTENSIONS)}, or "
                          "no extension for a folder of PNG frames")
-    if ext:
-        if out.is_dir():
-            raise OutputError(f"{what} {out} is an existing folder, not a video file (nothing was changed)")
-    else:
+    check_output_path(out, what, folder=not ext)
+    if not ext:
         check_output_folder(out, what=what, kind="frames", contents=FRAME_FOLDER_CONTENTS)
-    check_writable_parent(out, what)
+
+
+def check_model_path(value, name: str) -> None:
+    """``--svd`` / ``--interdyn``: a builtin name, or a path that is a regular file or folder when it exists (the
+    loaders name a missing one)."""
+    from ..support.validation import check_input_path
+
+    if value and not str(value).startswith("builtin:"):
+        check_input_path(value, name)
 
 
 def validate_generate_args(args, names: dict | None = None, comparison: bool = True) -> None:
@@ -115,15 +110,23 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
         check_device(args.device, names.get("device", "--device"))
     check_sampling_args(names={**CLI_NAMES, **names}, height=args.height, width=args.width,
                         decode_chunk_size=args.decode_chunk, generator=args.seed, **sampling_kwargs(args))
-    image = Path(args.image)
+    from ..support.validation import check_input_path, check_sampling_bounds
+
+    check_sampling_bounds(names={**CLI_NAMES, **names}, num_steps=args.steps, fps=args.fps,
+                          motion_bucket_id=args.motion_bucket, noise_aug_strength=args.noise_aug,
+                          min_guidance=args.min_guidance, max_guidance=args.max_guidance)
+    for flag in ("svd", "interdyn"):
+        check_model_path(getattr(args, flag, None), names.get(flag, f"--{flag}"))
+    image = check_input_path(args.image, image_name)
     if image.is_dir():
         raise InputError(f"{image_name} {image} is a folder; give the first frame as one image file (PNG/JPEG)")
     if not image.is_file():
         raise InputError(f"{image_name} {image} does not exist")
     if args.control:
-        control = Path(args.control)
+        control = check_input_path(args.control, control_name)
         if not control.exists():
             raise InputError(f"{control_name} {control} does not exist")
+        check_input_path(control_source(control), control_name, what="a regular video file")
         if control.is_file() and control.suffix.lower() in IMAGE_EXTENSIONS:
             raise InputError(f"{control_name} {control} is a single image; a control is a video of the driving "
                              "motion (a mask or render video, or a folder of numbered frames with fps.txt)")
@@ -177,12 +180,13 @@ def load_inputs(clips: list) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def generate_clips(backbone, branch, clips: list, images: torch.Tensor, controls: torch.Tensor | None, *,
-                   callback=None) -> list[torch.Tensor]:
+                   callback=None, write: bool = True) -> list[torch.Tensor]:
     """Generate and write clips that share the size, frame count and sampling values: one sampler call (each clip
     keeps its own seed's noise, :func:`interdyn.core.sampling.randn` with one generator per video), then each video
     written to its ``out`` atomically. ``clips``: generate arguments (``argparse.Namespace``: image, control, out,
     seed and the sampling values) checked by :func:`validate_generate_args`; ``images``, ``controls``: their
-    :func:`load_inputs`. Returns the videos ``[F, 3, H, W]``."""
+    :func:`load_inputs`. ``write=False``: only return them (the caller writes them with other files, as one set).
+    Returns the videos ``[F, 3, H, W]``."""
     from ..core.sampling import generate_video
     from ..data.video_io import write_video
 
@@ -190,6 +194,6 @@ def generate_clips(backbone, branch, clips: list, images: torch.Tensor, controls
     videos = generate_video(backbone, images, controls, branch,
                             generator=[c.seed for c in clips] if len(clips) > 1 else first.seed,
                             decode_chunk_size=first.decode_chunk, callback=callback, **sampling_kwargs(first))
-    for clip, video in zip(clips, videos):
+    for clip, video in zip(clips if write else (), videos):
         write_video(Path(clip.out), video, fps=clip.fps)  # atomic: a temporary name, then renamed into place
     return list(videos)

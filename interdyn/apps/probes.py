@@ -498,15 +498,16 @@ PROBE_FILES = ("probes.json", "probes.md")
 
 
 def write_report(report: ProbeReport, out: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``probes.json`` and ``probes.md`` into folder ``out`` (each atomically).
+    """Write ``probes.json`` and ``probes.md`` into folder ``out`` (atomically, as one set).
 
     ``out`` must be new, empty or a probes folder of ours (:mod:`interdyn.support.safe_output`)."""
-    from ..support.safe_output import claim_output_folder, write_text_atomic
+    from ..support.safe_output import atomic_files, claim_output_folder
 
-    out = claim_output_folder(out, what="probes output folder", kind="probes", legacy=PROBE_FILES)
-    paths = []
-    for name, text in zip(PROBE_FILES, (json.dumps(report.to_json(), indent=1), report.to_markdown())):
-        paths.append(write_text_atomic(out / name, text))
+    out = claim_output_folder(out, what="probes output folder", kind="probes", signature_files=PROBE_FILES)
+    paths = [out / name for name in PROBE_FILES]
+    with atomic_files(paths) as temporaries:  # both replaced, or neither
+        for tmp, text in zip(temporaries, (json.dumps(report.to_json(), indent=1), report.to_markdown())):
+            tmp.write_text(text, encoding="utf-8")
     return paths[0], paths[1]
 
 

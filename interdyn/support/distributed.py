@@ -18,16 +18,23 @@ The pattern every multi-item command follows (evaluation, data preparation, ``in
    items in flight; a rerun with any number of processes finishes the rest);
 5. :func:`barrier`, then rank 0 pools / merges once.
 
-Stale locks: the lock file holds the host and process id of rank 0. A lock left by a killed run on the
-same host (that process id is gone) is taken over with a message; a lock from another host cannot be
-checked from here, and its error says which file to delete once no run is writing the folder.
+Stale locks: the lock file holds the host and process id of rank 0, and it appears whole or not at all (written
+under a temporary name, then hard-linked into place; a lock that cannot be written, on a full disk, is never left
+behind). A lock left by a killed run on the same host (that process id is gone), or an empty or unreadable one (left
+by older versions on a full disk), is taken over with a one-line notice; a lock from another host cannot be checked
+from here, and its error says which file to delete once no run is writing the folder. The run that takes the lock
+removes the temporaries (:func:`interdyn.support.safe_output.clean_stale_temporaries`) and per-run progress files
+that killed runs left in the folder: while it holds the lock no other run writes there.
 
 Imports nothing heavy at module level (torch only inside the functions that need it).
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -36,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from .safe_output import OutputError, write_text_atomic
+from .safe_output import OutputError, clean_stale_temporaries, temporary_name, write_text_atomic
 
 __all__ = ["Context", "context", "init", "barrier", "shard", "broadcast_text", "gather_texts", "rank_device", "OutputLock",
            "OutputBusyError", "LOCK_NAME", "ProgressFiles"]
@@ -207,22 +214,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: folders of per-run files inside a locked output folder (:class:`ProgressFiles`, data preparation's counts)
+RUN_FILE_FOLDERS = (".interdyn-progress", ".interdyn-parts")
+_LOCK_READ_LIMIT = 4096  # a lock is one short JSON line
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
 class OutputLock:
     """``with OutputLock(folder, what="--out", claim=fn) as lock:`` one run at a time per output folder.
 
     Rank 0 calls ``claim(folder)`` (e.g. :func:`interdyn.support.safe_output.claim_output_folder`: refuse a folder
-    we did not make) and then creates ``folder/.interdyn-lock`` atomically (``O_CREAT | O_EXCL``) with a
-    fresh run id, host and process id; the run id is sent to the other ranks, which check that the lock
-    file names it (the output folder must be on storage every rank sees). An error on rank 0 (a foreign
-    folder, a busy folder) is raised on every rank, so no rank waits forever. On exit rank 0 removes the
-    lock if it is still ours. ``lock.run_id`` names this run (for per-run temporary files).
+    we did not make) and then creates ``folder/.interdyn-lock`` (``name``) naming a fresh run id, host and process
+    id: written whole under a temporary name and hard-linked into place, so the lock exists only complete (a write
+    that fails, on a full disk, leaves no lock). A lock whose process is gone (same host) or that is empty or
+    unreadable is taken over with a notice. ``subject``: what messages say is taken (default ``what`` and the
+    folder). With ``clean`` (output folders of ours), rank 0 then removes the
+    temporaries and per-run files that killed runs left in the folder. The run id is sent to the other ranks, which
+    check that the lock file names it (the output folder must be on storage every rank sees). An error on rank 0 (a
+    foreign folder, a busy folder) is raised on every rank, so no rank waits forever. On exit rank 0 removes the lock
+    if it is still ours. ``lock.run_id`` names this run (for per-run temporary files).
     """
 
     def __init__(self, folder, *, what: str = "output folder", claim: Callable[[Path], object] | None = None,
-                 ctx: Context | None = None):
+                 ctx: Context | None = None, name: str = LOCK_NAME, clean: bool = True, subject: str | None = None):
         self.folder, self.what, self.claim = Path(folder), what, claim
+        self.subject = subject or f"{what} {self.folder}"  # what messages say is taken
         self.ctx = ctx or context()
-        self.path = self.folder / LOCK_NAME
+        self.path = self.folder / name
+        self.clean = clean
         self.run_id = ""
 
     # rank 0 -------------------------------------------------------------
@@ -233,33 +252,124 @@ class OutputLock:
         return (f"run {info.get('run_id', '?')} (host {info.get('host', '?')}, process {info.get('pid', '?')}, "
                 f"{info.get('world_size', '?')} process(es), started {when})")
 
+    @staticmethod
+    def _read_bytes(path: Path) -> bytes | None:
+        """The lock's bytes (``None`` when it is gone); never blocks, whatever the file is."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        try:
+            return os.read(fd, _LOCK_READ_LIMIT)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _parse(data: bytes | None) -> dict | None:
+        try:
+            info = json.loads(data.decode("utf-8")) if data else None
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    @staticmethod
+    def _stale_reason(info: dict | None) -> str | None:
+        """Why the lock described by ``info`` is left by a run that is gone, or ``None`` when it may be alive."""
+        if info is None:
+            return "the lock file is empty or unreadable (a run that stopped while writing it)"
+        pid = info.get("pid")
+        if info.get("host") == socket.gethostname() and isinstance(pid, int) and not isinstance(pid, bool) \
+                and pid != os.getpid() and not _pid_alive(pid):
+            return f"its process {pid} is gone"
+        return None
+
+    def _write_exclusive(self, data: bytes) -> bool:
+        """Without hard links: create the lock exclusively and write it, removing it again if the write fails."""
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            raise
+        return True
+
+    def _write_whole(self, data: bytes) -> bool:
+        """Create the lock holding ``data``, whole, if there is none; ``False`` when one exists."""
+        tmp = temporary_name(self.path)
+        try:
+            with open(tmp, "xb") as f:  # a full disk fails here, before any lock exists
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, self.path)  # atomic, and refuses an existing lock
+            except FileExistsError:
+                return False
+            except OSError as err:
+                if err.errno not in _NO_HARD_LINKS:
+                    raise
+                return self._write_exclusive(data)
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _take_over(self, seen: bytes | None) -> bool:
+        """Remove the stale lock whose bytes were ``seen``, unless another run replaced it meanwhile (then it is put
+        back); ``True`` when it was removed."""
+        aside = temporary_name(self.path)
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return True  # another run took it over first: try again
+        if self._read_bytes(aside) != seen:  # a fresh lock of another run: give it back
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, self.path)
+            aside.unlink(missing_ok=True)
+            return False
+        aside.unlink(missing_ok=True)
+        return True
+
     def _create(self) -> str:
         run_id = uuid.uuid4().hex[:12]
         info = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
                 "world_size": self.ctx.world_size, "started": time.time()}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    other = json.loads(self.path.read_text())
-                except (OSError, ValueError):
-                    other = {}
-                same_host = other.get("host") == socket.gethostname()
-                pid = other.get("pid")
-                if same_host and isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
-                    print(f"[interdyn] {self.what} {self.folder}: taking over the lock of a run that is gone "
-                          f"({self._describe(other)})", file=sys.stderr)
-                    self.path.unlink(missing_ok=True)
+        data = json.dumps(info).encode("utf-8")
+        for _ in range(4):
+            if self._write_whole(data):
+                return run_id
+            seen = self._read_bytes(self.path)
+            if seen is None:
+                continue  # removed between the two calls: try again
+            other = self._parse(seen)
+            reason = self._stale_reason(other)
+            if reason is not None:
+                if self._take_over(seen):
+                    which = f"of {self._describe(other)}" if other else str(self.path)
+                    print(f"[interdyn] {self.subject}: taking over the lock {which}: {reason}",
+                          file=sys.stderr)
                     continue
-                raise OutputBusyError(
-                    f"{self.what} {self.folder} is being written by another run: {self._describe(other)}. Wait for it "
-                    f"to finish or give another folder; if no run is writing there any more (a killed run on "
-                    f"another machine), delete {self.path} and start again") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(info, f)
-            return run_id
-        raise OutputBusyError(f"{self.what} {self.folder}: could not take the lock {self.path}")
+                other = self._parse(self._read_bytes(self.path)) or {}
+            raise OutputBusyError(
+                f"{self.subject} is being written by another run: {self._describe(other or {})}. Wait "
+                f"for it to finish or give another folder; if no run is writing there any more (a killed run on "
+                f"another machine), delete {self.path} and start again") from None
+        raise OutputBusyError(f"{self.subject}: could not take the lock {self.path}")
+
+    def _clean(self) -> None:
+        """Rank 0, holding the lock: what killed runs left in the folder (temporaries, per-run progress files)."""
+        removed = clean_stale_temporaries(self.folder, older_than=None, recursive=True)
+        for name in RUN_FILE_FOLDERS:
+            if (self.folder / name).is_dir() and not (self.folder / name).is_symlink():
+                shutil.rmtree(self.folder / name, ignore_errors=True)
+        if removed:
+            print(f"[interdyn] {self.subject}: removed {len(removed)} unfinished temporary file(s) of an "
+                  "interrupted run", file=sys.stderr)
 
     def __enter__(self) -> "OutputLock":
         if self.ctx.is_main:
@@ -267,8 +377,12 @@ class OutputLock:
                 if self.claim is not None:
                     self.claim(self.folder)
                 self.run_id = self._create()
+                if self.clean:
+                    self._clean()
                 message = self.run_id
             except Exception as err:  # noqa: BLE001 - sent to the other ranks, then re-raised here
+                if self.run_id:
+                    self._release()
                 broadcast_text("ERROR:" + f"{type(err).__name__}: {err}")
                 raise
             broadcast_text(message)
@@ -277,24 +391,22 @@ class OutputLock:
         if message.startswith("ERROR:"):
             raise OutputError(f"rank 0 stopped before any work: {message[len('ERROR:'):]}")
         self.run_id = message
-        try:
-            found = json.loads(self.path.read_text()).get("run_id")
-        except (OSError, ValueError):
-            found = None
+        found = (self._parse(self._read_bytes(self.path)) or {}).get("run_id")
         if found != self.run_id:
             raise OutputBusyError(f"{self.what} {self.folder}: rank {self.ctx.rank} does not see this run's lock "
                                   f"{self.path} (found run {found!r}, expected {self.run_id!r}); every rank must "
                                   "see the same output folder (shared storage), and only one run may write it")
         return self
 
+    def _release(self) -> None:
+        if (self._parse(self._read_bytes(self.path)) or {}).get("run_id") == self.run_id:
+            self.path.unlink(missing_ok=True)
+
     def __exit__(self, *exc) -> None:
         if not self.ctx.is_main or not self.run_id:
             return
-        try:
-            if json.loads(self.path.read_text()).get("run_id") == self.run_id:
-                self.path.unlink()
-        except (OSError, ValueError):
-            pass
+        with contextlib.suppress(OSError):
+            self._release()
 
 
 # ---------------------------------------------------------------------------- progress across ranks

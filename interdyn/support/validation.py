@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from pathlib import Path
 
 import torch
 
 __all__ = ["InputError", "FRAME_LAYOUTS", "frame_layout", "check_count", "check_frame_size", "check_finite", "check_range", "check_guidance", "check_image_tensor",
-           "check_seed", "memory_budget", "check_video_size", "check_device", "check_path_length"]
+           "check_seed", "SEED_BITS_NUMPY", "SAMPLING_BOUNDS", "check_sampling_bounds", "memory_budget",
+           "check_video_size", "check_device", "check_input_path"]
 
 #: environment variable that sets the memory budget (GB) for requested sizes; default: 80 % of this machine's RAM
 BUDGET_ENV = "INTERDYN_MEMORY_BUDGET_GB"
@@ -26,15 +28,17 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_count(value, name: str, minimum: int = 1) -> int:
-    """An integer ``>= minimum`` (frames, steps, scenes, chunk sizes)."""
+def check_count(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer ``>= minimum`` (frames, steps, scenes, chunk sizes), and ``<= maximum`` when given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if _is_number(value) and float(value).is_integer():
+        if _is_number(value) and math.isfinite(float(value)) and float(value).is_integer():
             value = int(value)
         else:
             raise InputError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     if value < minimum:
         raise InputError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise InputError(f"{name} must be at most {maximum}, got {value}")
     return int(value)
 
 
@@ -103,9 +107,13 @@ def check_finite(value, name: str) -> float:
     """A finite real number (not NaN, not infinite)."""
     if not _is_number(value):
         raise InputError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(float(value)):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise InputError(f"{name} must be a finite number, got {value}") from None
+    if not math.isfinite(number):
         raise InputError(f"{name} must be a finite number, got {value}")
-    return float(value)
+    return number
 
 
 def check_range(value, name: str, low: float | None = None, high: float | None = None) -> float:
@@ -126,13 +134,38 @@ def check_guidance(value, name: str) -> float:
     return value
 
 
-def check_seed(value, name: str) -> int:
-    """A seed in ``[0, 2**64)`` (numpy and torch both accept it; ComfyUI seed widgets go up to 2**64 - 1)."""
+#: seeds that reach ``numpy.random.seed`` (accelerate's ``set_seed``, the training run's ``seed``) hold 32 bits
+SEED_BITS_NUMPY = 32
+
+
+def check_seed(value, name: str, bits: int = 64, span: int = 1) -> int:
+    """A seed in ``[0, 2**bits)``: 64 bits for torch generators (ComfyUI seed widgets go up to 2**64 - 1), 32 where
+    numpy's global seed takes it (:data:`SEED_BITS_NUMPY`). ``span``: the command derives ``seed + i`` for ``i <
+    span`` (one scene per seed), which must stay in range too."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InputError(f"{name} must be a whole number, got {value!r}")
-    if not 0 <= value < 2**64:
-        raise InputError(f"{name} must be between 0 and 2**64 - 1, got {value}")
+    top = 2**bits - 1
+    if not 0 <= value <= top:
+        raise InputError(f"{name} must be between 0 and {top} (2**{bits} - 1), got {value}")
+    if span > 1 and value + span - 1 > top:
+        raise InputError(f"{name} {value}: the {span} seeds from it (one per item) must stay at most {top} "
+                         f"(2**{bits} - 1); give a seed of at most {top - span + 1}")
     return int(value)
+
+
+#: upper bounds of sampling values past which they stop meaning anything (a step count that never ends, an fps the
+#: video encoder overflows on, conditioning ids beyond half precision); the nodes' widgets stay well below them
+SAMPLING_BOUNDS = {"num_steps": 10_000, "fps": 1_000, "motion_bucket_id": 10_000, "noise_aug_strength": 100,
+                   "min_guidance": 100, "max_guidance": 100}
+
+
+def check_sampling_bounds(*, names: dict | None = None, **values) -> None:
+    """Each of ``values`` (keys of :data:`SAMPLING_BOUNDS`, the sampler's names) at most its bound; ``names`` maps
+    them to the caller's (``--steps``). Non-numbers and non-finite values are left to the sampler's own check."""
+    for key, value in values.items():
+        high = SAMPLING_BOUNDS[key]
+        if _is_number(value) and (isinstance(value, numbers.Integral) or math.isfinite(value)) and value > high:
+            raise InputError(f"{(names or {}).get(key, key)} must be at most {high}, got {value}")
 
 
 def check_image_tensor(x, name: str, *, what: str = "frames in [0, 1]") -> None:
@@ -201,22 +234,34 @@ def check_video_size(frames: int, height: int, width: int, *, names: tuple[str, 
     """Refuse a requested size whose frames alone (``copies`` float32 copies of ``frames x channels x height x
     width``: the video, its resized/decoded/compared versions) exceed :func:`memory_budget`, before anything is
     allocated. The message names the caller's arguments and the budget."""
-    needed = float(frames) * channels * float(height) * float(width) * 4 * copies
+    try:
+        needed = float(frames) * channels * float(height) * float(width) * 4 * copies
+    except OverflowError:  # whole numbers beyond any float
+        needed = math.inf
     budget = memory_budget()
     if needed > budget:
         f, h, w = names
         label = label or f"{f} {frames} x {h} {height} x {w} {width}"
-        raise InputError(f"{label} needs about {needed / 1e9:.1f} GB for {what} alone, "
+        amount = f"about {needed / 1e9:.1f} GB" if math.isfinite(needed) else "more memory than any machine has"
+        raise InputError(f"{label} needs {amount} for {what} alone, "
                          f"more than the memory budget of {budget / 1e9:.1f} GB (80 % of this machine's memory; set "
                          f"{BUDGET_ENV} to change it)")
 
 
-def check_path_length(path, name: str) -> None:
-    """Every part of ``path`` fits the file system's name limit (255 bytes on Linux, macOS and Windows)."""
+def check_input_path(path, name: str, *, what: str = "a regular file or folder") -> Path:
+    """An input that exists must be a regular file or a folder (links followed): a named pipe (FIFO), a device or a
+    socket is refused before anything opens it (a FIFO with no writer blocks its reader forever). ``name`` is the
+    caller's flag or key. A missing path is left to the caller's own message. Returns the path."""
     import os
-    from pathlib import Path
+    import stat
 
-    for part in Path(path).parts:
-        if len(os.fsencode(part)) > 255:
-            raise InputError(f"{name}: the name {part[:40]}... is {len(os.fsencode(part))} bytes long; file systems "
-                             "allow 255")
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return path
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode) else
+                "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+        raise InputError(f"{name} {path} is {kind}, not {what}; nothing was read (give a file or folder)")
+    return path

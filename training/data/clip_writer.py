@@ -17,17 +17,18 @@ from interdyn.support import distributed
 from interdyn.support.safe_output import atomic_folder, claim_output_folder, write_text_atomic
 from interdyn.data.video_io import write_video
 
-#: files only a preparer of ours writes at the top of its output folder (older outputs have no marker)
-PREPARED_LEGACY = ("summary.json",)
-#: files only a preparer writes in a clip folder
-CLIP_FILES = ("meta.json", "video.mp4", "mask_hand.mp4")
+#: files only a preparer of ours writes at the top of its output folder: a folder holding one is a dataset of ours
+#: even without our marker (older versions)
+DATASET_SIGNATURE_FILES = ("summary.json",)
+#: files only a preparer writes in a clip folder: a folder holding one is a clip of ours (clips carry no marker)
+CLIP_SIGNATURE_FILES = ("meta.json", "video.mp4", "mask_hand.mp4")
 #: every name a clip folder holds: a clip folder holding anything else is never replaced (--overwrite included)
 CLIP_CONTENTS = r"meta\.json|label\.txt|video\.mp4|control\.mp4|mask_[^/]+\.mp4"
 
 
 def claim_prepared_folder(out_dir) -> Path:
     """The preparers' ``--out``: new, empty, or a prepared-data folder of ours; checked before any work."""
-    return claim_output_folder(out_dir, what="--out", kind="dataset", legacy=PREPARED_LEGACY)
+    return claim_output_folder(out_dir, what="--out", kind="dataset", signature_files=DATASET_SIGNATURE_FILES)
 
 __all__ = ["Summary", "PreparedRun", "safe_name", "unique_names", "write_clip_folder"]
 
@@ -69,7 +70,7 @@ class Summary:
 
     def report(self, out_dir) -> dict:
         d = self.as_dict()
-        out = claim_output_folder(out_dir, what="--out", kind="dataset", legacy=PREPARED_LEGACY)
+        out = claim_output_folder(out_dir, what="--out", kind="dataset", signature_files=DATASET_SIGNATURE_FILES)
         write_text_atomic(out / "summary.json", json.dumps(d, indent=2) + "\n")
         if not distributed.context().is_main:
             return d
@@ -154,8 +155,8 @@ def write_clip_folder(folder, video: torch.Tensor, fps: float, hand: torch.Tenso
     folder = Path(folder)
     # hidden temporary folder (FolderClips skips it); an existing folder is replaced only when it is a clip of ours
     # (--overwrite, or a partial folder of an older version); a new clip gets no marker file
-    with atomic_folder(folder, what="clip folder", kind="dataset-clip", legacy=CLIP_FILES, contents=CLIP_CONTENTS,
-                       mark=False) as tmp:
+    with atomic_folder(folder, what="clip folder", kind="dataset-clip", signature_files=CLIP_SIGNATURE_FILES,
+                       contents=CLIP_CONTENTS, mark=False) as tmp:
         write_video(tmp / "video.mp4", (video.clamp(0, 1) * 255).round().to(torch.uint8), fps, crf=crf, layout="FCHW")
         write_video(tmp / "mask_hand.mp4", hand.to(torch.bool).numpy(), fps, lossless=True)
         for name, m in (objects or {}).items():

@@ -136,9 +136,10 @@ def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.
     if not clips:
         from interdyn.support.safe_output import check_output_folder
 
-        from .clip_writer import PREPARED_LEGACY
+        from .clip_writer import DATASET_SIGNATURE_FILES
 
-        check_output_folder(out_dir, what="--out", kind="dataset", legacy=PREPARED_LEGACY)  # a foreign --out is named first
+        # a foreign --out is named first
+        check_output_folder(out_dir, what="--out", kind="dataset", signature_files=DATASET_SIGNATURE_FILES)
         raise FileNotFoundError(f"--root {root} holds no DexYCB camera folder (color_*.jpg files)")
     if cameras:
         clips = [c for c in clips if c.name in set(cameras)]

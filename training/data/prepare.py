@@ -105,14 +105,28 @@ def build_parser(prog: str = "python -m training.data.prepare") -> argparse.Argu
     return parser
 
 
+#: the input options of the preparers (files and folders read): each must be a regular file or a folder
+INPUT_OPTIONS = ("videos", "labels", "boxes", "sam2_checkpoint", "sam2_config", "annotations", "proposals", "root")
+#: synthetic clips one run may ask for (10 million 8-frame clips are about a terabyte)
+MAX_CLIPS = 10_000_000
+
+
 def check_options(args: argparse.Namespace) -> None:
     """Every numeric option of every dataset, before any input is read or any folder made: finite, in range, a
     clip size within the memory budget; messages name the option as typed (``--num-frames``)."""
-    from interdyn.support.validation import InputError, check_count, check_range, check_seed, check_video_size
+    from interdyn.support.safe_output import check_output_path
+    from interdyn.support.validation import (InputError, SAMPLING_BOUNDS, check_count, check_input_path, check_range,
+                                             check_seed, check_video_size)
 
+    check_output_path(args.out, "--out", folder=True)
+    for dest in INPUT_OPTIONS:  # a FIFO or device as an input would block (or never end) the first read
+        values = getattr(args, dest, None)
+        for value in values if isinstance(values, list) else [values]:
+            if value is not None:
+                check_input_path(value, f"--{dest.replace('_', '-')}")
     for dest in ("fps", "source_fps"):
         value = getattr(args, dest, None)
-        if value is not None and check_range(value, f"--{dest.replace('_', '-')}", 0) <= 0:
+        if value is not None and check_range(value, f"--{dest.replace('_', '-')}", 0, SAMPLING_BOUNDS["fps"]) <= 0:
             raise InputError(f"--{dest.replace('_', '-')} must be > 0 frames per second, got {value}")
     for dest in ("num_frames", "height", "width", "limit", "num_clips", "sam2_image_size"):
         value = getattr(args, dest, None)
@@ -126,8 +140,10 @@ def check_options(args: argparse.Namespace) -> None:
         value = getattr(args, dest, None)
         if value is not None:
             check_count(value, f"--{dest.replace('_', '-')}", minimum=0)
-    if getattr(args, "seed", None) is not None:
-        check_seed(args.seed, "--seed")
+    if getattr(args, "num_clips", None) is not None:
+        check_count(args.num_clips, "--num-clips", maximum=MAX_CLIPS)
+    if getattr(args, "seed", None) is not None:  # the synthetic scenes use seed, seed + 1, ...
+        check_seed(args.seed, "--seed", span=getattr(args, "num_clips", None) or 1)
     check_video_size(args.num_frames, args.height, args.width, names=("--num-frames", "--height", "--width"),
                      what="one clip")
 
@@ -146,6 +162,11 @@ def main(argv=None, prog: str = "python -m training.data.prepare") -> int:
         run(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:  # OutputError is a ValueError
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line; the clips written are whole
+        from interdyn.support.safe_output import storage_message_or_raise
+
+        print(f"error: {storage_message_or_raise(err, args.out)}", file=sys.stderr)
         return 2
     return 0
 

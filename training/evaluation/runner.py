@@ -15,8 +15,9 @@ import torch
 from interdyn.core.sampling import check_sampling_args
 from interdyn.support import distributed
 from interdyn.metrics import registry
-from interdyn.support.safe_output import check_output_folder, claim_output_folder, write_text_atomic
-from interdyn.support.validation import check_count
+from interdyn.support.safe_output import atomic_files, check_output_folder, check_output_path, claim_output_folder
+from interdyn.support.validation import (SAMPLING_BOUNDS, InputError, check_count, check_range,
+                                         check_sampling_bounds)
 from interdyn.data.video_io import write_video
 
 from .. import baselines
@@ -86,15 +87,14 @@ def evaluate(
     """
     t0 = time.time()
     settings = settings or GenerationSettings()
+    out_dir = check_output_path(out_dir, "out_dir", folder=True)
+    check_evaluation_numbers(settings, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, mf_points=mf_points,
+                             limit=limit, decode_chunk_size=decode_chunk_size)
     methods, generated, coshand = _checked_request(methods, generated, svd=svd, interdyn=interdyn, coshand=coshand)
-    if limit is not None:
-        check_count(limit, "limit")
-    check_sampling_args(**settings.sampler_kwargs(), generator=settings.seed, decode_chunk_size=decode_chunk_size,
-                        height=settings.height, width=settings.width)
     ctx = distributed.init(device=device)
     device = distributed.rank_device(device)
-    out_dir = Path(out_dir)
-    check_output_folder(out_dir, what="out_dir", kind="evaluation", legacy=LEGACY_OUTPUTS)  # before the data
+    # before the data
+    check_output_folder(out_dir, what="out_dir", kind="evaluation", signature_files=EVALUATION_SIGNATURE_FILES)
     dataset = dataset if dataset is not None else open_dataset(data_root, settings)
     ids = clip_ids(dataset)[: None if limit is None else int(limit)]
     if not ids:
@@ -109,12 +109,12 @@ def evaluate(
             check_method_settings(video_dirs[m], method_settings[m])
 
     def claim(folder: Path) -> None:  # rank 0, before any compute
-        claim_output_folder(folder, what="out_dir", kind="evaluation", legacy=LEGACY_OUTPUTS)
+        claim_output_folder(folder, what="out_dir", kind="evaluation", signature_files=EVALUATION_SIGNATURE_FILES)
         check_existing()
 
     with distributed.OutputLock(out_dir, what="out_dir", claim=claim, ctx=ctx) as lock:
         if not ctx.is_main:
-            check_output_folder(out_dir, what="out_dir", kind="evaluation", legacy=LEGACY_OUTPUTS)
+            check_output_folder(out_dir, what="out_dir", kind="evaluation", signature_files=EVALUATION_SIGNATURE_FILES)
             check_existing()
         results = _evaluate_clips(
             ctx, lock, dataset, ids, methods, all_methods, video_dirs, out_dir=out_dir, data_root=data_root,
@@ -130,8 +130,32 @@ def evaluate(
     return results
 
 
-#: what an evaluation folder of ours holds (an older one may lack our marker file)
-LEGACY_OUTPUTS = ("results.json", "generated", "features")
+#: what only an evaluation writes at the top of its folder: a folder holding one is an evaluation of ours even
+#: without our marker (older versions)
+EVALUATION_SIGNATURE_FILES = ("results.json", "generated", "features")
+
+
+#: the largest values of evaluate()'s counts (beyond them a run asks for more memory or time than any machine has)
+MAX_KID_SUBSETS, MAX_KID_SUBSET_SIZE, MAX_MF_POINTS = 100_000, 100_000, 10_000
+
+
+def check_evaluation_numbers(settings: GenerationSettings, *, kid_subsets, kid_subset_size, mf_points, limit,
+                             decode_chunk_size, names: dict | None = None) -> None:
+    """Every number of an evaluation (the sampling settings, the metrics' counts, ``limit``), finite and in range,
+    before anything is read; ``names`` maps evaluate()'s names to the caller's (``--kid-subsets``)."""
+    n = lambda key: (names or {}).get(key, key)  # noqa: E731
+    check_sampling_args(names=names, **settings.sampler_kwargs(), generator=settings.seed,
+                        decode_chunk_size=decode_chunk_size, height=settings.height, width=settings.width)
+    check_sampling_bounds(names=names, num_steps=settings.num_steps, fps=settings.fps,
+                          motion_bucket_id=settings.motion_bucket_id, noise_aug_strength=settings.noise_aug_strength,
+                          min_guidance=settings.min_guidance, max_guidance=settings.max_guidance)
+    if check_range(settings.clip_fps, n("clip_fps"), 0, SAMPLING_BOUNDS["fps"]) <= 0:
+        raise InputError(f"{n('clip_fps')} must be > 0 frames per second, got {settings.clip_fps}")
+    check_count(kid_subsets, n("kid_subsets"), maximum=MAX_KID_SUBSETS)
+    check_count(kid_subset_size, n("kid_subset_size"), maximum=MAX_KID_SUBSET_SIZE)
+    check_count(mf_points, n("mf_points"), maximum=MAX_MF_POINTS)
+    if limit is not None:
+        check_count(limit, n("limit"))
 
 
 def _checked_request(methods, generated, *, svd, interdyn, coshand) -> tuple[list[str], dict[str, Path], object]:
@@ -278,9 +302,11 @@ def _pool_results(out_dir: Path, ids: list[str], all_methods: list[str], nets, s
                       **{m.key: _finite_or_none(r.get(m.key)) for m in registry.CLIP_METRICS}}
             for r in records[method]}
     results["per_class"] = per_class_motion_fidelity(results["per_clip"], all_methods)
-    write_text_atomic(out_dir / "results.json", json.dumps(results, indent=1, default=json_default) + "\n")
-    write_text_atomic(out_dir / "table1.md", table1_markdown(results))
-    write_text_atomic(out_dir / "table_s3.md", table_s3_markdown(results))
+    texts = {"results.json": json.dumps(results, indent=1, default=json_default) + "\n",
+             "table1.md": table1_markdown(results), "table_s3.md": table_s3_markdown(results)}
+    with atomic_files([out_dir / name for name in texts]) as temporaries:  # the three replaced together, or none
+        for tmp, text in zip(temporaries, texts.values()):
+            tmp.write_text(text, encoding="utf-8")
     return results
 
 
