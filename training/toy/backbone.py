@@ -30,7 +30,6 @@ import copy
 import csv
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -38,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from interdyn.support.safe_output import atomic_file
+from interdyn.support.safe_output import atomic_file, atomic_files
 
 TOY_SIZE = (64, 64)
 TOY_FRAMES = 8
@@ -307,11 +306,9 @@ def _save_vae(vae, train_clips: torch.Tensor, held_out: torch.Tensor, out: Path)
     std = torch.cat([vae.encode(c).latent_dist.mode() for c in x.split(64)]).std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
     value = vae_psnr(vae, held_out[:8])
-    tmp = out.with_name(out.name + ".tmp")
-    vae.save_pretrained(tmp)
-    for f in tmp.iterdir():
-        os.replace(f, out / f.name)
-    tmp.rmdir()
+    with atomic_files([out / "config.json", out / "diffusion_pytorch_model.safetensors"]) as staged:
+        for tmp in staged:  # the config (with the new scaling factor) and the weights are replaced together
+            vae.save_pretrained(tmp.parent)
     vae.train()
     return value
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
-from interdyn.core.builtin import TOY_DIR, TOY_SAMPLING, TOY_SIZE
+from interdyn.core.builtin import TOY_BRANCH, TOY_DIR, TOY_SAMPLING, TOY_SIZE
+from interdyn.support.safe_output import atomic_files
 
 
 def _generate_probe_videos(backbone, branch, seeds, num_steps: int | None = None, world: str = "toy") -> torch.Tensor:
@@ -54,51 +53,33 @@ def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | No
     the built-in sampling settings (``check_steps`` Euler steps instead, for smoke tests). ``world``: the
     synthetic world the model was trained on, stored in the branch's provenance (the demo and the probes
     read it there, :func:`interdyn.core.builtin.toy_world`)."""
+    from interdyn.core.loading import load_control_branch, load_svd_backbone, save_control_branch, save_svd_folder
     from interdyn.data.synthetic import get_world
 
     world = get_world(world).name
-    from interdyn.core.loading import load_control_branch, load_svd_backbone, save_control_branch
-    from interdyn.core.loading import save_svd_folder
 
     backbone = load_svd_backbone(svd, dtype=torch.float32)
     branch = load_control_branch(control, dtype=torch.float32, backbone=backbone)
     seeds = [2_000_000 + i for i in range(check_scenes)]  # validation seeds, not the probe seeds
     reference = _generate_probe_videos(backbone, branch, seeds, check_steps, world)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_files([out / "svd", out / TOY_BRANCH.name]) as (svd_folder, branch_file):  # replaced together
         for module in (backbone.unet, backbone.vae, backbone.image_encoder):
             module.to(torch.float16)
-        save_svd_folder(backbone, staging / "svd")
-        for config_file in (staging / "svd").glob("*/config.json"):  # no paths of the training machine
+        save_svd_folder(backbone, svd_folder)
+        for config_file in svd_folder.glob("*/config.json"):  # no paths of the training machine
             config = json.loads(config_file.read_text())
             config.pop("_name_or_path", None)
             config_file.write_text(json.dumps(config, indent=2))
         info = _portable({**(getattr(branch, "provenance", None) or {}), **(provenance or {}), "world": world})
-        save_control_branch(branch, staging / "interdyn_toy_physics.safetensors", dtype=torch.float16,
-                            provenance=info)
+        save_control_branch(branch, branch_file, dtype=torch.float16, provenance=info)
         # fp16 check: reload the staged files the way users will
-        backbone16 = load_svd_backbone(staging / "svd", dtype=torch.float32)
-        branch16 = load_control_branch(staging / "interdyn_toy_physics.safetensors", dtype=torch.float32,
-                                       backbone=backbone16)
+        backbone16 = load_svd_backbone(svd_folder, dtype=torch.float32)
+        branch16 = load_control_branch(branch_file, dtype=torch.float32, backbone=backbone16)
         diff = float((_generate_probe_videos(backbone16, branch16, seeds, check_steps, world) - reference).abs().max())
         sampling = dict(TOY_SAMPLING, **({} if check_steps is None else {"num_steps": check_steps}))
         info["fp16_check"] = {"max_abs_pixel_difference": diff, "scenes": seeds, "sampling": sampling}
-        save_control_branch(branch16, staging / "interdyn_toy_physics.safetensors", dtype=torch.float16,
-                            provenance=info)
-        if out.exists():
-            for name in ("svd", "interdyn_toy_physics.safetensors"):
-                old = out / name
-                if old.is_dir():
-                    shutil.rmtree(old)
-                elif old.exists():
-                    old.unlink()
-        out.mkdir(exist_ok=True)
-        for item in staging.iterdir():
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        save_control_branch(branch16, branch_file, dtype=torch.float16, provenance=info)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"fp16 vs fp32 on {len(seeds)} validation scenes: max |pixel difference| {diff:.4f}")
     print(f"wrote {out} ({size / 1e6:.1f} MB)")
