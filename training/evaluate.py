@@ -50,7 +50,7 @@ from .evaluation.cache import ClipCache, clip_scores, load_clip_record
 from .evaluation.data import find_generated_video, open_dataset
 from .evaluation.networks import MetricNetworks, resolve_networks
 from .evaluation.pooling import per_class_motion_fidelity, pool_scores
-from .evaluation.runner import evaluate
+from .evaluation.runner import check_evaluation_numbers, evaluate
 from .evaluation.settings import (CACHE_VERSION, DEFAULT_METHODS, DISPLAY_NAMES, GENERATED_NAME, METHODS, METRICS,
                                   TABLE1_COLUMNS, GenerationSettings)
 from .evaluation.tables import table1_markdown, table_s3_markdown
@@ -142,8 +142,6 @@ def check_options(args, settings: GenerationSettings, generated: dict) -> None:
     (never a FIFO or device), every number finite and in range."""
     from interdyn.support.safe_output import check_output_path
     from interdyn.support.validation import check_input_path
-
-    from .evaluation.runner import check_evaluation_numbers
 
     check_output_path(args.out, "--out", folder=True)
     for dest in INPUT_OPTIONS:

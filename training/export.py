@@ -31,9 +31,10 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from interdyn.core.loading import PRECISIONS, ModelLoadError, load_control_branch, save_control_branch
-from interdyn.support.safe_output import OutputError, atomic_folder, check_not_inside, check_output_folder, is_ours
+from interdyn.support.safe_output import (OutputError, atomic_folder, check_not_inside, check_output_folder,
+                                          check_output_path, clean_stale_temporaries, is_ours, storage_message_or_raise)
 from interdyn.models.controlnet import OFFICIAL_CLASS_NAME
-from interdyn.support.validation import InputError
+from interdyn.support.validation import InputError, check_input_path
 
 from .checkpoints import BRANCH_FILE, EMA_FILE, RUN_SIGNATURE_FILES, STATE_FILE, UNET_CONFIG_FILE, list_checkpoints
 
@@ -113,9 +114,6 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dtype: str 
         raise ExportError(f"format must be 'single' or 'official', got {format!r}")
     if dtype is not None and dtype not in PRECISIONS:
         raise ExportError(f"dtype must be one of {', '.join(sorted(PRECISIONS))}, got {dtype!r}")
-    from interdyn.support.safe_output import check_output_path, clean_stale_temporaries
-    from interdyn.support.validation import check_input_path
-
     out = check_output_path(out, "--out", folder=format == "official")
     ckpt = resolve_checkpoint(check_input_path(checkpoint, "--checkpoint", what="a checkpoint folder"))
     check_not_inside(out, ckpt, what="--out", protected_what="checkpoint folder")
@@ -169,8 +167,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.export")
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line, the earlier export is intact
-        from interdyn.support.safe_output import storage_message_or_raise
-
         print(f"error: {storage_message_or_raise(err, args.out)}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from ..support import distributed
 from .generation import CLI_NAMES, generate_clips, load_inputs, sampling_kwargs, validate_generate_args
-from ..support.safe_output import write_text_atomic
-from ..support.validation import InputError
+from ..support.safe_output import (NAME_MAX, check_not_inside, check_output_path, clean_stale_temporaries,
+                                   storage_error, write_text_atomic)
+from ..support.validation import InputError, check_count, check_input_path
 
 __all__ = ["ROW_PARAMETERS", "Row", "read_manifest", "manifest_rows", "run_manifest"]
 
@@ -66,8 +67,6 @@ class Row:
 
 def read_manifest(path) -> list[dict]:
     """The rows of a ``.csv`` (header line first) or ``.jsonl`` (one JSON object per line) file, as dicts."""
-    from ..support.validation import check_input_path
-
     path = check_input_path(path, "--manifest", what="a regular file (.csv or .jsonl)")
     if not path.is_file():
         raise InputError(f"--manifest {path} does not exist")
@@ -240,12 +239,8 @@ def _not_this_rows_output(row) -> str | None:
 def run_manifest(args) -> int:
     """``interdyn generate --manifest``: see the module's docstring. Returns the exit status."""
     t0 = time.time()
-    from ..support.validation import check_count
-
     check_count(getattr(args, "batch_size", 1), "--batch-size")
     if args.report:
-        from ..support.safe_output import check_not_inside, check_output_path
-
         check_output_path(args.report, "--report", folder=False)
         check_not_inside(args.report, args.manifest, what="--report", protected_what="--manifest")
     rows = manifest_rows(args.manifest, args)  # every row, before any model loads
@@ -261,8 +256,6 @@ def _manifest_lock(manifest: Path, ctx):
     import contextlib
     import hashlib
     import os
-
-    from ..support.safe_output import NAME_MAX
 
     folder = manifest.absolute().parent
     try:
@@ -307,8 +300,6 @@ def _run_rows(args, rows: list[Row], ctx, t0: float) -> int:
 def _clean_killed_rows(pending: list[Row]) -> None:
     """Remove the temporaries a killed run left beside the outputs of these rows (older than an hour:
     :func:`interdyn.support.safe_output.clean_stale_temporaries`)."""
-    from ..support.safe_output import clean_stale_temporaries
-
     by_folder: dict[Path, set[str]] = {}
     for row in pending:
         out = Path(row.args.out)
@@ -346,8 +337,6 @@ def _generate_rows(pending: list[Row], models, batch_size: int, manifest, outcom
             except KeyboardInterrupt:
                 raise
             except Exception as err:  # noqa: BLE001 - one bad row must not stop the others; reported below
-                from ..support.safe_output import storage_error
-
                 text = storage_error(err) or f"{type(err).__name__}: {err}"
                 outcome[row.number] = {"status": "failed", "out": row.args.out, "error": text}
                 print(f"error: --manifest {manifest} {row.label}: {text}", file=sys.stderr, flush=True)

@@ -442,8 +442,6 @@ class ProgressFiles:
         return out
 
     def cleanup(self) -> None:
-        import shutil
-
         if self.ctx.is_main and self.dir.is_dir():
             shutil.rmtree(self.dir, ignore_errors=True)
             try:

@@ -30,7 +30,7 @@ import torch
 
 from interdyn.core.control import fit_to_size, resample_frame_indices
 
-from .clip_writer import PreparedRun, write_clip_folder
+from .clip_writer import DATASET_SIGNATURE_FILES, PreparedRun, write_clip_folder
 
 __all__ = ["YCB_CLASSES", "HAND_LABEL", "hand_mask", "convex_hull_mask", "find_clips", "prepare_dexycb",
            "prepare_dexycb_from_args"]
@@ -135,8 +135,6 @@ def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.
     clips = find_clips(root)
     if not clips:
         from interdyn.support.safe_output import check_output_folder
-
-        from .clip_writer import DATASET_SIGNATURE_FILES
 
         # a foreign --out is named first
         check_output_folder(out_dir, what="--out", kind="dataset", signature_files=DATASET_SIGNATURE_FILES)
