@@ -563,7 +563,7 @@ def nodes():
 
 def test_sampler_node_names_the_widget(nodes):
     InterDynSampler = nodes["InterDynSampler"]
-    model = SimpleNamespace(control_branch=None)  # no model: the widgets are checked first
+    model = SimpleNamespace(control_branch=None, backbone=None)  # no model: the widgets are checked first
     with pytest.raises(ValueError, match="max_cfg"):
         InterDynSampler(model, torch.rand(1, 64, 64, 3), 64, 64, 2, 1, 1.0, float("nan"), 7, 40, 0.02, 0,
                         1.0, 0.0, 1.0)

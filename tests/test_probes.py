@@ -184,3 +184,26 @@ def test_probes_run_on_the_world_they_are_given():
     background = probes.scene_palette({"background": {"colour": [40 / 255, 42 / 255, 50 / 255]}, "objects": []})[0]
     for frame in seen:  # every probe scene's first frame has the toy world's one plain background in its corner
         assert torch.allclose(frame[:, 0, 0], background, atol=1 / 255), frame[:, 0, 0]
+
+
+def test_dual_clock_rows_get_the_drivers_reference_and_the_same_seed():
+    """`interdyn probes --dual-clock`: the training-free drag (strength 0) and InterDyn + drag rows are generated
+    from the reference of the drive (the first frame with the driver pasted along its masks: it never holds the
+    reaction), with the levels given, the scene's seed, and appear in the report's tables."""
+    calls = []
+
+    def generate(first_frame, control, strength, seed, dual_clock=None):
+        calls.append((strength, seed, dual_clock))
+        if dual_clock is None:
+            return first_frame[None].expand(control.shape[0], -1, -1, -1).clone()
+        return dual_clock.reference.clone()  # "follows the reference exactly"
+
+    report = probes.run_probes(generate, num_scenes=1, num_chain_scenes=1, world="toy", dual_clock=(10.0, 1.0))
+    clocked = [c for c in calls if c[2] is not None]
+    assert {c[0] for c in clocked} == {0.0, 1.0}, "alone (no branch) and with the branch"
+    assert all((c[2].sigma_weak, c[2].sigma_strong) == (10.0, 1.0) for c in clocked)
+    row = report.force[0]["dual_clock"]
+    assert row["driven_iou"] is not None and row["driven_iou"] > 0.8, "the reference carries the driver on its path"
+    assert report.settings["dual_clock"] == {"sigma_weak": 10.0, "sigma_strong": 1.0}
+    table = report.to_markdown()
+    assert "training-free drag (dual clock, no branch)" in table and "InterDyn + dual clock" in table

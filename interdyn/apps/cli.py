@@ -123,6 +123,23 @@ def _every_tenth(stage: str, done: int, total: int) -> None:
 MAX_SCENES = 100_000
 
 
+def _dual_clock_levels(args) -> tuple[float, float] | None:
+    """``(sigma_weak, sigma_strong)`` of ``--dual-clock`` (checked: positive, in order), or None without it."""
+    from ..core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK
+    from ..support.validation import InputError, check_finite
+
+    if not args.dual_clock:
+        for flag in ("sigma_weak", "sigma_strong"):
+            if getattr(args, flag) is not None:
+                raise InputError(f"--{flag.replace('_', '-')} needs --dual-clock")
+        return None
+    weak = SVD_SIGMA_WEAK if args.sigma_weak is None else check_finite(args.sigma_weak, "--sigma-weak")
+    strong = SVD_SIGMA_STRONG if args.sigma_strong is None else check_finite(args.sigma_strong, "--sigma-strong")
+    if not 0 <= strong <= weak or weak <= 0:
+        raise InputError(f"--sigma-strong ({strong}) must be >= 0 and not above --sigma-weak ({weak}), which must be > 0")
+    return weak, strong
+
+
 def cmd_probes(args) -> int:
     from . import probes
     from ..core.builtin import TOY_SIZE, is_builtin, toy_world
@@ -139,6 +156,7 @@ def cmd_probes(args) -> int:
         check_count(args.steps, "--steps", maximum=SAMPLING_BOUNDS["num_steps"])
     for flag in ("svd", "interdyn"):
         check_model_path(getattr(args, flag), f"--{flag}")
+    dual_clock = _dual_clock_levels(args)
     # before the minutes of sampling
     claim_output_folder(args.out, what="--out", kind="probes", signature_files=probes.PROBE_FILES)
     sampling = _builtin_sampling(args)
@@ -150,7 +168,7 @@ def cmd_probes(args) -> int:
           f"model {args.svd} + {args.interdyn}", flush=True)
     report = probes.run_probes(generate, num_scenes=args.num_scenes, seed=args.seed,
                                size=TOY_SIZE, num_frames=sampling["num_frames"],
-                               progress=_every_tenth, world=world,
+                               progress=_every_tenth, world=world, dual_clock=dual_clock,
                                settings={"svd": str(args.svd), "interdyn": str(args.interdyn), "sampling": sampling})
     json_path, md_path = probes.write_report(report, args.out)
     print(report.to_markdown())
@@ -220,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1_000_000, help="first held-out scene seed (default %(default)s)")
     p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the built-in model's)")
     p.add_argument("--out", default="probes", help="folder for probes.json and probes.md (default %(default)s)")
+    p.add_argument("--dual-clock", action="store_true",
+                   help="also measure training-free dragging (Time-to-Move's dual-clock denoising), alone and with "
+                        "the branch, on the same scenes and seeds")
+    p.add_argument("--sigma-weak", type=float, default=None,
+                   help="with --dual-clock: the paper's t_weak as a noise level (default: the authors' SVD setting, "
+                        "74.54)")
+    p.add_argument("--sigma-strong", type=float, default=None,
+                   help="with --dual-clock: t_strong as a noise level (default: the authors' SVD setting, 30.99)")
     p.add_argument("--world", choices=["full", "toy"], default=None,
                    help="synthetic world of the probe scenes: the one the model was trained on (default: the "
                         "built-in model's for builtin:toy-physics, else full)")

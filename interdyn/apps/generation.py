@@ -110,11 +110,8 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
         check_device(args.device, names.get("device", "--device"))
     check_sampling_args(names={**CLI_NAMES, **names}, height=args.height, width=args.width,
                         decode_chunk_size=args.decode_chunk, generator=args.seed, **sampling_kwargs(args))
-    from ..support.validation import check_input_path, check_sampling_bounds
+    from ..support.validation import check_input_path
 
-    check_sampling_bounds(names={**CLI_NAMES, **names}, num_steps=args.steps, fps=args.fps,
-                          motion_bucket_id=args.motion_bucket, noise_aug_strength=args.noise_aug,
-                          min_guidance=args.min_guidance, max_guidance=args.max_guidance)
     for flag in ("svd", "interdyn"):
         check_model_path(getattr(args, flag, None), names.get(flag, f"--{flag}"))
     image = check_input_path(args.image, image_name)

@@ -60,7 +60,9 @@ PROBE_SEED = 1_000_000
 VALIDATION_SEED = 2_000_000
 STATIC_PX = 0.5
 MOVING_PX = 2.0
-METHODS = ("interdyn", "no_control", "copy_first_frame", "simulation")
+METHODS = ("interdyn", "interdyn_dual_clock", "dual_clock", "no_control", "copy_first_frame", "simulation")
+#: the training-free rows (Time-to-Move's dual-clock denoising), measured when run_probes gets dual_clock levels
+DUAL_CLOCK_METHODS = ("dual_clock", "interdyn_dual_clock")
 BASELINES = ("no_control", "copy_first_frame")
 
 
@@ -242,24 +244,47 @@ Generate = Callable[[torch.Tensor, torch.Tensor, float, int], torch.Tensor]
 
 
 def model_generator(backbone, branch, sampling: dict) -> Generate:
-    """``generate(first_frame [3,H,W], control [F,3,H,W], strength, seed) -> [F,3,H,W]`` with fixed settings."""
+    """``generate(first_frame [3,H,W], control [F,3,H,W], strength, seed, dual_clock=None) -> [F,3,H,W]`` with fixed
+    settings (``dual_clock``: a :class:`~interdyn.core.dual_clock.DualClock`, training-free dragging)."""
     from ..core.sampling import generate_video
 
-    def generate(first_frame, control, strength, seed):
+    def generate(first_frame, control, strength, seed, dual_clock=None):
         with torch.no_grad():
             return generate_video(backbone, first_frame[None], control[None], branch, control_strength=strength,
-                                  generator=int(seed), **sampling)[0].float().cpu()
+                                  generator=int(seed), dual_clock=dual_clock, **sampling)[0].float().cpu()
 
     return generate
 
 
-def method_videos(generate: Generate, frames: torch.Tensor, control: torch.Tensor, seed: int) -> dict:
-    """Every method's video for one scene (same noise seed for both model runs); ``simulation`` is the
-    ground truth itself, the ceiling the tracker allows."""
-    return {"interdyn": generate(frames[0], control, 1.0, seed),
-            "no_control": generate(frames[0], control, 0.0, seed),
-            "copy_first_frame": frames[:1].expand_as(frames).clone(),
-            "simulation": frames}
+def drive_reference(scene) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference a training-free drag gets for a probe scene: the first frame with the driven objects pasted
+    where the simulation puts them, in their own colours (:func:`interdyn.data.cut_and_drag.composite_reference`;
+    drivers enter from outside the picture, so they cannot be cut from the first frame). Everything else stays
+    still: the reference carries the drive, never the reaction."""
+    from ..data.cut_and_drag import composite_reference
+
+    driven = scene.masks[scene.driven.bool()].float().amax(dim=0)  # [F, H, W]
+    return composite_reference(scene.frames[0], scene.frames, driven)
+
+
+def method_videos(generate: Generate, frames: torch.Tensor, control: torch.Tensor, seed: int, *, scene=None,
+                  dual_clock: tuple[float, float] | None = None) -> dict:
+    """Every method's video for one scene (same noise seed for every model run); ``simulation`` is the
+    ground truth itself, the ceiling the tracker allows. With ``dual_clock`` = ``(sigma_weak, sigma_strong)`` and
+    the ``scene``, also the training-free drag alone (``dual_clock``: control strength 0) and with the branch
+    (``interdyn_dual_clock``), from :func:`drive_reference`."""
+    videos = {"interdyn": generate(frames[0], control, 1.0, seed)}
+    if dual_clock is not None:
+        from ..core.dual_clock import DualClock
+
+        reference, region = drive_reference(scene)
+        clock = DualClock(reference, region, *dual_clock)
+        videos["interdyn_dual_clock"] = generate(frames[0], control, 1.0, seed, dual_clock=clock)
+        videos["dual_clock"] = generate(frames[0], control, 0.0, seed, dual_clock=clock)
+    videos.update({"no_control": generate(frames[0], control, 0.0, seed),
+                   "copy_first_frame": frames[:1].expand_as(frames).clone(),
+                   "simulation": frames})
+    return videos
 
 
 def force_scene(seed: int, size=(64, 64), num_frames: int = 8, moving_px: float = MOVING_PX, world="full"):
@@ -391,6 +416,8 @@ class ProbeReport:
                  "| counterfactual: direction agrees ↑ | mean cosine ↑ | responds to the drive ↑ |",
                  "|---|---|---|---|---|---|---|"]
         names = {"interdyn": "InterDyn (toy)", "no_control": "same model, control strength 0",
+                 "dual_clock": "training-free drag (dual clock, no branch)",
+                 "interdyn_dual_clock": "InterDyn + dual clock",
                  "copy_first_frame": "copy the first frame",
                  "simulation": "the simulation itself (ceiling of the colour tracker)"}
         for method in self.methods():
@@ -444,14 +471,16 @@ def _pct(frac) -> str:
 
 def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SEED, size=(64, 64),
                num_frames: int = 8, progress: Callable[[str, int, int], None] | None = None,
-               settings: dict | None = None, num_chain_scenes: int | None = None, world="full") -> ProbeReport:
+               settings: dict | None = None, num_chain_scenes: int | None = None, world="full",
+               dual_clock: tuple[float, float] | None = None) -> ProbeReport:
     """Run the three probes on ``num_scenes`` held-out scenes (and as many counterfactual pairs).
 
     Force-propagation scenes are ``random_scene(seed + i)`` for the first ``num_scenes`` values of
     ``i`` whose simulation moves at least one free object; counterfactual pairs are
     ``counterfactual_pair(seed + i, mode="redirect")``; chains are ``force_propagation_scene(seed + i)``
     for ``i < num_chain_scenes`` (default: half of ``num_scenes``, at least 1). Every scene is of ``world``
-    (:class:`interdyn.data.synthetic.World`: the one the model was trained on)."""
+    (:class:`interdyn.data.synthetic.World`: the one the model was trained on). ``dual_clock`` =
+    ``(sigma_weak, sigma_strong)`` adds the training-free rows (:data:`DUAL_CLOCK_METHODS`)."""
     from ..data.synthetic import counterfactual_pair, force_propagation_scene, get_world
     from ..support.validation import check_count
 
@@ -465,12 +494,14 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
     report = ProbeReport(settings={"seed": seed, "num_scenes": num_scenes, "num_chain_scenes": num_chain,
                                    "size": list(size), "world": world,
                                    "num_frames": num_frames, "static_px": STATIC_PX, "moving_px": MOVING_PX,
+                                   **({"dual_clock": {"sigma_weak": dual_clock[0], "sigma_strong": dual_clock[1]}}
+                                      if dual_clock is not None else {}),
                                    **(settings or {})})
     scene_seed = seed
     while len(report.force) < num_scenes:
         scene, reacting = force_scene(scene_seed, size, num_frames, world=world)
         if reacting:  # scenes where no free object moves say nothing about force propagation
-            videos = method_videos(generate, scene.frames, scene.control, scene_seed)
+            videos = method_videos(generate, scene.frames, scene.control, scene_seed, scene=scene, dual_clock=dual_clock)
             report.force.append(probe_force_scene(scene, reacting, videos))
             if progress:
                 progress("force propagation", len(report.force), num_scenes)
@@ -478,14 +509,14 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
     for i in range(num_scenes):
         factual, counter = counterfactual_pair(seed + i, mode="redirect", size=tuple(size), num_frames=num_frames,
                                                world=world)
-        vf = method_videos(generate, factual.frames, factual.control, seed + i)
-        vc = method_videos(generate, counter.frames, counter.control, seed + i)
+        vf = method_videos(generate, factual.frames, factual.control, seed + i, scene=factual, dual_clock=dual_clock)
+        vc = method_videos(generate, counter.frames, counter.control, seed + i, scene=counter, dual_clock=dual_clock)
         report.counterfactual.append(probe_counterfactual(factual, counter, vf, vc))
         if progress:
             progress("counterfactual", i + 1, num_scenes)
     for i in range(num_chain):
         scene = force_propagation_scene(seed + i, size=tuple(size), num_frames=num_frames, world=world)
-        videos = method_videos(generate, scene.frames, scene.control, seed + i)
+        videos = method_videos(generate, scene.frames, scene.control, seed + i, scene=scene, dual_clock=dual_clock)
         report.chain.append(probe_chain_scene(scene, videos))
         if progress:
             progress("chains", i + 1, num_chain)

@@ -26,7 +26,8 @@ from .control import normalize_control
 from .dual_clock import DualClock, check_dual_clock, encode_reference, plan_dual_clock
 from ..models.backbone import SVDBackbone
 from ..support.validation import (InputError, check_count, check_finite, check_frame_size, check_guidance,
-                                  check_image_tensor, check_range, check_seed, check_video_size)
+                                  check_image_tensor, check_range, check_sampling_bounds, check_seed,
+                                  check_video_size)
 
 # the paper's defaults (14 frames, 256x384, 50 steps, CFG 1 -> 3); fps in diffusers' convention
 DEFAULTS = dict(num_frames=14, height=256, width=384, num_steps=50, min_guidance=1.0, max_guidance=3.0,
@@ -312,6 +313,8 @@ def check_sampling_args(*, names: dict | None = None, num_frames=14, num_steps=5
             check_seed(g, n("generator") + (f"[{i}]" if isinstance(generator, (list, tuple)) else ""))
     if decode_chunk_size is not None:
         check_count(decode_chunk_size, n("decode_chunk_size"))
+    check_sampling_bounds(names=names, num_steps=num_steps, fps=fps, motion_bucket_id=motion_bucket_id,
+                          noise_aug_strength=noise_aug_strength, min_guidance=min_guidance, max_guidance=max_guidance)
     check_frame_size(height, width, names=(n("height"), n("width")))
     if height is not None and width is not None:
         check_video_size(num_frames, height, width, names=(n("num_frames"), n("height"), n("width")))

@@ -16,8 +16,7 @@ from interdyn.core.sampling import check_sampling_args
 from interdyn.support import distributed
 from interdyn.metrics import registry
 from interdyn.support.safe_output import atomic_files, check_output_folder, check_output_path, claim_output_folder
-from interdyn.support.validation import (SAMPLING_BOUNDS, InputError, check_count, check_range,
-                                         check_sampling_bounds)
+from interdyn.support.validation import SAMPLING_BOUNDS, InputError, check_count, check_range
 from interdyn.data.video_io import write_video
 
 from .. import baselines
@@ -146,9 +145,6 @@ def check_evaluation_numbers(settings: GenerationSettings, *, kid_subsets, kid_s
     n = lambda key: (names or {}).get(key, key)  # noqa: E731
     check_sampling_args(names=names, **settings.sampler_kwargs(), generator=settings.seed,
                         decode_chunk_size=decode_chunk_size, height=settings.height, width=settings.width)
-    check_sampling_bounds(names=names, num_steps=settings.num_steps, fps=settings.fps,
-                          motion_bucket_id=settings.motion_bucket_id, noise_aug_strength=settings.noise_aug_strength,
-                          min_guidance=settings.min_guidance, max_guidance=settings.max_guidance)
     if check_range(settings.clip_fps, n("clip_fps"), 0, SAMPLING_BOUNDS["fps"]) <= 0:
         raise InputError(f"{n('clip_fps')} must be > 0 frames per second, got {settings.clip_fps}")
     check_count(kid_subsets, n("kid_subsets"), maximum=MAX_KID_SUBSETS)
