@@ -68,7 +68,7 @@ FAST = {
     "KSampler": {"steps": 2},
 }
 # workflows that run exactly as shipped (the built-in model: already small, no files needed)
-AS_SHIPPED = {"InterDyn toy physics - no downloads.json"}
+AS_SHIPPED = {"InterDyn toy physics - no downloads.json", "InterDyn drag without training - no downloads.json"}
 PROMPTS = {
     "InterDyn hand pushes an object - SAM2 masks.json": '[{"box": [10, 10, 40, 40]}]',
     "InterDyn several driving objects - SAM2.json": '[{"box": [10, 10, 40, 40]}, {"points": [[70, 40]], "labels": [1]}]',
@@ -357,7 +357,7 @@ def test_workflow_runs(server, name):
         f"{name} failed: {json.dumps(status.get('messages'))[:4000]}\n{server.log_text()[-3000:]}"
     prefix = {"InterDyn hand pushes an object - SAM2 masks.json": "hand_object", "InterDyn draw the drive on the picture.json": "mask_trajectory",
               "InterDyn several driving objects - SAM2.json": "multi_object", "InterDyn toy physics - no downloads.json": "toy_physics_0",
-              NATIVE: "native_svd"}[name]
+              "InterDyn drag without training - no downloads.json": "drag_without_training", NATIVE: "native_svd"}[name]
     written = [p for p in (server.output / "interdyn").glob(f"{prefix}*") if p.stat().st_size > 0]
     assert written, f"{name} wrote no video into {server.output / 'interdyn'}"
 
