@@ -134,8 +134,7 @@ def cut_and_drag(first_frame: torch.Tensor, masks: torch.Tensor, *,
         raise InputError(f"the first frame of {masks_name} is empty: it must show the object to drag")
     transforms = mask_similarities(masks)
     _, c0, _, _ = _moments(masks[0])
-    hole = F.max_pool2d((masks[0] > 0)[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
-    background = fill_hole(first_frame, hole)
+    background = _background(first_frame, masks[0])
     layer = torch.cat([first_frame * masks[0], masks[0][None]])  # premultiplied colour + alpha
     reference, region = [first_frame], [(masks[0] > 0.5).float()]
     for t in range(1, masks.shape[0]):
@@ -150,16 +149,34 @@ def cut_and_drag(first_frame: torch.Tensor, masks: torch.Tensor, *,
     return torch.stack(reference), torch.stack(region)
 
 
-def composite_reference(first_frame: torch.Tensor, appearance: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor,
-                                                                                                        torch.Tensor]:
+def composite_reference(first_frame: torch.Tensor, appearance: torch.Tensor, masks: torch.Tensor, *,
+                        names: tuple[str, str, str] = ("first_frame", "appearance", "masks")
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """A reference for a driver that is not (wholly) in the first frame, e.g. a hand or a ball that enters: frame
     ``t`` is the first frame (with the hole under ``masks[0]`` filled as in :func:`cut_and_drag`) with the pixels of
     ``appearance[t]`` pasted under ``masks[t]``. ``appearance`` ``[F, 3, H, W]`` shows the driver where the masks
     are (a render of it, or a video of it); ``masks`` ``[F, H, W]`` in [0, 1]. Returns ``(reference, region)`` as
-    :func:`cut_and_drag` does; frame 0 keeps the first frame outside ``masks[0]``."""
+    :func:`cut_and_drag` does; frame 0 keeps the first frame outside ``masks[0]``. ``names``: the caller's names
+    for the three inputs, used in the :class:`~interdyn.support.validation.InputError` messages."""
+    image_name, look_name, masks_name = names
+    if appearance.shape[0] != masks.shape[0] or tuple(appearance.shape[-2:]) != tuple(masks.shape[-2:]):
+        raise InputError(f"{look_name} is {appearance.shape[0]} frames of {appearance.shape[-1]}x{appearance.shape[-2]} "
+                         f"but {masks_name} are {masks.shape[0]} frames of {masks.shape[-1]}x{masks.shape[-2]}: give "
+                         "one frame per mask, at the same size")
+    if tuple(first_frame.shape[-2:]) != tuple(masks.shape[-2:]):
+        raise InputError(f"{masks_name} are {masks.shape[-1]}x{masks.shape[-2]} but {image_name} is "
+                         f"{first_frame.shape[-1]}x{first_frame.shape[-2]}: give masks of the picture's size")
+    for tensor, name in ((appearance, look_name), (masks, masks_name)):
+        if not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{name} holds NaN or infinite values")
     masks = masks.float().clamp(0, 1)
-    hole = F.max_pool2d((masks[0] > 0)[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
-    background = fill_hole(first_frame.float(), hole) if bool(hole.any()) else first_frame.float()
     alpha = masks[:, None]
-    reference = background[None] * (1 - alpha) + appearance.float() * alpha
+    reference = _background(first_frame.float(), masks[0])[None] * (1 - alpha) + appearance.float() * alpha
     return reference.clamp(0, 1), (masks > 0.5).float()
+
+
+def _background(first_frame: torch.Tensor, first_mask: torch.Tensor) -> torch.Tensor:
+    """The first frame with the hole under ``first_mask`` (grown by one pixel, so its antialiased edge is not
+    smeared in) filled by :func:`fill_hole`; the first frame itself when the mask is empty."""
+    hole = F.max_pool2d((first_mask > 0)[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    return fill_hole(first_frame, hole) if bool(hole.any()) else first_frame
