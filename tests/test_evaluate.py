@@ -393,3 +393,125 @@ def test_a_clip_metric_is_added_by_one_registry_entry(static_clip, tmp_path, mon
     assert result.extra["agree"].value == pytest.approx(1.0) and result.extra["agree"].skipped == [1], \
         f"evaluate_videos computes it too, clip by clip: {result.extra['agree']}"
     assert result.motion_fidelity.value == pytest.approx(1.0) and result.motion_fidelity.skipped == [1]
+
+
+# ---------------------------------------------------------------------------- training-free drag rows (issue 37)
+DRAG_METHODS = ["interdyn", "dual_clock", "interdyn_dual_clock"]
+
+
+@pytest.fixture(scope="module")
+def drag_run(world, random_lpips):
+    """InterDyn, the training-free drag alone and InterDyn + drag on the same clips and seed (4 Euler steps: the
+    levels are the schedule's 2nd and 3rd, so the drag starts late and holds the driver for one step)."""
+    from interdyn.core.sampling import karras_sigmas
+
+    sigmas = karras_sigmas(4)
+    settings = E.GenerationSettings(num_frames=4, height=64, width=64, num_steps=4, clip_fps=3.0, crop="center", seed=3,
+                                    sigma_weak=float(sigmas[1]), sigma_strong=float(sigmas[2]))
+    out = world["root"] / "out_drag"
+    clocks = []
+    original = EG.generate_video
+
+    def recording_generate_video(*args, **kwargs):
+        clocks.append((kwargs.get("control_strength"), kwargs.get("dual_clock")))
+        return original(*args, **kwargs)
+
+    EG.generate_video = recording_generate_video
+    try:
+        results = E.evaluate(world["data"], DRAG_METHODS, out_dir=out, svd=world["svd"], interdyn=world["interdyn"],
+                             settings=settings, mf_points=20, kid_subsets=2, progress=False, lpips_net=random_lpips,
+                             inception=FakeInception(), i3d=FakeI3D())
+    finally:
+        EG.generate_video = original
+    return {"results": results, "out": out, "clocks": clocks, "settings": settings}
+
+
+def test_the_training_free_drag_and_interdyn_plus_drag_are_rows_of_the_evaluation(drag_run):
+    out, results = drag_run["out"], drag_run["results"]
+    lines = (out / "table1.md").read_text().splitlines()
+    names = [row.split("|")[1].strip() for row in lines[2:] if row.startswith("| ")]
+    assert names == ["InterDyn", "Training-free drag (dual clock, no branch)", "InterDyn + dual clock"], names
+    for method in DRAG_METHODS:
+        assert results["methods"][method]["num_clips"] == 3
+        assert math.isfinite(EP.metric_value(results["methods"][method]["metrics"]["psnr"])), method
+    # the same seed and sampler for every row: what differs is the branch and the dual clock
+    videos = {m: _stack(sorted((out / "generated" / m).glob("clip*/generated.mp4"))) for m in DRAG_METHODS}
+    for a, b in (("interdyn", "dual_clock"), ("interdyn", "interdyn_dual_clock"), ("dual_clock", "interdyn_dual_clock")):
+        diff = float((videos[a] - videos[b]).abs().max())
+        assert diff > 0.05, f"{a} and {b} must be different videos (max |diff| {diff})"
+    recorded = json.loads((out / "generated" / "dual_clock" / "settings.json").read_text())
+    s = drag_run["settings"]
+    assert (recorded["sigma_weak"], recorded["sigma_strong"]) == (s.sigma_weak, s.sigma_strong), \
+        "the levels are recorded beside the cached videos (a rerun with other levels is refused)"
+
+
+def test_the_drag_rows_sample_with_and_without_the_branch_from_the_clips_driver(drag_run, world):
+    s = drag_run["settings"]
+    by_kind = {}
+    for strength, clock in drag_run["clocks"]:
+        by_kind.setdefault((strength, clock is not None), []).append(clock)
+    assert {k: len(v) for k, v in by_kind.items()} == {(1.0, False): 3, (0.0, True): 3, (1.0, True): 3}, \
+        "per clip: InterDyn (branch, no clock), the drag alone (strength 0, clock), InterDyn + drag (both)"
+    dataset = ED.open_dataset(world["data"], s)
+    for k, clock in enumerate(by_kind[(0.0, True)]):
+        sample = dataset[k]
+        frames = sample["frames"].float()
+        driver = torch.stack([m.float() for name, m in sample["meta"]["masks"].items()
+                              if name in set(sample["meta"].get("driven") or ()) | {"hand"}]).amax(0)
+        assert (clock.sigma_weak, clock.sigma_strong) == (s.sigma_weak, s.sigma_strong)
+        assert torch.equal(clock.region, (driver > 0.5).float()), "the region is the driver's masks"
+        assert clock.region[1:].sum() > 0, "the driver is in the clip"
+        held = clock.region.bool()[:, None].expand_as(frames)
+        assert float((clock.reference - frames).abs()[held].max()) < 1e-6, \
+            "under its masks the reference shows the driver as the clip does"
+        # elsewhere it is the first frame (the reaction is never in the reference): away from the driver's first
+        # place (its filled hole, grown by a pixel) and from where it is now
+        hole = torch.nn.functional.max_pool2d(clock.region[:1, None], 3, 1, 1)[0, 0].bool()
+        still = ~(held | hole[None, None])
+        assert float((clock.reference - frames[:1]).abs()[still].max()) < 1e-6
+        assert float((frames - frames[:1]).abs()[still].max()) > 0.05, \
+            "the clip itself moves there (the struck object): the reference does not"
+
+
+def test_dual_clock_flags_are_checked_before_anything_loads(tmp_path, monkeypatch, capsys):
+    import interdyn.core.loading as loading
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the flags were checked")
+
+    monkeypatch.setattr(loading, "load_svd_backbone", no_loading)
+    monkeypatch.setattr(loading, "load_control_branch", no_loading)
+    base = ["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--svd", str(tmp_path)]
+    cases = [(["--sigma-weak", "5"], "--sigma-weak needs --dual-clock"),
+             (["--dual-clock", "--sigma-weak", "5", "--sigma-strong", "10"], "--sigma-strong (10.0) must not be above "
+                                                                            "--sigma-weak (5.0)"),
+             (["--dual-clock", "--sigma-weak", "nan"], "--sigma-weak must be a finite number"),
+             (["--dual-clock", "--sigma-strong", "-1"], "--sigma-strong must be a noise level >= 0"),
+             (["--methods", "dual_clock", "--sigma-weak", "0", "--sigma-strong", "0"], "--sigma-weak must be > 0")]
+    for extra, message in cases:
+        assert E.main(base + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, (extra, err)
+    assert not (tmp_path / "out").exists(), "nothing was written"
+
+
+def test_dual_clock_adds_the_drag_rows_to_the_methods(tmp_path, monkeypatch, capsys):
+    asked = []
+
+    def stop(data, methods, **kwargs):
+        asked.append((methods, kwargs["settings"]))
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(E, "evaluate", stop)
+    base = ["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--svd", str(tmp_path)]
+    E.main(base + ["--dual-clock", "--sigma-weak", "10", "--sigma-strong", "1"])
+    E.main(base + ["--dual-clock", "--interdyn", str(tmp_path)])
+    E.main(base + ["--methods", "no_control,dual_clock"])
+    capsys.readouterr()
+    (m1, s1), (m2, s2), (m3, s3) = asked
+    assert m1 == ["interdyn", "no_control", "copy_first_frame", "dual_clock"], "no branch given: the drag alone"
+    assert (s1.sigma_weak, s1.sigma_strong) == (10.0, 1.0)
+    assert m2 == ["interdyn", "no_control", "copy_first_frame", "dual_clock", "interdyn_dual_clock"]
+    assert m3 == ["no_control", "dual_clock"], "listed methods are kept as they are"
+    from interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK
+    assert (s2.sigma_weak, s2.sigma_strong) == (s3.sigma_weak, s3.sigma_strong) == (SVD_SIGMA_WEAK, SVD_SIGMA_STRONG)

@@ -31,7 +31,9 @@ given. A metric whose network is missing is reported as unavailable, with the re
 Methods: ``interdyn`` (control branch at strength 1), ``no_control`` (the same sampler and seed with
 control strength 0: plain SVD), ``copy_first_frame``, ``coshand_independent`` and
 ``coshand_autoregressive`` (:mod:`training.baselines`, around the ``--coshand`` transition model),
-plus any ``--generated`` folders.
+``dual_clock`` and ``interdyn_dual_clock`` (training-free dragging, Time-to-Move's dual-clock denoising, from
+the first frame with the clip's driver pasted along its masks, alone and with the branch; ``--dual-clock`` adds
+them, ``--sigma-weak`` / ``--sigma-strong`` set its two levels), plus any ``--generated`` folders.
 
 The code is in :mod:`training.evaluation`, one idea per module (settings, networks, data, cache, pooling, tables,
 generation, runner); this module is the command line and keeps the names importable from here.
@@ -51,8 +53,8 @@ from .evaluation.data import find_generated_video, open_dataset
 from .evaluation.networks import MetricNetworks, resolve_networks
 from .evaluation.pooling import per_class_motion_fidelity, pool_scores
 from .evaluation.runner import check_evaluation_numbers, evaluate
-from .evaluation.settings import (CACHE_VERSION, DEFAULT_METHODS, DISPLAY_NAMES, GENERATED_NAME, METHODS, METRICS,
-                                  TABLE1_COLUMNS, GenerationSettings)
+from .evaluation.settings import (CACHE_VERSION, DEFAULT_METHODS, DISPLAY_NAMES, DUAL_CLOCK_METHODS, GENERATED_NAME,
+                                  METHODS, METRICS, TABLE1_COLUMNS, GenerationSettings)
 from .evaluation.tables import table1_markdown, table_s3_markdown
 
 __all__ = ["evaluate", "main", "build_parser", "GenerationSettings", "MetricNetworks", "resolve_networks", "ClipCache",
@@ -118,6 +120,15 @@ def build_parser(prog: str = "python -m training.evaluate") -> argparse.Argument
     s.add_argument("--motion-bucket", type=float, default=d.motion_bucket_id, help="SVD motion bucket id")
     s.add_argument("--noise-aug", type=float, default=d.noise_aug_strength, help="noise augmentation of frame 0")
     s.add_argument("--seed", type=int, default=d.seed, help="sampling seed, the same for every clip")
+    s.add_argument("--dual-clock", action="store_true",
+                   help="also evaluate training-free dragging (Time-to-Move's dual-clock denoising from the clip's "
+                        "driver pasted on the first frame): alone on plain SVD (dual_clock) and, with --interdyn, with "
+                        "the branch (interdyn_dual_clock); on the same clips and seed")
+    s.add_argument("--sigma-weak", type=float, default=None,
+                   help="with --dual-clock: the paper's t_weak as a noise level (default: the authors' SVD setting, "
+                        "74.54)")
+    s.add_argument("--sigma-strong", type=float, default=None,
+                   help="with --dual-clock: t_strong as a noise level (default: the authors' SVD setting, 30.99)")
     s.add_argument("--decode-chunk", type=int, default=None, help="frames decoded at a time (default: all)")
     s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="model precision")
@@ -130,7 +141,8 @@ CLI_NAMES = {"num_frames": "--frames", "num_steps": "--steps", "min_guidance": "
              "max_guidance": "--max-guidance", "fps": "--fps", "motion_bucket_id": "--motion-bucket",
              "noise_aug_strength": "--noise-aug", "generator": "--seed", "decode_chunk_size": "--decode-chunk",
              "height": "--height", "width": "--width", "clip_fps": "--clip-fps", "kid_subsets": "--kid-subsets",
-             "kid_subset_size": "--kid-subset-size", "mf_points": "--mf-points", "limit": "--limit"}
+             "kid_subset_size": "--kid-subset-size", "mf_points": "--mf-points", "limit": "--limit",
+             "sigma_weak": "--sigma-weak", "sigma_strong": "--sigma-strong"}
 #: the options that name files or folders to read
 INPUT_OPTIONS = ("data", "svd", "interdyn", "lpips_alexnet", "inception", "i3d", "cotracker_code",
                  "cotracker_checkpoint")
@@ -154,15 +166,39 @@ def check_options(args, settings: GenerationSettings, generated: dict) -> None:
                              names=CLI_NAMES)
 
 
+def _dual_clock_request(args, methods: list[str] | None, generated: dict) -> tuple[list[str] | None, dict]:
+    """The methods with ``--dual-clock``'s rows added (the drag alone; with ``--interdyn``, InterDyn + drag too) and
+    the levels for :class:`GenerationSettings` (``--sigma-weak`` / ``--sigma-strong``, the probes' flags, checked by
+    :func:`interdyn.core.dual_clock.check_levels`: they need ``--dual-clock`` or a dual-clock method in
+    ``--methods``); nothing is read or loaded."""
+    from interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK, check_levels
+    from interdyn.support.validation import InputError
+
+    if not args.dual_clock and not any(m in DUAL_CLOCK_METHODS for m in methods or ()):
+        for flag in ("sigma_weak", "sigma_strong"):
+            if getattr(args, flag) is not None:
+                raise InputError(f"--{flag.replace('_', '-')} needs --dual-clock")
+        return methods, {}
+    weak, strong = check_levels(SVD_SIGMA_WEAK if args.sigma_weak is None else args.sigma_weak,
+                                SVD_SIGMA_STRONG if args.sigma_strong is None else args.sigma_strong,
+                                names={"sigma_weak": "--sigma-weak", "sigma_strong": "--sigma-strong"})
+    if args.dual_clock:
+        methods = list(methods if methods is not None else ([] if generated else DEFAULT_METHODS))
+        methods += [m for m in DUAL_CLOCK_METHODS if m not in methods and (m == "dual_clock" or args.interdyn)]
+    return methods, {"sigma_weak": weak, "sigma_strong": strong}
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m training.evaluate") -> int:
     args = build_parser(prog).parse_args(argv)
     generated = _parse_generated(args.generated)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    settings = GenerationSettings(num_frames=args.frames, height=args.height, width=args.width, num_steps=args.steps,
-                                  min_guidance=args.min_guidance, max_guidance=args.max_guidance, fps=args.fps,
-                                  motion_bucket_id=args.motion_bucket, noise_aug_strength=args.noise_aug,
-                                  seed=args.seed, clip_fps=args.clip_fps, crop=args.crop)
     try:
+        methods, levels = _dual_clock_request(args, methods, generated)
+        settings = GenerationSettings(num_frames=args.frames, height=args.height, width=args.width,
+                                      num_steps=args.steps, min_guidance=args.min_guidance,
+                                      max_guidance=args.max_guidance, fps=args.fps, motion_bucket_id=args.motion_bucket,
+                                      noise_aug_strength=args.noise_aug, seed=args.seed, clip_fps=args.clip_fps,
+                                      crop=args.crop, **levels)
         check_options(args, settings, generated)
         results = evaluate(args.data, methods, out_dir=args.out, svd=args.svd, interdyn=args.interdyn,
                            generated=generated, coshand=args.coshand, settings=settings, device=args.device,

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..support.validation import InputError, check_finite, check_image_tensor
 
-__all__ = ["SVD_SIGMA_WEAK", "SVD_SIGMA_STRONG", "DualClock", "DualClockPlan", "check_dual_clock",
+__all__ = ["SVD_SIGMA_WEAK", "SVD_SIGMA_STRONG", "DualClock", "DualClockPlan", "check_dual_clock", "check_levels",
            "encode_reference", "latent_region", "plan_dual_clock"]
 
 #: the authors' SVD defaults (step 16 and step 21 of 50 Karras steps, sigma 700 -> 0.002) as noise levels
@@ -60,6 +60,30 @@ class DualClock:
 NAMES = {"reference": "reference", "region": "region", "sigma_weak": "sigma_weak", "sigma_strong": "sigma_strong"}
 
 
+def check_levels(sigma_weak, sigma_strong, *, sigma_max: float | None = None,
+                 names: dict | None = None) -> tuple[float, float]:
+    """``(sigma_weak, sigma_strong)`` as floats, checked: finite, ``0 < sigma_weak``, ``0 <= sigma_strong <=
+    sigma_weak``, both at most ``sigma_max`` when it is known (a front end checks the levels before loading the
+    model, and :func:`check_dual_clock` again against the schedule). Raises
+    :class:`~interdyn.support.validation.InputError` naming the caller's parameter (``names``: ``--sigma-weak``)."""
+    n = lambda key: {**NAMES, **(names or {})}[key]  # noqa: E731
+    weak = check_finite(sigma_weak, n("sigma_weak"))
+    strong = check_finite(sigma_strong, n("sigma_strong"))
+    for value, key in ((weak, "sigma_weak"), (strong, "sigma_strong")):
+        if sigma_max is not None and not 0 <= value <= sigma_max:
+            raise InputError(f"{n(key)} must be a noise level in [0, {sigma_max:g}] (the schedule's sigma_max), "
+                             f"got {value}")
+        if value < 0:
+            raise InputError(f"{n(key)} must be a noise level >= 0, got {value}")
+    if weak <= 0:
+        raise InputError(f"{n('sigma_weak')} must be > 0: sampling starts at that noise level (0 would denoise "
+                         "nothing)")
+    if strong > weak:
+        raise InputError(f"{n('sigma_strong')} ({strong}) must not be above {n('sigma_weak')} ({weak}): the region is "
+                         "held to the reference from sigma_weak down to sigma_strong")
+    return weak, strong
+
+
 def check_dual_clock(dual_clock: DualClock, *, num_frames: int, batch: int, size: tuple[int, int],
                      sigma_max: float, names: dict | None = None) -> DualClock:
     """``dual_clock`` with 5-D reference and 4-D region, checked against the video to make (``num_frames``,
@@ -68,18 +92,7 @@ def check_dual_clock(dual_clock: DualClock, *, num_frames: int, batch: int, size
     n = lambda key: {**NAMES, **(names or {})}[key]  # noqa: E731
     if not isinstance(dual_clock, DualClock):
         raise InputError(f"dual_clock must be an interdyn.core.dual_clock.DualClock, got {type(dual_clock).__name__}")
-    weak = check_finite(dual_clock.sigma_weak, n("sigma_weak"))
-    strong = check_finite(dual_clock.sigma_strong, n("sigma_strong"))
-    for value, key in ((weak, "sigma_weak"), (strong, "sigma_strong")):
-        if not 0 <= value <= sigma_max:
-            raise InputError(f"{n(key)} must be a noise level in [0, {sigma_max:g}] (the schedule's sigma_max), "
-                             f"got {value}")
-    if weak <= 0:
-        raise InputError(f"{n('sigma_weak')} must be > 0: sampling starts at that noise level (0 would denoise "
-                         "nothing)")
-    if strong > weak:
-        raise InputError(f"{n('sigma_strong')} ({strong}) must not be above {n('sigma_weak')} ({weak}): the region is "
-                         "held to the reference from sigma_weak down to sigma_strong")
+    weak, strong = check_levels(dual_clock.sigma_weak, dual_clock.sigma_strong, sigma_max=sigma_max, names=names)
     reference, region = dual_clock.reference, dual_clock.region
     height, width = size
     if not isinstance(reference, torch.Tensor) or not isinstance(region, torch.Tensor):

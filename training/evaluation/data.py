@@ -37,14 +37,28 @@ def clip_ids(dataset) -> list[str]:
     return [str(dataset[i]["meta"]["source"]) for i in range(len(dataset))]
 
 
+def _drivers(meta: dict) -> set[str]:
+    """The names of the masks that drive the scene: the hand and the driven objects."""
+    return set(meta.get("driven") or ()) | {"hand"}
+
+
 def object_mask(meta: dict) -> torch.Tensor | None:
     """Union of the first-frame masks of the scene's objects (not the hand / driven objects), or None."""
     masks = meta.get("masks") or {}
-    driven = set(meta.get("driven") or ()) | {"hand"}
-    objects = [m[0].bool() for name, m in masks.items() if name not in driven]
+    objects = [m[0].bool() for name, m in masks.items() if name not in _drivers(meta)]
     if not objects:
         return None
     return torch.stack(objects).any(0)
+
+
+def driver_masks(meta: dict) -> torch.Tensor | None:
+    """Union of the driving masks (the hand and the driven objects) at every frame, ``[F, H, W]`` float 0/1, or
+    None when the clip has none."""
+    masks = meta.get("masks") or {}
+    drivers = [m.float() for name, m in masks.items() if name in _drivers(meta)]
+    if not drivers:
+        return None
+    return torch.stack(drivers).amax(0)
 
 
 def find_generated_video(folder: Path, clip_id: str) -> Path | None:

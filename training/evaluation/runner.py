@@ -12,6 +12,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from interdyn.core.dual_clock import check_levels
 from interdyn.core.sampling import check_sampling_args
 from interdyn.support import distributed
 from interdyn.metrics import registry
@@ -25,7 +26,8 @@ from .data import clip_ids, find_generated_video, object_mask, open_dataset, rea
 from .generation import MethodGenerators, check_method_settings
 from .networks import resolve_networks
 from .pooling import per_class_motion_fidelity, pool_scores
-from .settings import DEFAULT_METHODS, DISPLAY_NAMES, GENERATED_NAME, GenerationSettings, METHODS
+from .settings import (BRANCH_METHODS, DEFAULT_METHODS, DISPLAY_NAMES, GENERATED_NAME, METHODS, SAMPLED_METHODS,
+                       GenerationSettings)
 from .tables import table1_markdown, table_s3_markdown
 
 
@@ -64,10 +66,13 @@ def evaluate(
 
     Args:
         methods: names from :data:`METHODS` (default: interdyn, no_control, copy_first_frame; none when
-            only ``generated`` is given).
+            only ``generated`` is given); ``dual_clock`` (the training-free drag on plain SVD) and
+            ``interdyn_dual_clock`` (with the branch) sample from each clip's drag reference
+            (:func:`training.evaluation.generation.drag_reference`) at ``settings.sigma_weak`` / ``sigma_strong``.
         out_dir: where videos, per-clip features, ``results.json``, ``table1.md`` and ``table_s3.md`` go.
         svd, interdyn: the SVD backbone folder/file and the control branch weights (paths, or loaded
-            models); needed by ``interdyn`` (both) and ``no_control`` (svd).
+            models); needed by ``interdyn`` and ``interdyn_dual_clock`` (both), ``no_control`` and ``dual_clock``
+            (svd).
         generated: ``{method name: folder}`` of videos made elsewhere, ``folder/<id>/generated.mp4``.
         coshand: the state transition model of the CosHand baselines: a callable or ``"module:function"``
             (see :func:`training.baselines.call_transition`).
@@ -147,6 +152,8 @@ def check_evaluation_numbers(settings: GenerationSettings, *, kid_subsets, kid_s
                         decode_chunk_size=decode_chunk_size, height=settings.height, width=settings.width)
     if check_range(settings.clip_fps, n("clip_fps"), 0, SAMPLING_BOUNDS["fps"]) <= 0:
         raise InputError(f"{n('clip_fps')} must be > 0 frames per second, got {settings.clip_fps}")
+    # the dual-clock methods' levels (the schedule's sigma_max is checked again when the backbone is known)
+    check_levels(settings.sigma_weak, settings.sigma_strong, names={k: n(k) for k in ("sigma_weak", "sigma_strong")})
     check_count(kid_subsets, n("kid_subsets"), maximum=MAX_KID_SUBSETS)
     check_count(kid_subset_size, n("kid_subset_size"), maximum=MAX_KID_SUBSET_SIZE)
     check_count(mf_points, n("mf_points"), maximum=MAX_MF_POINTS)
@@ -166,10 +173,12 @@ def _checked_request(methods, generated, *, svd, interdyn, coshand) -> tuple[lis
         raise ValueError(f"{sorted(clash)} is both a method to generate and a --generated folder; rename the folder")
     if not methods and not generated:
         raise ValueError("nothing to evaluate: give methods and/or generated folders")
-    if any(m in ("interdyn", "no_control") for m in methods) and svd is None:
-        raise ValueError("methods interdyn and no_control need the SVD backbone (--svd)")
-    if "interdyn" in methods and interdyn is None:
-        raise ValueError("method interdyn needs the control branch weights (--interdyn)")
+    sampled = [m for m in methods if m in SAMPLED_METHODS]
+    if sampled and svd is None:
+        raise ValueError(f"method(s) {', '.join(sampled)} need the SVD backbone (--svd)")
+    branched = [m for m in methods if m in BRANCH_METHODS]
+    if branched and interdyn is None:
+        raise ValueError(f"method(s) {', '.join(branched)} need the control branch weights (--interdyn)")
     if any(m.startswith("coshand") for m in methods):
         if coshand is None:
             raise ValueError("the CosHand baselines need a state transition model (--coshand module:function)")

@@ -6,17 +6,27 @@ from dataclasses import dataclass
 
 
 from interdyn.metrics.registry import COLUMNS
+from interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK
 from interdyn.core.sampling import DEFAULTS
 
 #: methods this runner can produce itself
-METHODS = ("interdyn", "no_control", "copy_first_frame", "coshand_independent", "coshand_autoregressive")
+METHODS = ("interdyn", "no_control", "copy_first_frame", "coshand_independent", "coshand_autoregressive",
+           "dual_clock", "interdyn_dual_clock")
 DEFAULT_METHODS = ("interdyn", "no_control", "copy_first_frame")
+#: the training-free rows (Time-to-Move's dual-clock denoising; the probes' names): the drag alone on plain SVD, and
+#: with the InterDyn branch
+DUAL_CLOCK_METHODS = ("dual_clock", "interdyn_dual_clock")
+#: the methods sampled with SVD, and those of them that need the control branch
+SAMPLED_METHODS = ("interdyn", "no_control", *DUAL_CLOCK_METHODS)
+BRANCH_METHODS = ("interdyn", "interdyn_dual_clock")
 DISPLAY_NAMES = {
     "interdyn": "InterDyn",
     "no_control": "SVD (no control)",
     "copy_first_frame": "Copy first frame",
     "coshand_independent": "CosHand-Independent",
     "coshand_autoregressive": "CosHand-Autoregressive",
+    "dual_clock": "Training-free drag (dual clock, no branch)",
+    "interdyn_dual_clock": "InterDyn + dual clock",
 }
 #: Table 1's columns: (key in results, header, format), from the metric registry (interdyn.metrics.registry)
 TABLE1_COLUMNS = tuple((c.key, c.header, c.fmt) for c in COLUMNS)
@@ -31,7 +41,8 @@ class GenerationSettings:
 
     ``fps`` is the conditioning frame rate in diffusers' convention (the model gets ``fps - 1``);
     ``clip_fps`` the real frame rate the data clips are resampled to (6, as the official loader).
-    Every clip is generated with the same ``seed``.
+    Every clip is generated with the same ``seed``. ``sigma_weak`` / ``sigma_strong``: the two levels of the
+    dual-clock methods (:mod:`interdyn.core.dual_clock`; the authors' SVD settings by default).
     """
 
     num_frames: int = DEFAULTS["num_frames"]
@@ -46,6 +57,8 @@ class GenerationSettings:
     seed: int = 42
     clip_fps: float = 6.0
     crop: str = "mask"
+    sigma_weak: float = SVD_SIGMA_WEAK
+    sigma_strong: float = SVD_SIGMA_STRONG
 
     def sampler_kwargs(self) -> dict:
         return dict(num_frames=self.num_frames, num_steps=self.num_steps, min_guidance=self.min_guidance,
@@ -56,8 +69,10 @@ class GenerationSettings:
         """What a method's cached videos depend on (compared on resume)."""
         data = dict(num_frames=self.num_frames, height=self.height, width=self.width, clip_fps=self.clip_fps,
                     crop=self.crop)
-        if method in ("interdyn", "no_control"):
+        if method in SAMPLED_METHODS:
             data.update(self.sampler_kwargs(), seed=self.seed)
+        if method in DUAL_CLOCK_METHODS:
+            data.update(sigma_weak=self.sigma_weak, sigma_strong=self.sigma_strong)
         elif method.startswith("coshand"):
             data.update(seed=self.seed)
         return {"method": method, **data, **(extra or {})}
