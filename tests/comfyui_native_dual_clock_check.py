@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,6 +165,38 @@ def main() -> dict:
         "carried_region_noise_std": float((carried["samples"] * scale - ref_scaled)[held.bool()].std()),
         "cleared_region_noise_std": float((native["samples"] * scale - ref_scaled)[held.bool()].std()),
     }
+
+    # InterDyn + drag: Apply InterDyn (the drive's masks as control frames) on both conditionings, the same graph
+    import folder_paths
+    from interdyn_pack.interdyn.core.loading import load_control_branch, save_control_branch
+    from interdyn_pack.interdyn.core.tiny import TINY_CONTROL_CNN, perturb_zero_convs
+    from interdyn_pack.interdyn.models.controlnet import InterDynControlNet
+
+    tmp = Path(tempfile.mkdtemp(prefix="interdyn_native_drag_"))
+    folder_paths.add_model_folder_path("interdyn", str(tmp))
+    torch.manual_seed(1)
+    branch = InterDynControlNet.from_unet(backbone.unet, conditioning_embedding_out_channels=TINY_CONTROL_CNN,
+                                          residual_mode="official")
+    perturb_zero_convs(branch, 0)
+    save_control_branch(branch, tmp / "branch.safetensors")
+    control_net = pack.nodes.FUNCTIONS["InterDynControlBranchLoader"]("branch.safetensors", "fp32")[0]
+    control = masks[:, None].expand(F, 3, H, W)  # the drive's masks, white on black
+    pos_c, neg_c = pack.nodes.FUNCTIONS["InterDynApply"](positive, negative, control_net,
+                                                          convert.frames_to_image(control), 1.0, 0.0, 1.0)
+    with_branch_held = ksampler.sample(model, "enable", SEED, STEPS, CFG, "euler", "karras", pos_c, neg_c, masked,
+                                       WEAK, STRONG, "enable")[0]
+    with_branch = ksampler.sample(model, "disable", SEED, STEPS, CFG, "euler", "karras", pos_c, neg_c,
+                                  core.SetLatentNoiseMask().set_mask(with_branch_held,
+                                                                     SolidMask().solid(1.0, W, H)[0])[0],
+                                  STRONG, 10000, "disable")[0]
+    pack_branch = load_control_branch(tmp / "branch.safetensors", dtype=torch.float32)
+    pack_with_branch = sample_latents(
+        backbone, image[None], control[None], pack_branch, control_strength=1.0, num_frames=F, min_guidance=1.0,
+        max_guidance=CFG, fps=FPS, motion_bucket_id=MOTION, noise_aug_strength=AUG, generator=SEED,
+        latents=noise[None], sigmas=sigmas,
+        dual_clock=DualClock(reference, region, float(sigmas[WEAK]), float(sigmas[STRONG])))[0]
+    report["branch_native_vs_pack_latent_rel"] = rel(with_branch["samples"] * scale, pack_with_branch)
+    report["branch_effect_rel"] = rel(pack_with_branch, pack_latent)
 
     # sigma_strong at the last level (0): one SamplerCustomAdvanced from t_weak to the end, the mask never cleared:
     # the region is the reference's latents (VAE Encode's round trip) on both sides

@@ -8,8 +8,8 @@ extra_model_paths.yaml; converts each workflow from the UI to the API format, po
 and file widgets at tiny models and inputs it wrote, queues it with POST /prompt, waits for it,
 checks that the video was written, and stops the server by its PID.
 
-The native SVD workflow (``InterDyn in the core SVD graph - KSampler.json``) starts from ComfyUI's Image Only Checkpoint
-Loader, whose model detection refuses the tiny SVD checkpoint (it recognises SVD by its real widths);
+The native SVD workflows (``InterDyn in the core SVD graph - KSampler.json``, ``SVD drag without training - native
+nodes.json``) start from ComfyUI's Image Only Checkpoint Loader, whose model detection refuses the tiny SVD checkpoint (it recognises SVD by its real widths);
 the test swaps that one node for a test-only loader (a second custom node folder it writes) that
 builds ComfyUI's own MODEL / CLIP_VISION / VAE objects from ``../shared/fixtures/svd_single_file_tiny``
 (``tests/comfy_tiny_svd.py``). Everything after it is ComfyUI's and the pack's real nodes.
@@ -44,6 +44,7 @@ RUN_TIMEOUT = 600
 SVD_TINY = Path(os.environ.get("SVD_TINY_FIXTURE", Path(os.environ.get("INTERDYN_SHARED", REPO.parent / "shared")) / "fixtures"
                               / "svd_single_file_tiny"))
 NATIVE = "InterDyn in the core SVD graph - KSampler.json"
+NATIVE_DRAG = "SVD drag without training - native nodes.json"  # core nodes + Cut and Drag Reference, no branch
 TINY_SVD_NODE = "InterDynTestTinySVDLoader"
 
 pytestmark = pytest.mark.skipif(
@@ -66,7 +67,11 @@ FAST = {
     "InterDynControlBranchLoader": {"control_branch": "interdyn_native_tiny.safetensors", "weight_dtype": "default"},
     "SVD_img2vid_Conditioning": {"width": 64, "height": 64, "video_frames": 3},
     "KSampler": {"steps": 2},
+    "ImageScale": {"width": 64, "height": 64},
 }
+# overrides for one workflow only (the same node type elsewhere keeps its values)
+FAST_IN = {NATIVE_DRAG: {"InterDynDriveEditor": {"frames": 3}}}
+KSAMPLER_ADVANCED_STEPS = 5  # KSampler (Advanced) runs this many steps, its start/end steps scaled alike
 # workflows that run exactly as shipped (the built-in model: already small, no files needed)
 AS_SHIPPED = {"InterDyn toy physics - no downloads.json", "InterDyn drag without training - no downloads.json"}
 PROMPTS = {
@@ -318,10 +323,16 @@ def fast_prompt(server, name: str, **sampler) -> dict:
     for node in prompt.values():
         if node["class_type"] == "ImageOnlyCheckpointLoader":  # refuses tiny sizes: ComfyUI's objects, built directly
             node["class_type"], node["inputs"] = TINY_SVD_NODE, {}
-        for key, value in {**FAST.get(node["class_type"], {}),
+        for key, value in {**FAST.get(node["class_type"], {}), **FAST_IN.get(name, {}).get(node["class_type"], {}),
                            **(sampler if node["class_type"] == "InterDynSampler" else {})}.items():
             if not isinstance(node["inputs"].get(key), list):
                 node["inputs"][key] = value
+        if node["class_type"] == "KSamplerAdvanced":  # the dual clock's phases: steps 16 / 21 of 50 -> 1 / 2 of 5
+            inputs, total = node["inputs"], node["inputs"]["steps"]
+            for key in ("start_at_step", "end_at_step"):
+                if inputs[key] < total:
+                    inputs[key] = inputs[key] * KSAMPLER_ADVANCED_STEPS // total
+            inputs["steps"] = KSAMPLER_ADVANCED_STEPS
         if node["class_type"] == "InterDynSAM2VideoMasks":
             node["inputs"]["prompts"] = PROMPTS[name]
     return prompt
@@ -348,8 +359,8 @@ def wait(server, name: str, prompt_id: str) -> dict:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "workflows").glob("*.json")))
 def test_workflow_runs(server, name):
-    if name == NATIVE and not (SVD_TINY / "tiny_svd.safetensors").is_file():
-        pytest.skip(f"the native workflow runs on the tiny single-file SVD fixture, missing here ({SVD_TINY}; "
+    if name in (NATIVE, NATIVE_DRAG) and not (SVD_TINY / "tiny_svd.safetensors").is_file():
+        pytest.skip(f"the native workflows run on the tiny single-file SVD fixture, missing here ({SVD_TINY}; "
                     "set SVD_TINY_FIXTURE)")
     entry = wait(server, name, queue(server, name, fast_prompt(server, name)))
     status = entry["status"]
@@ -357,7 +368,8 @@ def test_workflow_runs(server, name):
         f"{name} failed: {json.dumps(status.get('messages'))[:4000]}\n{server.log_text()[-3000:]}"
     prefix = {"InterDyn hand pushes an object - SAM2 masks.json": "hand_object", "InterDyn draw the drive on the picture.json": "mask_trajectory",
               "InterDyn several driving objects - SAM2.json": "multi_object", "InterDyn toy physics - no downloads.json": "toy_physics_0",
-              "InterDyn drag without training - no downloads.json": "drag_without_training", NATIVE: "native_svd"}[name]
+              "InterDyn drag without training - no downloads.json": "drag_without_training", NATIVE: "native_svd",
+              NATIVE_DRAG: "svd_drag_native"}[name]
     written = [p for p in (server.output / "interdyn").glob(f"{prefix}*") if p.stat().st_size > 0]
     assert written, f"{name} wrote no video into {server.output / 'interdyn'}"
 

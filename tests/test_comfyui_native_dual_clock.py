@@ -6,8 +6,9 @@ denoised estimate there to ``latent_image``, so an Euler step lands them on ``la
 ``tests/comfyui_native_dual_clock_check.py`` runs that graph node by node in ComfyUI's Python (VAE Encode of the cut
 and drag reference, Set Latent Noise Mask with the inverted region, sampling from t_weak to t_strong with the noise
 added, the mask cleared with a Solid Mask of 1.0, sampling to the end with no noise added) on the tiny single-file
-SVD, both with SamplerCustomAdvanced + Split Sigmas and with two KSampler (Advanced), next to the pack's
-``sample_latents(..., dual_clock=DualClock(...))`` on the same conditioning tensors, sigmas and noise.
+SVD, both with SamplerCustomAdvanced + Split Sigmas and with two KSampler (Advanced), and with Apply InterDyn on the
+conditioning (InterDyn + drag), next to the pack's ``sample_latents(..., dual_clock=DualClock(...))`` on the same
+conditioning tensors, sigmas and noise.
 
 Skipped unless ``COMFYUI_PATH`` points at a ComfyUI checkout whose requirements are installed for ``COMFYUI_PYTHON``
 (default: this Python).
@@ -61,6 +62,12 @@ def test_two_ksampler_advanced_are_the_same_graph(report):
     # start_at_step / end_at_step slice the same Karras list as Split Sigmas; the noise is the same seed's draw
     assert report["ksampler_vs_custom_max_abs"] < 1e-6, report
     assert report["ksampler_vs_pack_latent_rel"] < 2e-5, report
+
+
+def test_with_apply_interdyn_the_native_graph_gives_interdyn_plus_drag(report):
+    # Apply InterDyn on both conditionings + the same graph = the pack's sampler with the branch and dual_clock
+    assert report["branch_effect_rel"] > 0.05, f"the branch must change the dragged video: {report}"
+    assert report["branch_native_vs_pack_latent_rel"] < 2e-5, report
 
 
 def test_after_the_held_phase_the_region_is_the_reference_renoised_with_the_samplings_noise(report):

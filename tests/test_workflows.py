@@ -42,6 +42,16 @@ CORE = {
                  ["seed", "seed:control_after_generate", "steps", "cfg", "sampler_name", "scheduler", "denoise"],
                  ["LATENT"]),
     "VAEDecode": ({"samples": "LATENT", "vae": "VAE"}, [], ["IMAGE"]),
+    # dual-clock denoising of core nodes (SVD drag without training - native nodes.json)
+    "ImageScale": ({"image": "IMAGE"}, ["upscale_method", "width", "height", "crop"], ["IMAGE"]),
+    "VAEEncode": ({"pixels": "IMAGE", "vae": "VAE"}, [], ["LATENT"]),
+    "InvertMask": ({"mask": "MASK"}, [], ["MASK"]),
+    "SolidMask": ({}, ["value", "width", "height"], ["MASK"]),
+    "SetLatentNoiseMask": ({"samples": "LATENT", "mask": "MASK"}, [], ["LATENT"]),
+    "KSamplerAdvanced": ({"model": "MODEL", "positive": "CONDITIONING", "negative": "CONDITIONING",
+                          "latent_image": "LATENT"},
+                         ["add_noise", "noise_seed", "noise_seed:control_after_generate", "steps", "cfg", "sampler_name",
+                          "scheduler", "start_at_step", "end_at_step", "return_with_leftover_noise"], ["LATENT"]),
     "MarkdownNote": ({}, ["text"], []),
 }
 CORE_WIDGET_TYPES = {("CreateVideo", "fps"): "FLOAT", ("ImageScaleBy", "scale_by"): "FLOAT", ("ImageFromBatch", "batch_index"): "INT",
@@ -231,8 +241,10 @@ def test_a_note_says_where_the_model_files_go(path):
         assert "nothing to download" in notes.lower(), f"{path.name}: say that the built-in model needs no files"
         return
     native = any(n["type"] == "ImageOnlyCheckpointLoader" for n in load(path)["nodes"])  # no diffusers folder there
-    for folder in ("models/checkpoints", "models/interdyn") if native else ("models/diffusers", "models/checkpoints",
-                                                                             "models/interdyn"):
+    branch = not native or any(n["type"] == "InterDynControlBranchLoader" for n in load(path)["nodes"])
+    folders = ("models/checkpoints", "models/interdyn") if native else ("models/diffusers", "models/checkpoints",
+                                                                         "models/interdyn")
+    for folder in folders if branch else ("models/checkpoints",):
         assert folder in notes, f"{path.name}: the notes must say what goes in {folder}"
     if any(n["type"] == "InterDynSAM2VideoMasks" for n in load(path)["nodes"]):
         assert "models/sam2" in notes

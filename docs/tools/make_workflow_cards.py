@@ -4,7 +4,9 @@ Each card says what its workflow does in a title readable at card size, what it 
 own graph as ComfyUI's page draws it (so no two cards look alike):
 
     INTERDYN_SCREENSHOTS=/tmp/shots python -m pytest tests/test_comfyui_browser.py   # screenshots + report.json
-    python docs/tools/make_workflow_cards.py /tmp/shots
+    python docs/tools/make_workflow_cards.py /tmp/shots ["SVD drag without training - native nodes" ...]
+
+(after the folder, the names of the cards to make; all of them by default).
 
 A maintainer's tool (not shipped in the wheel); needs Pillow and the DejaVu fonts (Debian: fonts-dejavu-core).
 """
@@ -30,6 +32,7 @@ CARDS = {
     "InterDyn several driving objects - SAM2": ("Several driving objects", "one colour per object mask (SAM2 or your own masks)"),
     "InterDyn in the core SVD graph - KSampler": ("InterDyn in ComfyUI's SVD graph", "core checkpoint loader, KSampler + Apply InterDyn"),
     "InterDyn drag without training - no downloads": ("Drag without training", "dual-clock denoising on any SVD, no InterDyn branch: runs as is"),
+    "SVD drag without training - native nodes": ("Drag with ComfyUI's own SVD nodes", "core nodes + Cut and Drag Reference, two KSampler (Advanced): no InterDyn branch"),
 }
 
 
@@ -71,9 +74,15 @@ def card(screenshot: Path, nodes: list[dict], title: str, subtitle: str) -> Imag
 
 
 def main(argv=None) -> int:
-    shots = Path((argv or sys.argv[1:])[0])
+    args = list(argv if argv is not None else sys.argv[1:])
+    shots, only = Path(args[0]), set(args[1:])
+    unknown = only - set(CARDS)
+    if unknown:
+        raise SystemExit(f"no card for {sorted(unknown)}; cards: {sorted(CARDS)}")
     report = json.loads((shots / "report.json").read_text())
     for name, (title, subtitle) in CARDS.items():
+        if only and name not in only:
+            continue
         info = report["workflows"][f"{name}.json"]
         image = card(Path(info["screenshot"]), info["nodes"], title, subtitle)
         image.save(REPO / "workflows" / f"{name}.jpg", quality=88)
