@@ -258,3 +258,46 @@ def test_every_workflow_has_a_template_card_image(path):
     data = image.read_bytes()
     assert data[:3] == b"\xff\xd8\xff", f"{image.name} must be a JPEG (the frontend asks for .jpg)"
     assert len(data) < 200_000, f"{image.name} is {len(data)} bytes: keep card images small"
+
+
+def test_the_native_drag_workflow_is_the_dual_clock_at_the_authors_levels():
+    """The two KSampler (Advanced) of 'SVD drag without training - native nodes' are one schedule split at t_weak and
+    t_strong (the composition tests/test_comfyui_native_dual_clock.py runs against the pack's sampler): same seed,
+    steps, cfg, sampler and scheduler; #1 adds the noise, starts at the step of sigma_weak and returns the leftover
+    noise at the step of sigma_strong; #2 adds none and goes on from there; the region's mask is cleared between."""
+    from interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK
+    from interdyn.core.sampling import karras_sigmas
+
+    wf = load(REPO / "workflows" / "SVD drag without training - native nodes.json")
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    links = {link[0]: link for link in wf["links"]}
+
+    def source(node, name):
+        link = links[next(i["link"] for i in node["inputs"] if i["name"] == name)]
+        return nodes[link[1]]
+
+    held, free = sorted((n for n in wf["nodes"] if n["type"] == "KSamplerAdvanced"), key=lambda n: n["widgets_values"][7])
+    names = CORE["KSamplerAdvanced"][1]
+    a, b = (dict(zip(names, n["widgets_values"])) for n in (held, free))
+    for key in ("noise_seed", "steps", "cfg", "sampler_name", "scheduler"):
+        assert a[key] == b[key], f"{key} differs between the two samplers"
+    assert (a["add_noise"], a["return_with_leftover_noise"], b["add_noise"]) == ("enable", "enable", "disable")
+    assert b["start_at_step"] == a["end_at_step"] and b["end_at_step"] >= b["steps"]
+    sigmas = karras_sigmas(a["steps"])  # euler + karras over SVD's 700 -> 0.002: the pack's schedule
+    assert (a["sampler_name"], a["scheduler"]) == ("euler", "karras")
+    assert abs(float(sigmas[a["start_at_step"]]) - SVD_SIGMA_WEAK) < 1e-3 * SVD_SIGMA_WEAK
+    assert abs(float(sigmas[a["end_at_step"]]) - SVD_SIGMA_STRONG) < 1e-3 * SVD_SIGMA_STRONG
+    # #1 samples the reference's latents with the inverted region as the noise mask (1 = free)
+    masked = source(held, "latent_image")
+    assert masked["type"] == "SetLatentNoiseMask"
+    assert source(masked, "samples")["type"] == "VAEEncode"
+    assert source(source(masked, "samples"), "pixels")["type"] == "InterDynCutAndDragReference"
+    invert = source(masked, "mask")
+    assert invert["type"] == "InvertMask" and source(invert, "mask")["type"] == "InterDynCutAndDragReference"
+    # #2 gets #1's output with the mask replaced by an all-ones one (the sampler passes its input's mask on)
+    cleared = source(free, "latent_image")
+    assert cleared["type"] == "SetLatentNoiseMask" and source(cleared, "samples")["id"] == held["id"]
+    solid = source(cleared, "mask")
+    assert solid["type"] == "SolidMask" and solid["widgets_values"][0] == 1.0
+    for sampler in (held, free):
+        assert source(sampler, "model")["type"] == "VideoLinearCFGGuidance"
