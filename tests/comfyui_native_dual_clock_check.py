@@ -4,11 +4,12 @@ Run with ComfyUI's Python (``COMFYUI_PATH`` = the checkout): ``tests/test_comfyu
 a subprocess. CPU, fp32, the tiny single-file SVD of ``../shared/fixtures/svd_single_file_tiny`` (ComfyUI's objects
 built by ``comfy_tiny_svd``, ours by ``interdyn.single_file``), as ``comfyui_native_check.py``.
 
-The graph, called node by node (the nodes' own classes and methods): VAE Encode (the reference frames) -> Set Latent Noise Mask (Invert Mask of the
-region: 1 = free) -> Basic Scheduler (karras) -> Split Sigmas at t_weak -> Split Sigmas at t_strong ->
-SamplerCustomAdvanced (Random Noise, CFG Guider on Video Linear CFG Guidance, euler) on the held part ->
-Set Latent Noise Mask (Solid Mask 1.0: every cell free again) -> SamplerCustomAdvanced (Disable Noise) on the rest;
-and the same with two KSampler (Advanced) nodes instead of the sigma nodes and the two SamplerCustomAdvanced.
+The graph, called node by node (the nodes' own classes and methods): VAE Encode (the reference frames) ->
+Set Latent Noise Mask (Invert Mask of the region: 1 = free) -> Basic Scheduler (karras) -> Split Sigmas at t_weak
+-> Split Sigmas at t_strong -> SamplerCustomAdvanced (Random Noise, CFG Guider on Video Linear CFG Guidance, euler)
+on the held part -> Set Latent Noise Mask (Solid Mask 1.0: every cell free again) -> SamplerCustomAdvanced (Disable
+Noise) on the rest; the same with two KSampler (Advanced) instead of the sigma nodes and the two
+SamplerCustomAdvanced; and with Apply InterDyn on the conditioning (InterDyn + drag).
 The pack side is ``sample_latents(..., dual_clock=DualClock(...))`` with the same conditioning tensors (the pack's
 ``encode_conditioning`` output handed to ComfyUI's conditioning), the same sigmas and the same noise (the
 Random Noise node's tensor passed as ``latents``).
@@ -29,7 +30,7 @@ from comfyui_native_check import (FIXTURE, SGM_RESNET_EPS, _import_pack, _start_
 
 F, H, W = 3, 128, 128         # latents 16x16 (see comfyui_native_check)
 STEPS, CFG, SEED = 8, 3.0, 7  # 8 Karras steps 700 -> 0.002: 700, 229, 67.6, 18.0, 4.2, 0.84, 0.14, 0.017, 0.002, 0
-WEAK, STRONG = 2, 4           # the two clocks as schedule indices: start at sigmas[2], hold the region down to sigmas[4]
+WEAK, STRONG = 2, 4           # the two clocks as schedule indices: start at sigmas[2], hold the region to sigmas[4]
 FPS, MOTION, AUG = 7, 40, 0.02
 
 

@@ -436,7 +436,8 @@ def test_the_training_free_drag_and_interdyn_plus_drag_are_rows_of_the_evaluatio
         assert math.isfinite(EP.metric_value(results["methods"][method]["metrics"]["psnr"])), method
     # the same seed and sampler for every row: what differs is the branch and the dual clock
     videos = {m: _stack(sorted((out / "generated" / m).glob("clip*/generated.mp4"))) for m in DRAG_METHODS}
-    for a, b in (("interdyn", "dual_clock"), ("interdyn", "interdyn_dual_clock"), ("dual_clock", "interdyn_dual_clock")):
+    pairs = (("interdyn", "dual_clock"), ("interdyn", "interdyn_dual_clock"), ("dual_clock", "interdyn_dual_clock"))
+    for a, b in pairs:
         diff = float((videos[a] - videos[b]).abs().max())
         assert diff > 0.05, f"{a} and {b} must be different videos (max |diff| {diff})"
     recorded = json.loads((out / "generated" / "dual_clock" / "settings.json").read_text())

@@ -276,7 +276,8 @@ def test_the_native_drag_workflow_is_the_dual_clock_at_the_authors_levels():
         link = links[next(i["link"] for i in node["inputs"] if i["name"] == name)]
         return nodes[link[1]]
 
-    held, free = sorted((n for n in wf["nodes"] if n["type"] == "KSamplerAdvanced"), key=lambda n: n["widgets_values"][7])
+    held, free = sorted((n for n in wf["nodes"] if n["type"] == "KSamplerAdvanced"),
+                        key=lambda n: n["widgets_values"][7])  # by start_at_step
     names = CORE["KSamplerAdvanced"][1]
     a, b = (dict(zip(names, n["widgets_values"])) for n in (held, free))
     for key in ("noise_seed", "steps", "cfg", "sampler_name", "scheduler"):
