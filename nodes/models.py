@@ -118,12 +118,18 @@ def _find(kind: str, name: str, accept) -> Path | None:
     return None
 
 
+def _exists_not_folder(path: Path) -> bool:
+    """A file, or a FIFO, device or socket under a model's name (which the loaders refuse with the widget's name)."""
+    return path.exists() and not path.is_dir()
+
+
 def resolve_svd(name: str) -> Path:
     """The SVD diffusers folder or single-file checkpoint called ``name`` (as listed by :func:`list_svd_models`)."""
     if is_builtin(name):
         return builtin_path(name, "svd")
-    path = _find("diffusers", name, lambda p: (p / "model_index.json").is_file())
-    path = path or _find("checkpoints", name, Path.is_file)
+    # a FIFO, device or socket found under the name is handed on, for the loader to refuse naming the widget
+    path = _find("diffusers", name, lambda p: (p / "model_index.json").exists())
+    path = path or _find("checkpoints", name, _exists_not_folder)
     if path is None:
         raise _missing("SVD model", name, [
             (f"a diffusers folder {name}/model_index.json", host.model_folders("diffusers")),
@@ -140,7 +146,7 @@ def resolve_control_branch(name: str, kinds: tuple[str, ...] = ("interdyn",)) ->
     if is_builtin(name):
         return builtin_path(name, "control")
     for kind in kinds:
-        path = _find(kind, name, lambda p: p.is_file() or (p.is_dir() and _is_control_folder(str(p))))
+        path = _find(kind, name, lambda p: _exists_not_folder(p) or (p.is_dir() and _is_control_folder(str(p))))
         if path is not None:
             return path
     raise _missing("InterDyn control branch", name,
@@ -149,7 +155,7 @@ def resolve_control_branch(name: str, kinds: tuple[str, ...] = ("interdyn",)) ->
 
 
 def resolve_sam2(name: str) -> Path:
-    path = _find("sam2", name, Path.is_file)
+    path = _find("sam2", name, _exists_not_folder)
     if path is None:
         raise _missing("SAM2 checkpoint", name, [("a .pt or .safetensors file", host.model_folders("sam2"))],
                        "Put e.g. sam2.1_hiera_tiny.pt (from facebook/sam2.1-hiera-tiny) in models/sam2.")
@@ -235,10 +241,11 @@ def load_model(svd: str, control: str = NONE, precision: str = "auto", keep_load
     _CACHE.pop(key, None)
     load_device, offload = host.torch_device(), host.offload_device()
     dtype = resolve_dtype(precision, load_device)
-    backbone = load_svd_backbone(svd_path, dtype=dtype, device=offload)
+    backbone = load_svd_backbone(svd_path, dtype=dtype, device=offload, name="svd")
     branch = None
     if branch_path is not None:
-        branch = load_control_branch(branch_path, dtype=backbone.dtype, device=offload, backbone=backbone)
+        branch = load_control_branch(branch_path, dtype=backbone.dtype, device=offload, backbone=backbone,
+                                     name="interdyn")
     model = InterDynModel(backbone, branch, name=svd, control_name=control or NONE, precision=precision,
                           load_device=load_device, offload_device=offload)
     if keep_loaded:

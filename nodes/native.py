@@ -25,7 +25,7 @@ def load_branch(control_branch, weight_dtype):
     from .native_control import make_control
 
     dtype = host.default_weight_dtype() if weight_dtype == "default" else PRECISIONS[weight_dtype]
-    branch = load_control_branch(path, dtype=dtype, device=host.offload_device())
+    branch = load_control_branch(path, dtype=dtype, device=host.offload_device(), name="control_branch")
     return (make_control(branch, control_branch),)
 
 

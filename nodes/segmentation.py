@@ -32,7 +32,8 @@ def _predictor(path, device, resolution):
     key = (str(path), path.stat().st_mtime_ns, str(device), resolution)
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = load_sam2_video_predictor(path, device=host.offload_device(), image_size=resolution)
+        _CACHE[key] = load_sam2_video_predictor(path, device=host.offload_device(), image_size=resolution,
+                                                name="sam2_model")
     return _CACHE[key]
 
 

@@ -185,3 +185,158 @@ def test_the_video_reader_refuses_a_named_pipe(tmp_path):
             with pytest.raises(VideoReadError, match="not a regular file"):
                 read(fifo)
     assert not state["unblocked"], "the reader never opened the FIFO"
+
+
+# ---------------------------------------------------------------------------- a FIFO inside a folder that is read
+#: every file of an SVD diffusers folder that the loaders open (transformers and diffusers open some of them
+#: themselves, where no check of ours runs: they must be refused before the folder is handed over)
+SVD_FILES = ("model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
+             "vae/diffusion_pytorch_model.safetensors", "image_encoder/config.json", "image_encoder/model.safetensors",
+             "feature_extractor/preprocessor_config.json", "scheduler/scheduler_config.json")
+
+
+def with_fifo(folder: Path, member: str, into: Path) -> Path:
+    """A copy of ``folder`` in ``into`` whose ``member`` is a named pipe."""
+    import shutil
+
+    copy = into / folder.name
+    shutil.copytree(folder, copy)
+    (copy / member).unlink()
+    os.mkfifo(copy / member)
+    return copy
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.replace("\r", "\n").splitlines() if "error" in line]
+    assert len(lines) == 1 and "Traceback" not in err, f"one error line, no traceback: {err[-800:]}"
+    return lines[0]
+
+
+@pytest.mark.parametrize("member", SVD_FILES)
+def test_a_named_pipe_inside_the_svd_folder_is_refused_naming_the_flag_and_the_file(member, inputs, tmp_path, capsys):
+    """``--svd`` is a folder of files that diffusers and transformers open by name: a FIFO named like one of them
+    (unet/diffusion_pytorch_model.safetensors) was reported as "missing" or "no weights", or, for model_index.json,
+    not noticed at all; it is refused as what it is, with the flag and the file, before anything is read."""
+    svd = with_fifo(inputs / "models" / "svd_tiny", member, tmp_path)
+    argv = ["generate", "--svd", str(svd), "--image", str(inputs / "in.png"), "--out", str(tmp_path / "out.mp4"),
+            "--height", "64", "--width", "64", "--frames", "2", "--steps", "1"]
+    with watchdog(svd / member) as state:
+        code = _cli(argv)
+    line = one_error_line(capsys.readouterr().err)
+    assert not state["unblocked"], "the FIFO was opened"
+    assert code == 2 and "--svd" in line and member in line and "named pipe" in line, line
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_named_pipe_inside_an_official_control_branch_folder_is_refused(inputs, tmp_path, capsys):
+    """The official release's control branch is a folder (config.json + diffusion_pytorch_model.safetensors): a
+    FIFO weights file was reported as "no weights"; it is refused naming ``--interdyn`` and the file."""
+    branch = tmp_path / "controlnet"
+    branch.mkdir()
+    (branch / "config.json").write_text("{}")
+    os.mkfifo(branch / "diffusion_pytorch_model.safetensors")
+    argv = ["generate", "--svd", str(inputs / "models" / "svd_tiny"), "--interdyn", str(branch),
+            "--image", str(inputs / "in.png"), "--control", str(inputs / "mask_hand.mp4"),
+            "--out", str(tmp_path / "out.mp4"), "--height", "64", "--width", "64", "--frames", "2", "--steps", "1"]
+    with watchdog(branch / "diffusion_pytorch_model.safetensors") as state:
+        code = _cli(argv)
+    line = one_error_line(capsys.readouterr().err)
+    assert not state["unblocked"] and code == 2, line
+    assert "--interdyn" in line and "diffusion_pytorch_model.safetensors" in line and "named pipe" in line, line
+
+
+def _load_and_report(load, path, results) -> None:
+    """In a forked child: ``load(path)`` and ``load(path, name="my_widget")``; each InputError's message is sent back."""
+    from interdyn.support.validation import InputError
+
+    for name in (None, "my_widget"):
+        try:
+            load(path) if name is None else load(path, name=name)
+        except InputError as err:
+            results.put(str(err))
+        except Exception as err:  # noqa: BLE001 - reported to the test, which fails on it
+            results.put(f"{type(err).__name__}: {err}")
+        else:
+            results.put("loaded")
+
+
+@pytest.mark.parametrize("case", ["svd folder member", "svd single file", "branch file", "branch folder member"])
+def test_the_loaders_refuse_a_named_pipe_in_the_callers_name(case, inputs, tmp_path):
+    """Library callers (and the nodes, which pass their widget names) go through the loaders, which check the same
+    way before anything opens: a single-file SVD checkpoint or a branch .safetensors that is a FIFO blocked
+    ``load_svd_backbone`` / ``load_control_branch`` forever (safetensors opens it holding the GIL, so no watchdog
+    thread can end the wait: the loader runs in a forked child with a time limit)."""
+    import multiprocessing
+
+    from interdyn.core import loading
+
+    if case == "svd folder member":
+        path = with_fifo(inputs / "models" / "svd_tiny", "unet/diffusion_pytorch_model.safetensors", tmp_path)
+        fifo = path / "unet/diffusion_pytorch_model.safetensors"
+    elif case == "branch folder member":
+        path = tmp_path / "controlnet"
+        path.mkdir()
+        (path / "config.json").write_text("{}")
+        fifo = path / "diffusion_pytorch_model.safetensors"
+        os.mkfifo(fifo)
+    else:
+        path = fifo = tmp_path / ("svd.safetensors" if case == "svd single file" else "branch.safetensors")
+        os.mkfifo(fifo)
+    load = loading.load_svd_backbone if case.startswith("svd") else loading.load_control_branch
+    context = multiprocessing.get_context("fork")  # the child has the modules already: no import time
+    results = context.Queue()
+    child = context.Process(target=_load_and_report, args=(load, path, results))
+    child.start()
+    child.join(WAIT_S)
+    if child.is_alive():
+        child.kill()
+        pytest.fail(f"{load.__name__} opened the FIFO {fifo} and waited for a writer (it would hang)")
+    lines = [results.get(timeout=5) for _ in range(2)]
+    assert all("named pipe" in line and fifo.name in line for line in lines), lines
+    assert lines[1].startswith("my_widget "), "the caller's name leads the message"
+
+
+def test_the_model_loader_node_refuses_a_named_pipe_naming_its_widget(inputs, tmp_path, monkeypatch):
+    """In ComfyUI the names come from the model folders: a FIFO listed under models/interdyn was reported as "not
+    found" (it is listed, so the user sees it), and one inside an SVD diffusers folder as missing weights; the node
+    names its widget, the file and what it is."""
+    from test_nodes import import_pack
+
+    pack = import_pack("pack_fifo")
+    folders = tmp_path / "models"
+    with_fifo(inputs / "models" / "svd_tiny", "vae/diffusion_pytorch_model.safetensors", folders / "diffusers")
+    (folders / "interdyn").mkdir()
+    os.mkfifo(folders / "interdyn" / "branch.safetensors")
+    monkeypatch.setattr(pack.nodes.host, "model_folders", lambda kind: [str(folders / kind)])
+    load = pack.nodes.FUNCTIONS["InterDynModelLoader"]
+    assert "branch.safetensors" in pack.nodes.models.list_control_branches()
+    for svd, branch, widget, file in (("svd_tiny", "none", "svd", "vae/diffusion_pytorch_model.safetensors"),
+                                      ("builtin:toy-physics", "branch.safetensors", "interdyn", "branch.safetensors")):
+        with watchdog(folders / ("diffusers/svd_tiny/" + file if widget == "svd" else "interdyn/" + file)) as state:
+            with pytest.raises(ValueError, match="named pipe") as caught:
+                load(svd, branch, "auto", False)
+        assert not state["unblocked"]
+        assert str(caught.value).startswith(f"{widget} ") and file in str(caught.value), caught.value
+
+
+def test_a_named_pipe_among_the_training_clips_is_refused_before_training(inputs, tmp_path, capsys):
+    """``data_root`` is read clip by clip during training: a FIFO object mask (mask_cube.mp4) in a clip folder was
+    only found at the step that read it; it is refused before the run starts, naming data_root and the file."""
+    from interdyn.data.video_io import write_video
+
+    clip = tmp_path / "data" / "clip0"
+    clip.mkdir(parents=True)
+    write_video(clip / "video.mp4", np.zeros((8, 64, 64, 3), np.uint8), fps=7, lossless=True)
+    write_video(clip / "mask_hand.mp4", np.zeros((8, 64, 64, 3), np.uint8), fps=7, lossless=True)
+    os.mkfifo(clip / "mask_cube.mp4")
+    argv = ["--config", "cpu_tiny", "--dataset", "folder", "--data_root", str(tmp_path / "data"), "--output_dir",
+            str(tmp_path / "out"), "--max_steps", "1", "--report_to", "none", "--progress_bar", "false"]
+    with watchdog(clip / "mask_cube.mp4") as state:
+        try:
+            code = _train(argv)
+        except SystemExit as exit_:
+            code = exit_.code
+    line = one_error_line(capsys.readouterr().err)
+    assert not state["unblocked"] and code not in (0, None), line
+    assert "data_root" in line and "mask_cube.mp4" in line and "named pipe" in line, line
+    assert not (tmp_path / "out").exists(), "refused before the run folder was made"

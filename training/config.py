@@ -167,7 +167,7 @@ class TrainConfig:
         for name in ("pretrained_model", "init_control_branch", "data_root", "resume"):  # no FIFO, device, socket
             value = getattr(self, name)
             if value and value not in ("tiny", "latest"):
-                check_input_path(value, name)
+                check_input_path(value, name, contents=True)  # and every file inside a folder
         for name in ("max_steps", "num_frames", "batch_size", "gradient_accumulation_steps", "checkpoint_every",
                      "log_every", "vae_chunk", "synthetic_num_scenes"):
             if getattr(self, name) < 1:

@@ -115,7 +115,7 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dtype: str 
     if dtype is not None and dtype not in PRECISIONS:
         raise ExportError(f"dtype must be one of {', '.join(sorted(PRECISIONS))}, got {dtype!r}")
     out = check_output_path(out, "--out", folder=format == "official")
-    ckpt = resolve_checkpoint(check_input_path(checkpoint, "--checkpoint", what="a checkpoint folder"))
+    ckpt = resolve_checkpoint(check_input_path(checkpoint, "--checkpoint", what="a checkpoint folder", contents=True))
     check_not_inside(out, ckpt, what="--out", protected_what="checkpoint folder")
     # the training run the checkpoint belongs to
     if is_ours(ckpt.parent, "training-run", signature_files=RUN_SIGNATURE_FILES + ("config.yaml",)):

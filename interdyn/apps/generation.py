@@ -90,7 +90,7 @@ def check_model_path(value, name: str) -> None:
     from ..support.validation import check_input_path
 
     if value and not str(value).startswith("builtin:"):
-        check_input_path(value, name)
+        check_input_path(value, name, contents=True)  # every file a loader opens in the folder too
 
 
 def validate_generate_args(args, names: dict | None = None, comparison: bool = True) -> None:
@@ -120,7 +120,7 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
     if not image.is_file():
         raise InputError(f"{image_name} {image} does not exist")
     if args.control:
-        control = check_input_path(args.control, control_name)
+        control = check_input_path(args.control, control_name, contents=True)  # a frames or clip folder's too
         if not control.exists():
             raise InputError(f"{control_name} {control} does not exist")
         check_input_path(control_source(control), control_name, what="a regular video file")

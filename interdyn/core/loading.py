@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from .builtin import TOY_PHYSICS, builtin_path, is_builtin
 from ..support.errors import ModelLoadError
 from ..support.safe_output import atomic_file, readable_tree
+from ..support.validation import check_input_path
 from ..models.backbone import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER_CONFIG, SVDBackbone
 from ..models.controlnet import InterDynControlNet, mark_official_config
 from ..models.unet import InterDynUNet
@@ -123,14 +124,16 @@ def _builtin_or_path(path: str | os.PathLike, part: str) -> Path:
 
 
 def load_svd_backbone(path: str | os.PathLike, *, dtype: str | torch.dtype | None = None,
-                      device: str | torch.device = "cpu") -> SVDBackbone:
+                      device: str | torch.device = "cpu", name: str = "SVD backbone") -> SVDBackbone:
     """Load SVD from a diffusers folder or an original single-file ``.safetensors`` checkpoint.
 
     The VAE stays in float32 when a half precision is asked for and its config says
     ``force_upcast`` (as SVD's does): its encoder and decoder overflow in fp16.
+    ``name``: the caller's name for ``path`` (a flag, a widget) in the message that refuses a FIFO, device or socket
+    anywhere in the folder, before anything is opened.
     """
     dtype = resolve_dtype(dtype, device)
-    path = _builtin_or_path(path, "svd")
+    path = check_input_path(_builtin_or_path(path, "svd"), name, contents=True)
     if path.is_file() or path.suffix in (".safetensors", ".ckpt", ".pt", ".pth"):
         from ..single_file import load_svd_single_file
 
@@ -199,14 +202,16 @@ def _control_branch_files(path: Path) -> tuple[dict, dict, Path]:
 
 
 def load_control_branch(path: str | os.PathLike, *, dtype: str | torch.dtype | None = None,
-                        device: str | torch.device = "cpu", backbone: SVDBackbone | None = None) -> InterDynControlNet:
+                        device: str | torch.device = "cpu", backbone: SVDBackbone | None = None,
+                        name: str = "control branch") -> InterDynControlNet:
     """Load an InterDyn control branch (official folder or our single file), checked against ``backbone``.
 
     The residual mode comes with the weights: ``"official"`` for the published release,
     whatever the file says for ours. ``dtype`` None means the backbone's dtype when ``backbone`` is
-    given (the two must match to run together), else the file's.
+    given (the two must match to run together), else the file's. ``name``: the caller's name for ``path`` in the
+    message that refuses a FIFO, device or socket (the file, or anywhere in the folder), before anything is opened.
     """
-    path = _builtin_or_path(path, "control")
+    path = check_input_path(_builtin_or_path(path, "control"), name, contents=True)
     config, provenance, weights = _control_branch_files(path)
     try:
         state = load_file(str(weights), device="cpu")

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..support.validation import frame_layout
+from ..support.validation import check_input_path, frame_layout
 
 __all__ = [
     "SAM2_CHECKPOINT_CONFIGS",
@@ -181,6 +181,7 @@ def load_sam2_video_predictor(
     config_name: str | None = None,
     device: str | torch.device = "cpu",
     image_size: int | None = None,
+    name: str = "SAM2 checkpoint",
 ):
     """Build a SAM2 video predictor from a local checkpoint; never downloads.
 
@@ -189,9 +190,10 @@ def load_sam2_video_predictor(
     (SAM 2.0) file, or a ``.safetensors`` file with the same keys (fp16 is fine, weights are
     cast to the model's float32). ``config_name`` defaults to the config matching the file
     name (see :func:`sam2_config_for_checkpoint`). ``image_size`` overrides SAM2's input
-    resolution (1024; a multiple of 32), e.g. 512 to run faster on CPU.
+    resolution (1024; a multiple of 32), e.g. 512 to run faster on CPU. ``name``: the caller's name for the checkpoint
+    in the message that refuses a FIFO, device or socket before it is opened.
     """
-    path = Path(checkpoint_path).expanduser()
+    path = check_input_path(Path(checkpoint_path).expanduser(), name, what="a regular file")
     if not path.is_file():
         raise FileNotFoundError(
             f"SAM2 checkpoint not found: {path}. Download it (e.g. sam2.1_hiera_tiny.pt from "

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..support.validation import check_input_path
 from .layout import (
     CLIP_VISUAL_PREFIX,
     PICKLE_SUFFIXES,
@@ -100,12 +101,14 @@ def _missing_parts(keys: Sequence[str]) -> tuple[str, ...]:
 def inspect_checkpoint(path: str | Path) -> CheckpointInfo:
     """Say what ``path`` is without reading tensor data or unpickling anything.
 
-    Raises ``FileNotFoundError`` if the path does not exist; every other finding (wrong model,
-    missing parts, pickled file, not safetensors) is returned in ``kind``/``problems``.
+    Raises ``FileNotFoundError`` if the path does not exist and :class:`interdyn.support.validation.InputError` if it
+    is a FIFO, device or socket (never opened: a FIFO blocks its reader); every other finding (wrong model, missing
+    parts, pickled file, not safetensors) is returned in ``kind``/``problems``.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"SVD checkpoint not found: {path} (expected a file such as {_SVD_NAMES})")
+    check_input_path(path, "SVD checkpoint", what="a regular file")
     if path.is_dir():
         return CheckpointInfo(path, "folder", "a folder, not a single file", problems=(
             "is a folder; pass the .safetensors file (a diffusers-format SVD folder is loaded by "

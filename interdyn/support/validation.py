@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import stat
 from pathlib import Path
 
 import torch
@@ -211,8 +213,6 @@ def check_device(value, name: str = "device") -> torch.device:
 
 def memory_budget() -> float:
     """Bytes a single request may ask for: ``$INTERDYN_MEMORY_BUDGET_GB`` if set, else 80 % of the machine's RAM."""
-    import os
-
     text = os.environ.get(BUDGET_ENV)
     if text:
         try:
@@ -248,20 +248,55 @@ def check_video_size(frames: int, height: int, width: int, *, names: tuple[str, 
                          f"{BUDGET_ENV} to change it)")
 
 
-def check_input_path(path, name: str, *, what: str = "a regular file or folder") -> Path:
+def _special_kind(mode: int) -> str | None:
+    """What a file that is neither a regular file nor a folder is (``None`` for those two)."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode) else
+            "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+
+
+def check_input_path(path, name: str, *, what: str = "a regular file or folder", contents: bool = False) -> Path:
     """An input that exists must be a regular file or a folder (links followed): a named pipe (FIFO), a device or a
     socket is refused before anything opens it (a FIFO with no writer blocks its reader forever). ``name`` is the
-    caller's flag or key. A missing path is left to the caller's own message. Returns the path."""
-    import os
-    import stat
+    caller's flag or key. A missing path is left to the caller's own message. Returns the path.
 
+    ``contents=True``: a folder's files are checked too, at every depth (links followed, each folder once), for the
+    folders whose files a loader or reader opens by name (an SVD folder whose ``unet/diffusion_pytorch_model.
+    safetensors`` is a FIFO, a dataset's clip videos); the message names the file and ``name``."""
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return path
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode) else
-                "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+    kind = _special_kind(mode)
+    if kind:
         raise InputError(f"{name} {path} is {kind}, not {what}; nothing was read (give a file or folder)")
+    if not contents or not os.path.isdir(path):
+        return path
+    folders, seen = [path], set()
+    while folders:
+        folder = folders.pop()
+        try:
+            info = os.stat(folder)
+            if (info.st_dev, info.st_ino) in seen:  # a link back up the tree: each folder once
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue  # an unreadable folder: the reader names it
+        for entry in entries:
+            try:
+                if entry.is_dir():  # no stat call for plain entries (the type comes with the listing)
+                    folders.append(Path(entry.path))
+                    continue
+                if entry.is_file():
+                    continue
+                kind = _special_kind(os.stat(entry.path).st_mode)
+            except OSError:
+                continue  # a broken link opens nothing
+            if kind:
+                inside = os.path.relpath(entry.path, path)
+                raise InputError(f"{name} {path}: its file {inside} is {kind}, not a regular file; nothing was read "
+                                 "(replace it with the real file)")
     return path

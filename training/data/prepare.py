@@ -123,7 +123,7 @@ def check_options(args: argparse.Namespace) -> None:
         values = getattr(args, dest, None)
         for value in values if isinstance(values, list) else [values]:
             if value is not None:
-                check_input_path(value, f"--{dest.replace('_', '-')}")
+                check_input_path(value, f"--{dest.replace('_', '-')}", contents=True)
     for dest in ("fps", "source_fps"):
         value = getattr(args, dest, None)
         if value is not None and check_range(value, f"--{dest.replace('_', '-')}", 0, SAMPLING_BOUNDS["fps"]) <= 0:
