@@ -24,13 +24,15 @@ ComfyUI; :mod:`.native_control` subclasses ComfyUI's ``ControlBase`` (imported l
 only).
 """
 from . import control, drag, drive_editor, host, loader, native, sampler, segmentation, synthetic, trajectory
+from .results import readable_errors
 
 host.register_model_folders()
 
 #: node type name -> the function that runs it (inputs by widget/socket name; returns the outputs in order, as a
 #: tuple: the Drive Editor's and Mask Trajectory's a ``results.Outputs`` tuple whose ``ui`` is the page's part).
-#: For scripts and tests; ComfyUI goes through .declarations.
-FUNCTIONS = {
+#: For scripts and tests; ComfyUI goes through .declarations. Each raises a user error (a ``ValueError``) as
+#: ``InterDyn.InputError`` (:func:`.results.readable_errors`), as the node does in ComfyUI.
+FUNCTIONS = {name: readable_errors(fn) for name, fn in {
     "InterDynModelLoader": loader.load,
     "InterDynControlFromMasks": control.from_masks,
     "InterDynControlFromRenders": control.from_renders,
@@ -43,7 +45,7 @@ FUNCTIONS = {
     "InterDynSyntheticScene": synthetic.make,
     "InterDynControlBranchLoader": native.load_branch,
     "InterDynApply": native.apply,
-}
+}.items()}
 
 #: the ComfyUI version the node API below was verified with (comfy_api.v0_0_2 ships from it on)
 TESTED_COMFYUI = "0.3.64"

@@ -22,10 +22,19 @@ from ..interdyn.core.sampling import DEFAULTS
 from ..interdyn.data.synthetic import SCENE_PRESETS, WORLDS
 from ..interdyn.data.trajectory import EASINGS
 from . import control, drag, drive_editor, loader, models, native, sampler, segmentation, synthetic, trajectory
+from .results import readable_errors
 
 CATEGORY = "InterDyn"
 InterDynModel = io.Custom("INTERDYN_MODEL")
 InterDynControl = io.Custom("INTERDYN_CONTROL")
+
+def _run(fn, inputs: dict) -> io.NodeOutput:
+    """What every ``execute`` does: call the node's function with the inputs by name, a user error reported as
+    ``InterDyn.InputError`` (:func:`.results.readable_errors`), the outputs (and the page's ``ui``, if any) as
+    ComfyUI's ``NodeOutput``."""
+    out = readable_errors(fn)(**inputs)
+    return io.NodeOutput(*out, ui=getattr(out, "ui", None))
+
 
 _COLOURS = ["white", "red", "green", "blue", "yellow", "magenta", "cyan", "orange", "purple", "azure", "lime", "rose"]
 assert len(_COLOURS) == len(CONTROL_PALETTE)
@@ -60,7 +69,7 @@ class InterDynModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*loader.load(**inputs))
+        return _run(loader.load, inputs)
 
 
 # ---------------------------------------------------------------------------------------------- control
@@ -129,7 +138,7 @@ class InterDynControlFromMasks(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*control.from_masks(**inputs))
+        return _run(control.from_masks, inputs)
 
 
 class InterDynControlFromRenders(io.ComfyNode):
@@ -151,7 +160,7 @@ class InterDynControlFromRenders(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*control.from_renders(**inputs))
+        return _run(control.from_renders, inputs)
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -219,7 +228,7 @@ class InterDynSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*sampler.sample(**inputs))
+        return _run(sampler.sample, inputs)
 
 
 class InterDynDecode(io.ComfyNode):
@@ -242,7 +251,7 @@ class InterDynDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*sampler.decode(**inputs))
+        return _run(sampler.decode, inputs)
 
 
 class InterDynCutAndDragReference(io.ComfyNode):
@@ -271,7 +280,7 @@ class InterDynCutAndDragReference(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*drag.reference(**inputs))
+        return _run(drag.reference, inputs)
 
 
 # ---------------------------------------------------------------------------------------------- masks and motion
@@ -315,7 +324,7 @@ class SAM2VideoMasks(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*segmentation.segment(**inputs))
+        return _run(segmentation.segment, inputs)
 
 
 _INTERPOLATION_TIP = "bilinear: soft edges; nearest: stays binary."
@@ -352,8 +361,7 @@ class InterDynMaskTrajectory(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        out = trajectory.animate(**inputs)
-        return io.NodeOutput(*out, ui=getattr(out, "ui", None))
+        return _run(trajectory.animate, inputs)
 
 
 class InterDynDriveEditor(io.ComfyNode):
@@ -402,8 +410,7 @@ class InterDynDriveEditor(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        out = drive_editor.drive(**inputs)
-        return io.NodeOutput(*out, ui=out.ui)
+        return _run(drive_editor.drive, inputs)
 
 
 class InterDynSyntheticScene(io.ComfyNode):
@@ -447,7 +454,7 @@ class InterDynSyntheticScene(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*synthetic.make(**inputs))
+        return _run(synthetic.make, inputs)
 
 
 # ---------------------------------------------------------------------------------------------- native path
@@ -477,7 +484,7 @@ class InterDynControlBranchLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*native.load_branch(**inputs))
+        return _run(native.load_branch, inputs)
 
 
 class InterDynApply(io.ComfyNode):
@@ -517,7 +524,7 @@ class InterDynApply(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(*native.apply(**inputs))
+        return _run(native.apply, inputs)
 
 
 #: every node, in the order of the Add Node menu

@@ -176,6 +176,70 @@ def test_declarations_execute_the_functions(pack, monkeypatch):
             assert out.args == (name, "second"), name
 
 
+def reported_name(error: BaseException) -> str:
+    """How ComfyUI names an exception in its error panel (``module.qualname``)."""
+    return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
+def test_every_node_reports_user_errors_as_interdyn_input_error(pack, monkeypatch):
+    """Issue 36: ComfyUI imports the pack under its folder's path and names an exception ``module.qualname``, so a
+    user error of most nodes (the Sampler's, Decode's, the Model Loader's ...) read as a file path of the pack in the
+    error panel. Whatever user error a node's function raises (the library's errors are all ValueErrors), every
+    node's execute reports it as ``InterDyn.InputError``, still of its own class, message kept; a bug or a cancel
+    passes unchanged. The same holds for ``nodes.FUNCTIONS``."""
+    class Interrupted(Exception):  # as ComfyUI's InterruptProcessingException
+        pass
+
+    lib = pack.interdyn
+    user_errors = [ValueError, lib.support.validation.InputError, lib.support.errors.ModelLoadError,
+                   lib.data.video_io.VideoReadError, lib.support.safe_output.OutputError]
+    nodes = declared(pack)
+    assert set(nodes) == set(pack.nodes.FUNCTIONS), "every node of the pack"
+    raised = {}
+    for name, fn in list(pack.nodes.FUNCTIONS.items()):
+        module = __import__(fn.__module__, fromlist=[fn.__name__])
+
+        def failing(*args, _name=name, **kwargs):
+            raise raised[_name]
+
+        monkeypatch.setattr(module, fn.__name__, failing)
+    for name, cls in nodes.items():
+        for kind in user_errors:
+            raised[name] = kind(f"{name}: frames must be at least 1, got 0")
+            with pytest.raises(ValueError) as caught:
+                cls.execute(a=1)
+            assert reported_name(caught.value) == "InterDyn.InputError", f"{name} reports a {kind.__name__} readably"
+            assert isinstance(caught.value, kind) and str(caught.value) == str(raised[name]), name
+            assert isinstance(caught.value, lib.support.validation.InputError), "the library's InputError too"
+        for other in (RuntimeError("a bug"), Interrupted()):
+            raised[name] = other
+            with pytest.raises(type(other)) as caught:
+                cls.execute(a=1)
+            assert caught.value is other, f"{name}: not a user error, passed as it is"
+    with pytest.raises(ValueError) as caught:  # the functions of FUNCTIONS are the unpatched ones
+        pack.nodes.FUNCTIONS["InterDynDecode"](None, {"samples": torch.zeros(2, 4, 8, 8)}, 0)
+    assert reported_name(caught.value) == "InterDyn.InputError", "nodes.FUNCTIONS: what the node raises in ComfyUI"
+
+
+def test_the_sampler_and_decode_user_errors_read_as_interdyn_input_error(pack, model):
+    """The two nodes of issue 36's report, with real mistakes through ComfyUI's execute: a control of another length
+    than the sampler's frames, a LATENT that is not the sampler's, a model name that is not in the folders."""
+    nodes = declared(pack)
+    control, _, _ = pack.nodes.FUNCTIONS["InterDynControlFromMasks"](moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
+    mistakes = [
+        (nodes["InterDynSampler"], dict(model=model, image=image(), control=torch.cat([control, control[:1]]),
+                                        **SAMPLER), "control has 3 frames but frames is 2"),
+        (nodes["InterDynDecode"], dict(model=model, latent={"samples": torch.zeros(2, 4, 8, 8)}, decode_chunk_size=0),
+         "does not come from the InterDyn Sampler"),
+        (nodes["InterDynModelLoader"], dict(svd="no_such_svd", interdyn="none", precision="auto", keep_loaded=False),
+         "'no_such_svd' was not found"),
+    ]
+    for cls, inputs, message in mistakes:
+        with pytest.raises(ValueError) as caught:
+            cls.execute(**inputs)
+        assert reported_name(caught.value) == "InterDyn.InputError" and message in str(caught.value), caught.value
+
+
 def test_seed_widget_has_control_after_generate(pack):
     seed = declared(pack)["InterDynSampler"].INPUT_TYPES()["required"]["seed"]
     assert seed[1]["control_after_generate"] is True and seed[1]["max"] == 0xFFFFFFFFFFFFFFFF
