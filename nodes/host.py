@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 
 import torch
 
@@ -173,8 +174,6 @@ def save_temp_png(pixels, prefix: str) -> dict | None:
     if fp is None:
         return None
     try:
-        import uuid
-
         from PIL import Image
 
         folder = fp.get_temp_directory()

@@ -42,7 +42,7 @@ COMMANDS = {"train": train, "export": export, "evaluate": evaluate, "prepare": p
 
 def shipped_configs() -> dict[str, Path]:
     """The training and accelerate configs installed with the package, by name."""
-    from .config import shipped_configs as found
+    from .config import shipped_configs as found  # on use: every `interdyn` call imports this module (the registry)
 
     return found()
 

@@ -151,8 +151,11 @@ class TrainConfig:
     # ------------------------------------------------------------------ helpers
     def validate(self) -> "TrainConfig":
         """Raise a ValueError naming the key for values that cannot work."""
+        # here, not at the top: the library's checks import torch, and this module stays torch-free (the parser,
+        # `interdyn configs` and `--help` import it)
         from interdyn.support.safe_output import check_output_path
-        from interdyn.support.validation import SEED_BITS_NUMPY, check_seed
+        from interdyn.support.validation import (SEED_BITS_NUMPY, check_frame_size, check_input_path, check_seed,
+                                                 check_video_size)
 
         for name in ("seed", "tiny_seed"):  # accelerate's set_seed hands the seed to numpy, which takes 32 bits
             check_seed(getattr(self, name), name, bits=SEED_BITS_NUMPY)
@@ -162,8 +165,6 @@ class TrainConfig:
                 raise ValueError(f"{f.name} must be between -2**63 and 2**63 - 1, got {value}")
         if str(self.output_dir).strip():
             check_output_path(self.output_dir, "output_dir", folder=True)
-        from interdyn.support.validation import check_input_path
-
         for name in ("pretrained_model", "init_control_branch", "data_root", "resume"):  # no FIFO, device, socket
             value = getattr(self, name)
             if value and value not in ("tiny", "latest"):
@@ -193,7 +194,6 @@ class TrainConfig:
             raise ValueError(f"need adam_epsilon > 0 and weight_decay >= 0, got {self.adam_epsilon}, {self.weight_decay}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 (or None for no clipping), got {self.max_grad_norm}")
-        from interdyn.support.validation import check_frame_size  # torch-free until a config is checked
 
         check_frame_size(self.height, self.width)
         if not 0 <= self.image_dropout <= 1:
@@ -228,7 +228,6 @@ class TrainConfig:
                              f"{self.validation_min_guidance}, {self.validation_max_guidance}")
         if self.num_workers > 256:
             raise ValueError(f"num_workers must be at most 256 DataLoader processes, got {self.num_workers}")
-        from interdyn.support.validation import check_video_size
 
         check_video_size(self.batch_size * self.num_frames, self.height, self.width, what="one training batch",
                          label=f"batch_size {self.batch_size} x num_frames {self.num_frames} x height {self.height} "
@@ -358,7 +357,7 @@ def shipped_configs() -> dict[str, Path]:
 def resolve_config(name: str | Path) -> Path:
     """A config file: ``name`` itself when that file exists, else the shipped config of that name
     (``cpu_tiny`` or ``cpu_tiny.yaml``); an error listing the shipped names otherwise."""
-    from interdyn.support.validation import check_input_path
+    from interdyn.support.validation import check_input_path  # not at the top: it imports torch (see validate)
 
     path = check_input_path(name, "--config", what="a regular file (YAML)")
     if path.is_file():

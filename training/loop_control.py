@@ -3,6 +3,8 @@ request that stops it at a step boundary with a checkpoint (:class:`TrainingInte
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 
 
@@ -40,9 +42,6 @@ class StopRequest:
         self.requested, self._previous, self._log = False, None, log
 
     def install(self) -> None:
-        import signal
-        import threading
-
         if threading.current_thread() is not threading.main_thread() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
             return
         self._previous = signal.getsignal(signal.SIGINT)
@@ -57,8 +56,6 @@ class StopRequest:
         signal.signal(signal.SIGINT, handler)
 
     def uninstall(self) -> None:
-        import signal
-
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -46,11 +47,20 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
-from interdyn.core.loading import load_control_branch, load_svd_backbone, save_control_branch
+from interdyn.core.loading import backbone_fingerprint, load_control_branch, load_svd_backbone, save_control_branch
+from interdyn.core.sampling import DEFAULTS, generate_video
+from interdyn.core.tiny import TINY_CONTROL_CNN, build_tiny_backbone
+from interdyn.data.video_io import write_video
 from interdyn.models.backbone import SVDBackbone
 from interdyn.models.controlnet import InterDynControlNet
+from interdyn.support import distributed
 from interdyn.support.safe_output import (OutputError, mark_folder, move_into_place, readable_tree,
                                           storage_message_or_raise, temporary_name, write_text_atomic)
 
@@ -62,6 +72,7 @@ from .config import TrainConfig, parse_args
 from .data.datasets import EpochShuffleSampler, build_dataset, collate_samples
 from .data.folder import DataError
 from .losses import NoiseSettings, clip_generators, predict_v, prepare_inputs, v_loss
+from .optimizers import AdamWBF16State
 from .loop_control import RateWindow, StopRequest, TrainingInterrupted  # noqa: F401 (TrainingInterrupted: public here)
 
 PAPER_CONTROL_CNN = (16, 32, 96, 256)
@@ -79,8 +90,6 @@ def weight_dtype_of(mixed_precision: str) -> torch.dtype:
 def build_backbone(config: TrainConfig) -> SVDBackbone:
     """The frozen SVD backbone in float32 on the CPU (``tiny`` = :func:`interdyn.core.tiny.build_tiny_backbone`)."""
     if config.pretrained_model == "tiny":
-        from interdyn.core.tiny import build_tiny_backbone
-
         backbone = build_tiny_backbone(config.tiny_seed)
     else:
         backbone = load_svd_backbone(config.pretrained_model, dtype=torch.float32, device="cpu")
@@ -99,8 +108,6 @@ def build_control_branch(config: TrainConfig, backbone: SVDBackbone) -> InterDyn
     else:
         channels = config.control_cnn_channels
         if channels is None:
-            from interdyn.core.tiny import TINY_CONTROL_CNN
-
             channels = TINY_CONTROL_CNN if config.pretrained_model == "tiny" else PAPER_CONTROL_CNN
         factor = 2 ** (len(channels) - 1)  # each stage after the first halves the resolution
         if factor != backbone.vae_scale_factor:
@@ -138,7 +145,7 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     name = config.optimizer
     if name == "adamw8bit":
         try:
-            import bitsandbytes as bnb
+            import bitsandbytes as bnb  # an optional dependency, needed by this optimizer only
         except ImportError:
             if config.optimizer_fallback is None:
                 raise ImportError("optimizer 'adamw8bit' needs bitsandbytes (pip install bitsandbytes); or use "
@@ -149,8 +156,6 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         else:
             return bnb.optim.AdamW8bit(params, **kwargs)
     if name == "adamw_bf16":
-        from .optimizers import AdamWBF16State
-
         return AdamWBF16State(params, **kwargs)
     return torch.optim.AdamW(params, **kwargs)
 
@@ -182,9 +187,6 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset: Dataset | None = None,
                  on_step_end: Callable[["Trainer"], None] | None = None, backbone: SVDBackbone | None = None):
-        from accelerate import Accelerator
-        from accelerate.utils import ProjectConfiguration, set_seed
-
         config = cpu_bf16_fallback(config)
         self.config = config
         self.output_dir = Path(config.output_dir)
@@ -225,8 +227,6 @@ class Trainer:
                             collate_fn=collate_samples, num_workers=config.num_workers,
                             pin_memory=acc.device.type == "cuda")
         optimizer = build_optimizer(config, [p for p in branch.parameters() if p.requires_grad])
-        from diffusers.optimization import get_scheduler
-
         # accelerate steps a prepared scheduler once per process per optimizer step
         scheduler = get_scheduler(config.lr_scheduler, optimizer,
                                   num_warmup_steps=config.lr_warmup_steps * acc.num_processes,
@@ -235,8 +235,6 @@ class Trainer:
 
         self.ema = None
         if config.use_ema:
-            from diffusers.training_utils import EMAModel
-
             self.ema = EMAModel(acc.unwrap_model(self.branch).parameters(), decay=config.ema_decay)
             self.ema.to(acc.device)
         # the loop counters and the EMA are NOT registered with accelerate: it would pickle them and unpickle them
@@ -257,8 +255,6 @@ class Trainer:
         self.accelerator.print(f"[interdyn-train] {message}")
 
     def _provenance(self, ema: bool) -> dict:
-        from interdyn.core.loading import backbone_fingerprint
-
         return {"kind": "InterDyn control branch, training checkpoint", "base_model": self.config.pretrained_model,
                 "backbone_fingerprint": backbone_fingerprint(self.backbone.unet),
                 "step": self.state.step, "ema": ema, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(),
@@ -279,8 +275,6 @@ class Trainer:
         """Save everything into a hidden temporary folder (:func:`interdyn.support.safe_output.temporary_name`, the
         same name on every rank), move it into place as ``checkpoint-<step>`` (an earlier checkpoint of that step is
         replaced whole, or kept: :func:`interdyn.support.safe_output.move_into_place`) and rotate old ones."""
-        import hashlib
-
         acc, step = self.accelerator, self.state.step
         final = self.output_dir / f"{CHECKPOINT_PREFIX}{step}"
         tag = (self.run_tag or hashlib.sha256(str(self.output_dir.absolute()).encode()).hexdigest())[:8]
@@ -348,9 +342,6 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> list[Path]:
         """Generate videos for the first clips; write ``input | control | generated | ground truth`` mp4s."""
-        from interdyn.core.sampling import DEFAULTS, generate_video
-        from interdyn.data.video_io import write_video
-
         if self.sharded:
             self.log("validation skipped: sampling needs whole weights (FSDP / DeepSpeed ZeRO-3 run)")
             return []
@@ -440,8 +431,6 @@ class Trainer:
     def run(self) -> dict:
         """Train to ``max_steps`` holding ``output_dir``'s lock: a second run on the same folder is refused
         (it would delete this run's checkpoint in progress and interleave the logs)."""
-        from interdyn.support import distributed
-
         with distributed.OutputLock(self.output_dir, what="output_dir", claim=claim_run_folder) as lock:
             self.run_tag = lock.run_id[:8]
             return self._run()
@@ -450,8 +439,6 @@ class Trainer:
         self._start_time = time.time()
         config, acc, state = self.config, self.accelerator, self.state
         self._prepare_folder_and_resume()
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=config.max_steps, initial=state.step, desc="training",
                    disable=not (self.is_main and config.progress_bar), dynamic_ncols=True)
         window = RateWindow()

@@ -17,14 +17,22 @@ manifest's folder. The run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import hashlib
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+# the loaders through their module: tests replace loading.load_svd_backbone to prove no model loads before the checks
+from ..core import loading
+from ..data.video_io import read_video_frames
 from ..support import distributed
 from .generation import CLI_NAMES, generate_clips, load_inputs, sampling_kwargs, validate_generate_args
 from ..support.safe_output import (NAME_MAX, check_not_inside, check_output_path, clean_stale_temporaries,
@@ -182,13 +190,11 @@ class _Models:
         self.args, self.backbone, self.branch = args, None, None
 
     def get(self, need_branch: bool):
-        from ..core.loading import load_control_branch, load_svd_backbone
-
         if self.backbone is None:
-            self.backbone = load_svd_backbone(self.args.svd, dtype=self.args.precision, device=self.args.device)
+            self.backbone = loading.load_svd_backbone(self.args.svd, dtype=self.args.precision, device=self.args.device)
         if need_branch and self.branch is None:
-            self.branch = load_control_branch(self.args.interdyn, dtype=self.backbone.dtype, device=self.args.device,
-                                              backbone=self.backbone)
+            self.branch = loading.load_control_branch(self.args.interdyn, dtype=self.backbone.dtype,
+                                                      device=self.args.device, backbone=self.backbone)
         return self.backbone, self.branch if need_branch else None
 
 
@@ -221,8 +227,6 @@ def _groups(rows: list[Row], size: int) -> list[list[Row]]:
 def _not_this_rows_output(row) -> str | None:
     """Why an existing ``out`` cannot be an earlier run's result of this row (``None`` when it can): a row is
     skipped as done only when its output is a readable video of the row's size, never an unrelated file."""
-    from ..data.video_io import read_video_frames
-
     out = Path(row.args.out)
     try:
         first = read_video_frames(out, [0])
@@ -253,10 +257,6 @@ def _manifest_lock(manifest: Path, ctx):
     """One run at a time per manifest: :class:`interdyn.support.distributed.OutputLock` on a lock file beside the
     manifest (``.NAME.interdyn-lock``), so a second run on the same manifest is refused instead of generating every
     row again. A manifest in a folder this user cannot write into runs without the lock, with a note."""
-    import contextlib
-    import hashlib
-    import os
-
     folder = manifest.absolute().parent
     try:
         read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
@@ -282,8 +282,6 @@ def _run_rows(args, rows: list[Row], ctx, t0: float) -> int:
     outcome: dict[int, dict] = {}
     pending = _pending_rows(distributed.shard(rows, ctx), args.manifest, outcome)
     _clean_killed_rows(pending)
-    from tqdm.auto import tqdm
-
     progress = tqdm(total=len(pending), desc=f"generate (rank {ctx.rank}/{ctx.world_size})" if ctx.world_size > 1
                     else "generate", unit="clip", disable=not ctx.is_main)
     _generate_rows(pending, _Models(args), getattr(args, "batch_size", 1) or 1, args.manifest, outcome, progress)

@@ -4,16 +4,31 @@ commands other packages register (:mod:`interdyn.apps.plugins`): the training pa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from .demo import DEMO_SEED
-from ..support.safe_output import OutputError
+from . import probes
+from .batch import run_manifest
+from .demo import DEMO_SEED, DEMO_SIGNATURE_FILES, check_zoom, run_demo
+from .generation import (check_model_path, comparison_path, generate_clips, load_inputs, side_by_side,
+                         validate_generate_args)
+from .plugins import TRAINING_COMMAND_NAMES, missing_command_message, registered_commands
+# the loaders through their module: tests replace loading.load_svd_backbone to prove no model loads before the checks
+from ..core import loading
+from ..core.builtin import TOY_SAMPLING, TOY_SIZE, is_builtin, toy_world
+from ..core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK
 from ..core.sampling import DEFAULTS
-from ..support.validation import InputError
+from ..core.tiny import write_tiny_models
+from ..data.video_io import VideoReadError, write_video
+from ..support.errors import ModelLoadError
+from ..support.safe_output import (OutputError, atomic_files, check_output_folder, check_output_path,
+                                   claim_output_folder, clean_stale_temporaries, storage_message_or_raise)
+from ..support.validation import SAMPLING_BOUNDS, InputError, check_count, check_finite, check_seed
 
 
 def _add_sampling_args(p: argparse.ArgumentParser, height=DEFAULTS["height"], width=DEFAULTS["width"],
@@ -42,8 +57,6 @@ def _add_sampling_args(p: argparse.ArgumentParser, height=DEFAULTS["height"], wi
 
 
 def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=total, desc=desc, unit="step")
 
     def callback(info):
@@ -55,14 +68,7 @@ def _progress(total: int, desc: str):
 
 
 def cmd_generate(args) -> int:
-    from .generation import comparison_path, generate_clips, load_inputs, side_by_side, validate_generate_args
-    from ..core.loading import load_control_branch, load_svd_backbone
-    from ..data.video_io import write_video
-    from ..support.safe_output import atomic_files, clean_stale_temporaries
-
     if args.manifest is not None:
-        from .batch import run_manifest
-
         return run_manifest(args)
     if args.batch_size != 1:
         raise InputError("--batch-size groups the rows of a --manifest; for one clip leave it at 1")
@@ -75,8 +81,8 @@ def cmd_generate(args) -> int:
     clean_stale_temporaries(out.parent, names=[out.name, comparison.name])  # left by a killed run
     images, controls = load_inputs([args])  # read before the models: a bad file fails fast
     t0 = time.time()
-    backbone = load_svd_backbone(args.svd, dtype=args.precision, device=args.device)
-    branch = load_control_branch(args.interdyn, dtype=backbone.dtype, device=args.device, backbone=backbone) \
+    backbone = loading.load_svd_backbone(args.svd, dtype=args.precision, device=args.device)
+    branch = loading.load_control_branch(args.interdyn, dtype=backbone.dtype, device=args.device, backbone=backbone) \
         if args.interdyn else None
     print(f"loaded models in {time.time() - t0:.1f}s; sampling {args.frames} frames at {args.height}x{args.width}")
     video = generate_clips(backbone, branch, [args], images, controls, callback=_progress(args.steps, "sampling"),
@@ -90,8 +96,6 @@ def cmd_generate(args) -> int:
 
 
 def _builtin_sampling(args) -> dict:
-    from ..core.builtin import TOY_SAMPLING
-
     sampling = dict(TOY_SAMPLING)
     if args.steps is not None:
         sampling["num_steps"] = args.steps
@@ -99,10 +103,6 @@ def _builtin_sampling(args) -> dict:
 
 
 def cmd_demo(args) -> int:
-    from .demo import DEMO_SIGNATURE_FILES, check_zoom, run_demo
-    from ..support.safe_output import check_output_folder, check_output_path
-    from ..support.validation import SAMPLING_BOUNDS, check_count, check_seed
-
     check_output_path(args.out, "--out", folder=True)
     check_zoom(args.zoom, "--zoom")
     check_seed(args.seed, "--seed")
@@ -125,9 +125,6 @@ MAX_SCENES = 100_000
 
 def _dual_clock_levels(args) -> tuple[float, float] | None:
     """``(sigma_weak, sigma_strong)`` of ``--dual-clock`` (checked: positive, in order), or None without it."""
-    from ..core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK
-    from ..support.validation import InputError, check_finite
-
     if not args.dual_clock:
         for flag in ("sigma_weak", "sigma_strong"):
             if getattr(args, flag) is not None:
@@ -141,14 +138,6 @@ def _dual_clock_levels(args) -> tuple[float, float] | None:
 
 
 def cmd_probes(args) -> int:
-    from . import probes
-    from ..core.builtin import TOY_SIZE, is_builtin, toy_world
-    from ..core.loading import load_control_branch, load_svd_backbone
-
-    from .generation import check_model_path
-    from ..support.safe_output import check_output_path, claim_output_folder
-    from ..support.validation import SAMPLING_BOUNDS, check_count, check_seed
-
     check_output_path(args.out, "--out", folder=True)
     num_scenes = check_count(args.num_scenes, "--num-scenes", maximum=MAX_SCENES)
     check_seed(args.seed, "--seed", span=num_scenes)
@@ -161,8 +150,8 @@ def cmd_probes(args) -> int:
     claim_output_folder(args.out, what="--out", kind="probes", signature_files=probes.PROBE_FILES)
     sampling = _builtin_sampling(args)
     world = args.world or (toy_world() if is_builtin(args.svd) else "full")
-    backbone = load_svd_backbone(args.svd)
-    branch = load_control_branch(args.interdyn, backbone=backbone)
+    backbone = loading.load_svd_backbone(args.svd)
+    branch = loading.load_control_branch(args.interdyn, backbone=backbone)
     generate = probes.model_generator(backbone, branch, sampling)
     print(f"physics probes: {args.num_scenes} held-out scenes of the {world!r} world from seed {args.seed}, "
           f"model {args.svd} + {args.interdyn}", flush=True)
@@ -177,10 +166,6 @@ def cmd_probes(args) -> int:
 
 
 def cmd_make_tiny(args) -> int:
-    from ..support.safe_output import check_output_path
-    from ..core.tiny import write_tiny_models
-    from ..support.validation import check_seed
-
     check_output_path(args.out, "out", folder=True)
     check_seed(args.seed, "--seed")
 
@@ -194,8 +179,6 @@ LIBRARY_COMMANDS = ("generate", "demo", "probes", "make-tiny")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .plugins import registered_commands
-
     parser = argparse.ArgumentParser(prog="interdyn", description="InterDyn: image + driving motion -> video")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -267,9 +250,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The errors that mean "the input is wrong" (shown as one line) rather than a bug."""
-    from ..core.loading import ModelLoadError
-    from ..data.video_io import VideoReadError
-
     return (InputError, OutputError, ModelLoadError, VideoReadError, ValueError, FileNotFoundError,
             NotADirectoryError, IsADirectoryError, PermissionError)
 
@@ -277,13 +257,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. User errors print one line ``error: ...`` and exit 2; ``--debug`` (anywhere on the
     line) or ``INTERDYN_DEBUG=1`` shows the traceback instead."""
-    import os
-
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("INTERDYN_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
-    from .plugins import TRAINING_COMMAND_NAMES, missing_command_message, registered_commands
-
     registered = registered_commands()
     if argv and argv[0] in registered and argv[0] not in LIBRARY_COMMANDS:
         # every later argument, --help included, is the registered command's own
@@ -305,8 +281,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk is the user's to fix, not a bug
-        from ..support.safe_output import storage_message_or_raise
-
         message = storage_message_or_raise(err, getattr(args, "out", None))
         print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 2

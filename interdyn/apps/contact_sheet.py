@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 from ..support.safe_output import atomic_file
 
@@ -16,8 +17,6 @@ def contact_sheet(rows: Sequence[tuple[str, torch.Tensor]], *, zoom: int = 2, ga
                   label_width: int = 150, title: str | None = None):
     """A PIL image: one row per ``(label, video)``, video ``[F, 3, H, W]`` in [0, 1], frames left to right
     (enlarged ``zoom`` times, nearest neighbour), the label on the left and frame numbers on top."""
-    from PIL import Image, ImageDraw, ImageFont
-
     if not rows:
         raise ValueError("contact_sheet needs at least one (label, video) row")
     shapes = {tuple(v.shape[-2:]) for _, v in rows}

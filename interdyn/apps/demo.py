@@ -20,6 +20,16 @@ from typing import Callable
 
 import torch
 
+from . import probes
+from .contact_sheet import write_contact_sheet
+# the loader through its module: tests replace loading.load_toy_physics to prove nothing samples before the checks
+from ..core import loading
+from ..core.builtin import TOY_PHYSICS, TOY_SAMPLING, TOY_SIZE, toy_world
+from ..data.synthetic import counterfactual_pair, force_propagation_scene
+from ..data.video_io import write_video
+from ..support.safe_output import atomic_files, check_output_path, claim_output_folder, clean_stale_temporaries
+from ..support.validation import SAMPLING_BOUNDS, check_count, check_seed, check_video_size
+
 #: First validation seed (never trained on, not a probe seed): the demo's default scenes.
 DEMO_SEED = 2_000_000
 
@@ -40,9 +50,6 @@ DEMO_SIGNATURE_FILES = ("contact_sheet.png", "chain.mp4")
 def check_zoom(zoom, name: str = "zoom") -> int:
     """``zoom`` a whole number >= 1 whose enlarged videos (four 64-pixel panels side by side, 8 frames) fit the
     memory budget (:func:`interdyn.support.validation.check_video_size`), checked before any sampling."""
-    from ..core.builtin import TOY_SAMPLING, TOY_SIZE
-    from ..support.validation import check_count, check_video_size
-
     zoom = check_count(zoom, name)
     height, width = TOY_SIZE[0] * zoom, 4 * TOY_SIZE[1] * zoom
     check_video_size(TOY_SAMPLING["num_frames"], height, width, what="the enlarged demo videos",
@@ -52,8 +59,6 @@ def check_zoom(zoom, name: str = "zoom") -> int:
 
 def demo_scenes(seed: int, size, num_frames: int, world="full") -> dict:
     """``{"hit": scene, "miss": scene, "chain": scene}`` for ``seed`` (hit and miss share frame 0), of ``world``."""
-    from ..data.synthetic import counterfactual_pair, force_propagation_scene
-
     hit, miss = counterfactual_pair(seed, mode="redirect", size=tuple(size), num_frames=num_frames, world=world)
     return {"hit": hit, "miss": miss,
             "chain": force_propagation_scene(seed, size=tuple(size), num_frames=num_frames, world=world)}
@@ -62,15 +67,6 @@ def demo_scenes(seed: int, size, num_frames: int, world="full") -> dict:
 def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = None, zoom: int = 4,
              echo: Callable[[str], None] = print) -> dict:
     """Run the demo into folder ``out``; returns the per-scene measurements and the written paths."""
-    from . import probes
-    from ..core.builtin import TOY_PHYSICS, TOY_SAMPLING, TOY_SIZE, toy_world
-    from ..core.loading import load_toy_physics
-    from .contact_sheet import write_contact_sheet
-    from ..data.video_io import write_video
-
-    from ..support.safe_output import atomic_files, check_output_path, claim_output_folder, clean_stale_temporaries
-    from ..support.validation import SAMPLING_BOUNDS, check_count, check_seed
-
     check_output_path(out, "out", folder=True)
     check_zoom(zoom, "zoom")
     check_seed(seed, "seed")
@@ -87,7 +83,7 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, num_steps: int | None = 
          "frame and the driver's masks only; the rest of the scene must react by itself.")
     scenes = demo_scenes(seed, TOY_SIZE, sampling["num_frames"], world=toy_world())
     hit, miss, chain = scenes["hit"], scenes["miss"], scenes["chain"]
-    generate = probes.model_generator(*load_toy_physics(), sampling)
+    generate = probes.model_generator(*loading.load_toy_physics(), sampling)
     # four generations: InterDyn on each scene, and the prior alone (strength 0) on the hit scene's first frame
     videos = {}
     for name, s in scenes.items():

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
-from ..support.safe_output import OutputError
-from ..support.validation import InputError
+from ..core.control import fit_to_size, prepare_control
+from ..core.sampling import check_sampling_args, generate_video
+from ..data.video_io import (FRAME_FOLDER_CONTENTS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, image_to_rgb, read_video,
+                             write_video)
+from ..support.safe_output import OutputError, check_not_inside, check_output_folder, check_output_path
+from ..support.validation import InputError, check_device, check_input_path
 
 
 def sampling_kwargs(args) -> dict:
@@ -31,12 +37,6 @@ def side_by_side(*videos: torch.Tensor) -> torch.Tensor:
 
 
 def load_image(path: Path, height: int, width: int) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image
-
-    from ..core.control import fit_to_size
-    from ..data.video_io import image_to_rgb
-
     try:
         with Image.open(path) as im:
             array = np.array(image_to_rgb(im))
@@ -49,9 +49,6 @@ def load_image(path: Path, height: int, width: int) -> torch.Tensor:
 
 def load_control(path: Path, args) -> torch.Tensor:
     """A control video (white masks or renders), a folder holding ``mask_hand.*``, or a frames folder."""
-    from ..core.control import prepare_control
-    from ..data.video_io import read_video
-
     path = control_source(path)
     frames, fps = read_video(path, fps=args.fps, as_tensor=True)
     renders = frames.permute(0, 3, 1, 2).float() / 255
@@ -72,9 +69,6 @@ def check_video_out(out: Path, what: str = "--out") -> None:
     """``--out`` (or a manifest row's ``out``, or the ``_comparison`` file beside it): a writable path
     (:func:`interdyn.support.safe_output.check_output_path`: name length, parents, no device or FIFO), a video
     extension or none (a frame folder, which replaces only a frame folder of ours)."""
-    from ..support.safe_output import check_output_folder, check_output_path
-    from ..data.video_io import FRAME_FOLDER_CONTENTS, VIDEO_EXTENSIONS
-
     ext = out.suffix.lower()
     if ext and ext not in VIDEO_EXTENSIONS:
         raise InputError(f"{what} {out}: unsupported extension {ext!r}; use one of {', '.join(VIDEO_EXTENSIONS)}, or "
@@ -87,8 +81,6 @@ def check_video_out(out: Path, what: str = "--out") -> None:
 def check_model_path(value, name: str) -> None:
     """``--svd`` / ``--interdyn``: a builtin name, or a path that is a regular file or folder when it exists (the
     loaders name a missing one)."""
-    from ..support.validation import check_input_path
-
     if value and not str(value).startswith("builtin:"):
         check_input_path(value, name, contents=True)  # every file a loader opens in the folder too
 
@@ -99,19 +91,12 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
     ``names`` overrides the names used in messages (``image``, ``control``, ``out`` and the sampler's arguments,
     e.g. ``"row 3, column image"`` for a manifest row); ``comparison`` checks the ``_comparison`` file's path too.
     """
-    from ..core.sampling import check_sampling_args
-    from ..data.video_io import IMAGE_EXTENSIONS
-
-    from ..support.validation import check_device
-
     names = names or {}
     image_name, control_name, out_name = (names.get(k, f"--{k}") for k in ("image", "control", "out"))
     if getattr(args, "device", None) is not None:
         check_device(args.device, names.get("device", "--device"))
     check_sampling_args(names={**CLI_NAMES, **names}, height=args.height, width=args.width,
                         decode_chunk_size=args.decode_chunk, generator=args.seed, **sampling_kwargs(args))
-    from ..support.validation import check_input_path
-
     for flag in ("svd", "interdyn"):
         check_model_path(getattr(args, flag, None), names.get(flag, f"--{flag}"))
     image = check_input_path(args.image, image_name)
@@ -131,8 +116,6 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
             raise InputError(f"{control_name} needs --interdyn (the control branch weights)")
     out = Path(args.out)
     check_video_out(out, what=out_name)
-    from ..support.safe_output import check_not_inside
-
     inputs = [(image, image_name)] + ([(control_source(Path(args.control)), control_name)] if args.control else [])
     outputs = [(out, out_name)] + ([(comparison_path(out), f"{out_name} (its _comparison file)")] if comparison else [])
     for written, written_name in outputs:  # an output never replaces, nor lands inside, an input of the same call
@@ -151,8 +134,6 @@ def validate_generate_args(args, names: dict | None = None, comparison: bool = T
 def control_source(path: Path) -> Path:
     """What ``--control`` reads: the ``mask_hand.*`` video of a clip folder, else the path (a video, or a frames
     folder, which an output may not replace nor land in)."""
-    from ..data.video_io import VIDEO_EXTENSIONS
-
     if path.is_dir():
         hands = sorted(p for p in path.glob("mask_hand.*") if p.suffix.lower() in VIDEO_EXTENSIONS)
         if hands:
@@ -184,9 +165,6 @@ def generate_clips(backbone, branch, clips: list, images: torch.Tensor, controls
     seed and the sampling values) checked by :func:`validate_generate_args`; ``images``, ``controls``: their
     :func:`load_inputs`. ``write=False``: only return them (the caller writes them with other files, as one set).
     Returns the videos ``[F, 3, H, W]``."""
-    from ..core.sampling import generate_video
-    from ..data.video_io import write_video
-
     first = clips[0]
     videos = generate_video(backbone, images, controls, branch,
                             generator=[c.seed for c in clips] if len(clips) > 1 else first.seed,

@@ -53,8 +53,15 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from scipy import ndimage
 
+from ..core.dual_clock import DualClock
+from ..core.sampling import generate_video
+from ..data.cut_and_drag import composite_reference
+from ..data.synthetic import counterfactual_pair, dataset_scene_seed, force_propagation_scene, get_world, random_scene
 from ..metrics.motion import motion_fidelity_from_tracks
+from ..support.safe_output import atomic_files, claim_output_folder
+from ..support.validation import check_count
 
 PROBE_SEED = 1_000_000
 VALIDATION_SEED = 2_000_000
@@ -204,8 +211,6 @@ def object_inventory(video: torch.Tensor, meta: dict, true_masks: torch.Tensor, 
     simulated frame does not show) or repeats an object, away from every simulated object's outline
     (pieces of an object split by an occluder, or blurred by fast motion into another colour, touch an
     outline and are not counted)."""
-    from scipy import ndimage
-
     palette = calibrated_palette(video, true_masks, meta)
     labels = colour_labels(video[frame][None], palette)[0]  # [H, W]
     truth = true_masks[:, frame].bool()
@@ -246,8 +251,6 @@ Generate = Callable[[torch.Tensor, torch.Tensor, float, int], torch.Tensor]
 def model_generator(backbone, branch, sampling: dict) -> Generate:
     """``generate(first_frame [3,H,W], control [F,3,H,W], strength, seed, dual_clock=None) -> [F,3,H,W]`` with fixed
     settings (``dual_clock``: a :class:`~interdyn.core.dual_clock.DualClock`, training-free dragging)."""
-    from ..core.sampling import generate_video
-
     def generate(first_frame, control, strength, seed, dual_clock=None):
         with torch.no_grad():
             return generate_video(backbone, first_frame[None], control[None], branch, control_strength=strength,
@@ -261,8 +264,6 @@ def drive_reference(scene) -> tuple[torch.Tensor, torch.Tensor]:
     where the simulation puts them, in their own colours (:func:`interdyn.data.cut_and_drag.composite_reference`;
     drivers enter from outside the picture, so they cannot be cut from the first frame). Everything else stays
     still: the reference carries the drive, never the reaction."""
-    from ..data.cut_and_drag import composite_reference
-
     driven = scene.masks[scene.driven.bool()].float().amax(dim=0)  # [F, H, W]
     return composite_reference(scene.frames[0], scene.frames, driven)
 
@@ -275,8 +276,6 @@ def method_videos(generate: Generate, frames: torch.Tensor, control: torch.Tenso
     (``interdyn_dual_clock``), from :func:`drive_reference`."""
     videos = {"interdyn": generate(frames[0], control, 1.0, seed)}
     if dual_clock is not None:
-        from ..core.dual_clock import DualClock
-
         reference, region = drive_reference(scene)
         clock = DualClock(reference, region, *dual_clock)
         videos["interdyn_dual_clock"] = generate(frames[0], control, 1.0, seed, dual_clock=clock)
@@ -290,8 +289,6 @@ def method_videos(generate: Generate, frames: torch.Tensor, control: torch.Tenso
 def force_scene(seed: int, size=(64, 64), num_frames: int = 8, moving_px: float = MOVING_PX, world="full"):
     """The probe scene for ``seed``: a :func:`~interdyn.data.synthetic.random_scene` of ``world`` and the indices
     of its free objects that the simulation moves by more than ``moving_px`` (may be empty)."""
-    from ..data.synthetic import random_scene
-
     scene = random_scene(int(seed), size=tuple(size), num_frames=num_frames, world=world)
     travel = (scene.tracks - scene.tracks[:, :1]).norm(dim=-1).amax(dim=1)
     reacting = [k for k in range(len(scene.names)) if not bool(scene.driven[k]) and float(travel[k]) > moving_px]
@@ -481,9 +478,6 @@ def run_probes(generate: Generate, *, num_scenes: int = 50, seed: int = PROBE_SE
     for ``i < num_chain_scenes`` (default: half of ``num_scenes``, at least 1). Every scene is of ``world``
     (:class:`interdyn.data.synthetic.World`: the one the model was trained on). ``dual_clock`` =
     ``(sigma_weak, sigma_strong)`` adds the training-free rows (:data:`DUAL_CLOCK_METHODS`)."""
-    from ..data.synthetic import counterfactual_pair, force_propagation_scene, get_world
-    from ..support.validation import check_count
-
     check_count(num_scenes, "num_scenes")
     check_count(num_frames, "num_frames", minimum=2)
     world = get_world(world).name
@@ -532,8 +526,6 @@ def write_report(report: ProbeReport, out: str | os.PathLike) -> tuple[Path, Pat
     """Write ``probes.json`` and ``probes.md`` into folder ``out`` (atomically, as one set).
 
     ``out`` must be new, empty or a probes folder of ours (:mod:`interdyn.support.safe_output`)."""
-    from ..support.safe_output import atomic_files, claim_output_folder
-
     out = claim_output_folder(out, what="probes output folder", kind="probes", signature_files=PROBE_FILES)
     paths = [out / name for name in PROBE_FILES]
     with atomic_files(paths) as temporaries:  # both replaced, or neither
@@ -546,6 +538,4 @@ def training_seeds(prior_scenes: int = 6000, control_scenes: int = 3000, control
     """Scene seeds the built-in toy model was trained on: ``mixed_scene(0..prior_scenes-1)`` for the
     VAE and the prior and the control-branch dataset's ``SeedSequence`` seeds (as
     ``training.data.SyntheticClips`` derives them). Every preset of the mix draws from these seeds."""
-    from ..data.synthetic import dataset_scene_seed
-
     return set(range(prior_scenes)) | {dataset_scene_seed(control_seed, i) for i in range(control_scenes)}

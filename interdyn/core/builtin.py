@@ -13,6 +13,7 @@ means these files. This module only names and finds them (it imports no model co
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -43,8 +44,6 @@ def is_builtin(name: str | os.PathLike | None) -> bool:
 def toy_world() -> str:
     """The synthetic world (:data:`interdyn.data.synthetic.WORLDS`) the shipped toy model was trained on, as its
     control branch's provenance records it (``"world"``); weights that predate worlds were trained on ``"full"``."""
-    import json
-
     from safetensors import safe_open
 
     try:

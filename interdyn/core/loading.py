@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -274,8 +275,6 @@ def check_compatible(control_branch: InterDynControlNet, backbone: SVDBackbone) 
         here = backbone_fingerprint(backbone.unet)
         key = (tuple(trained_on), tuple(here))
         if not same_backbone(trained_on, here) and key not in _WARNED_BACKBONES:
-            import warnings
-
             _WARNED_BACKBONES.add(key)
             base = control_branch.provenance.get("base_model", "another backbone")
             warnings.warn(f"this control branch was trained on another backbone ({base}) than the one loaded: the "

@@ -11,6 +11,7 @@ A missing file raises :class:`FileNotFoundError` naming the file and every place
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Sequence
@@ -35,8 +36,6 @@ I3D_SIZE = 51_235_320
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in chunks."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):

@@ -32,6 +32,8 @@ import errno
 import re
 import os
 import shutil
+import stat
+import time
 import uuid
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -362,8 +364,6 @@ def clean_stale_temporaries(folder: str | os.PathLike, *, older_than: float | No
     there). ``names``: only the temporaries of these output names (``clip.mp4`` -> ``.clip.mp4.<8 hex>.tmp``,
     ``.clip.<8 hex>.tmp.mp4``). ``recursive``: also in sub-folders (not following links). Nothing else is touched;
     a folder that cannot be read is skipped."""
-    import time
-
     folder = Path(folder)
     wanted = None if names is None else set(names)
     now = time.time()
@@ -407,8 +407,6 @@ def _name_limits(folder: Path) -> tuple[int, int]:
 
 
 def _file_type(mode: int) -> str:
-    import stat
-
     return ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else
             "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else
             "not a regular file")
@@ -423,8 +421,6 @@ def check_output_path(path: str | os.PathLike, what: str, *, folder: bool | None
     such as ``/dev/null``, a FIFO, a socket: writing "there" would replace it); a folder where a file is written
     (``folder=False``) or a file where a folder is (``folder=True``); a parent folder on a read-only file system
     or not writable. Nothing is created or changed. Returns ``path`` as a :class:`~pathlib.Path`."""
-    import stat
-
     text = os.fspath(path)
     if isinstance(text, bytes):
         text = os.fsdecode(text)

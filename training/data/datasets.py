@@ -14,6 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from interdyn.data import synthetic
+
+from .folder import FolderClips
 from .samples import check_sample, collate_samples, item_rng, make_sample, split_key
 
 __all__ = ["make_sample", "check_sample", "collate_samples", "split_key", "item_rng", "EpochShuffleSampler",
@@ -64,11 +67,9 @@ class SyntheticClips(Dataset):
 
     def __init__(self, num_scenes: int, *, height: int = 64, width: int = 64, num_frames: int = 14, seed: int = 0,
                  preset: str = "random", cache: int = 64, world: str = "full"):
-        from interdyn.data.synthetic import get_world
-
         if preset not in self.PRESETS:
             raise ValueError(f"preset must be one of {self.PRESETS}, got {preset!r}")
-        self.world = get_world(world).name
+        self.world = synthetic.get_world(world).name
         if num_scenes < 1:
             raise ValueError("num_scenes must be >= 1")
         self.num_scenes, self.size, self.num_frames = int(num_scenes), (int(height), int(width)), int(num_frames)
@@ -79,13 +80,9 @@ class SyntheticClips(Dataset):
         return self.num_scenes
 
     def scene_seed(self, index: int) -> int:
-        from interdyn.data.synthetic import dataset_scene_seed
-
-        return dataset_scene_seed(self.seed, index)
+        return synthetic.dataset_scene_seed(self.seed, index)
 
     def _generate(self, index: int) -> dict:
-        from interdyn.data import synthetic
-
         if self.preset == "mix":  # interdyn.data.synthetic.TRAINING_MIX: random, chains, hit/miss pairs
             scene = synthetic.mixed_scene(self.scene_seed(index), index, size=self.size, num_frames=self.num_frames,
                                           world=self.world)
@@ -119,8 +116,6 @@ def build_dataset(config) -> Dataset:
                               num_frames=config.num_frames, seed=config.seed, preset=config.synthetic_preset,
                               cache=config.synthetic_cache, world=config.synthetic_world)
     if config.dataset == "folder":
-        from .folder import FolderClips
-
         return FolderClips(config.data_root, num_frames=config.num_frames, height=config.height, width=config.width,
                            fps=config.clip_fps, crop=config.crop, seed=config.seed,
                            min_height=config.min_source_height, min_width=config.min_source_width)

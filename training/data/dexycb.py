@@ -27,8 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
+from PIL import Image
 
 from interdyn.core.control import fit_to_size, resample_frame_indices
+from interdyn.support.safe_output import check_output_folder
 
 from .clip_writer import DATASET_SIGNATURE_FILES, PreparedRun, write_clip_folder
 
@@ -121,8 +124,6 @@ def _load_meta(seq_dir: Path) -> dict:
     f = seq_dir / "meta.yml"
     if not f.is_file():
         return {}
-    import yaml
-
     return yaml.safe_load(f.read_text()) or {}
 
 
@@ -134,8 +135,6 @@ def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.
         raise FileNotFoundError(f"--root {root} is not a folder (the DexYCB root: <subject>/<sequence>/<camera>/)")
     clips = find_clips(root)
     if not clips:
-        from interdyn.support.safe_output import check_output_folder
-
         # a foreign --out is named first
         check_output_folder(out_dir, what="--out", kind="dataset", signature_files=DATASET_SIGNATURE_FILES)
         raise FileNotFoundError(f"--root {root} holds no DexYCB camera folder (color_*.jpg files)")
@@ -152,8 +151,6 @@ def prepare_dexycb(root, out_dir, *, occlusion: str = "visible", fps: float = 7.
 
 def _prepare_dexycb_clips(summary, clips, root, out_dir, *, occlusion, fps, source_fps, num_frames, height, width,
                           crop, overwrite) -> None:
-    from PIL import Image
-
     for cam in clips:
         rel = cam.relative_to(root)
         clip_id = "__".join(rel.parts)

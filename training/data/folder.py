@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -54,8 +55,6 @@ class ClipEntry:
 
 def probe_video(path: Path) -> tuple[int, float, int, int]:
     """``(frame count, fps, height, width)`` of a video file, decoding as little as possible."""
-    import av
-
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

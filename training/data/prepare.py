@@ -19,9 +19,14 @@ writes the one merged ``summary.json`` (:class:`training.data.clip_writer.Prepar
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import torch
+
+from interdyn.support.safe_output import check_output_path, storage_message_or_raise
+from interdyn.support.validation import (InputError, SAMPLING_BOUNDS, check_count, check_input_path, check_range,
+                                         check_seed, check_video_size)
 
 from . import clevrer, dexycb, ssv2, synthetic_clips
 from .clip_writer import Summary, claim_prepared_folder, safe_name, unique_names, write_clip_folder
@@ -32,8 +37,6 @@ __all__ = ["Summary", "claim_prepared_folder", "safe_name", "unique_names", "wri
 
 def plain_text(text: str) -> str:
     """Docstring text for --help: Sphinx roles (:mod:`x`) and double backquotes removed."""
-    import re
-
     return re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text).replace("``", "")
 
 
@@ -114,10 +117,6 @@ MAX_CLIPS = 10_000_000
 def check_options(args: argparse.Namespace) -> None:
     """Every numeric option of every dataset, before any input is read or any folder made: finite, in range, a
     clip size within the memory budget; messages name the option as typed (``--num-frames``)."""
-    from interdyn.support.safe_output import check_output_path
-    from interdyn.support.validation import (InputError, SAMPLING_BOUNDS, check_count, check_input_path, check_range,
-                                             check_seed, check_video_size)
-
     check_output_path(args.out, "--out", folder=True)
     for dest in INPUT_OPTIONS:  # a FIFO or device as an input would block (or never end) the first read
         values = getattr(args, dest, None)
@@ -164,8 +163,6 @@ def main(argv=None, prog: str = "python -m training.data.prepare") -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line; the clips written are whole
-        from interdyn.support.safe_output import storage_message_or_raise
-
         print(f"error: {storage_message_or_raise(err, args.out)}", file=sys.stderr)
         return 2
     return 0

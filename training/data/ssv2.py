@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from interdyn.core.control import fit_to_size, resample_frame_indices
+from interdyn.data.segmentation import build_sam2_video_predictor_random, load_sam2_video_predictor, segment_video
 from interdyn.data.video_io import VideoReadError, read_video
+from interdyn.support.distributed import rank_device
 
 from .clip_writer import PreparedRun, claim_prepared_folder, safe_name, unique_names, write_clip_folder
 
@@ -176,8 +178,6 @@ def prepare_ssv2(videos_dir, labels: dict, boxes: dict, out_dir, predictor, *, f
 
 def _prepare_ssv2_videos(run, ids, videos_dir, labels, boxes, out_dir, predictor, *, fps, num_frames, height, width,
                          min_height, min_width, box_frame_offset, search_start, overwrite) -> None:
-    from interdyn.data.segmentation import segment_video
-
     summary = run.summary
     for vid in ids:
         entry = labels.get(vid)
@@ -242,10 +242,6 @@ def _prepare_ssv2_videos(run, ids, videos_dir, labels, boxes, out_dir, predictor
 
 
 def prepare_ssv2_from_args(args) -> dict:
-    from interdyn.data.segmentation import build_sam2_video_predictor_random, load_sam2_video_predictor
-
-    from interdyn.support.distributed import rank_device
-
     claim_prepared_folder(args.out)  # before loading SAM2
     args.device = rank_device(args.device)  # one GPU per process under torchrun / accelerate launch
     if args.sam2_random:

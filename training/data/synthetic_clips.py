@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from interdyn.data.synthetic import SCENE_PRESETS, get_world, scene_for_preset
+from interdyn.support.validation import check_count, check_seed
+
 from .clip_writer import PreparedRun, write_clip_folder
 
 __all__ = ["prepare_synthetic", "prepare_synthetic_from_args"]
@@ -20,9 +23,6 @@ def prepare_synthetic(out_dir, *, num_clips: int, seed: int = 1_000_000, preset:
                       num_frames: int = 8, height: int = 64, width: int = 64, fps: float = 6.0,
                       overwrite: bool = False) -> dict:
     """Write ``num_clips`` scenes ``scene_for_preset(preset, seed + i)`` of ``world``; returns the summary."""
-    from interdyn.data.synthetic import SCENE_PRESETS, get_world, scene_for_preset
-    from interdyn.support.validation import check_count, check_seed
-
     check_count(num_clips, "--num-clips")
     check_count(num_frames, "--num-frames", minimum=2)
     check_count(height, "--height")
