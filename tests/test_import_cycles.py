@@ -294,3 +294,67 @@ def test_each_library_module_has_one_name():
     for old in ("interdyn.sampling", "interdyn.probes", "interdyn.testing"):
         with pytest.raises(ModuleNotFoundError):
             importlib.import_module(old)
+
+
+# ---------------------------------------------------------------------------- function-local imports
+def _module_names(node: ast.AST, name: str, path: Path) -> list[str]:
+    """The absolute module names an import statement of module ``name`` (at ``path``) reads."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    if node.level:
+        parts = package.split(".")[:max(len(package.split(".")) - (node.level - 1), 0)]
+        return [".".join(parts + ([node.module] if node.module else []))]
+    return [node.module or ""]
+
+
+def local_imports(root: Path, packages=PACKAGES) -> list[tuple[str, int, list[str], bool]]:
+    """``(file, line, modules, re-imported)`` for every import inside a function; ``re-imported``: the file already
+    imports one of those modules at its top level."""
+    found = []
+    for name, path in project_modules(root, packages).items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        top = {m for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+               for m in _module_names(node, name, path)}
+        for function in ast.walk(tree):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(function):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)):
+                        modules = _module_names(node, name, path)
+                        found.append((path.relative_to(root).as_posix(), node.lineno, modules,
+                                      any(m in top for m in modules)))
+    return sorted(set((f, line, tuple(m), again) for f, line, m, again in found))
+
+
+def _says_why(lines: list[str], lineno: int) -> bool:
+    """A comment on the import's line, or on a line just above it within the same run of imports."""
+    i = lineno - 1
+    while i >= 0:
+        text = lines[i].strip()
+        if "#" in text:
+            return True
+        if i < lineno - 1 and not text.startswith(("import ", "from ")) and not text.endswith((",", ")")):
+            return False
+        i -= 1
+    return False
+
+
+#: files whose function-local imports were reviewed (issue 35): each remaining one says why it is not at the top
+REVIEWED = ("interdyn/apps/", "training/train.py", "training/config.py", "training/commands.py", "training/data/")
+
+
+def test_no_function_re_imports_what_its_file_imports_at_the_top():
+    """Issue 35: a function-local import of a module the file already imports at its top reads as if the module
+    were optional or costly, and is neither; the names join the top-level import."""
+    again = [f"{f}:{line} ({', '.join(m)})" for f, line, m, re_imported in local_imports(REPO) if re_imported]
+    assert not again, f"function-local imports of a module the file imports at its top: {again}"
+
+
+def test_every_function_local_import_left_in_the_reviewed_files_says_why():
+    """Issue 35: in the reviewed files an import stays inside a function only for a reason (an optional dependency,
+    a torch-free module, a cycle), written beside it; every other import is at the top."""
+    silent = []
+    for f, line, modules, _ in local_imports(REPO):
+        if f.startswith(REVIEWED) and not _says_why((REPO / f).read_text(encoding="utf-8").splitlines(), line):
+            silent.append(f"{f}:{line} ({', '.join(modules)})")
+    assert not silent, f"function-local imports without a comment saying why: {silent}"

@@ -9,9 +9,12 @@ every argument (``--help`` included) to the module's own parser, so ``interdyn t
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import config
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,11 @@ COMMANDS = {"train": train, "export": export, "evaluate": evaluate, "prepare": p
 
 def shipped_configs() -> dict[str, Path]:
     """The training and accelerate configs installed with the package, by name."""
-    from .config import shipped_configs as found  # on use: every `interdyn` call imports this module (the registry)
-
-    return found()
+    return config.shipped_configs()
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m training.commands") -> int:
     """``interdyn configs [NAME]``: list the shipped configs, or print one's path."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog=prog, description=configs.help)
     parser.add_argument("name", nargs="?", default=None, help="a config's name (e.g. cpu_tiny): print its path only")
     args = parser.parse_args(argv)
