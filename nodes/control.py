@@ -35,6 +35,7 @@ def _check_image_size(image, size: tuple[int, int], what: str) -> None:
     if image is None:
         return
     frame = convert.image_to_frames(image, "image")
+    check_image_tensor(frame, "image")  # a NaN pixel would leave the node in the fitted image
     if tuple(frame.shape[-2:]) != tuple(size):
         raise InputError(f"image is {frame.shape[-1]}x{frame.shape[-2]} but {what} are {size[1]}x{size[0]}: connect "
                          f"the first frame of the video {what} come from")

@@ -6,7 +6,7 @@ import torch
 from ..interdyn.core.control import fit_to_size
 from ..interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK, DualClock
 from ..interdyn.core.sampling import decode_latents, prepare_sampling, run_sampling
-from ..interdyn.support.validation import InputError
+from ..interdyn.support.validation import InputError, check_image_tensor
 from . import convert, host
 from .control import check_size
 
@@ -25,9 +25,10 @@ def sample(model, image, width, height, frames, steps, min_cfg, max_cfg, fps, mo
     first, _, _ = fit_to_size(video=first, height=height, width=width, crop="center", multiple_of=64)
     dual_clock = None
     if drag_reference is not None:  # fitted exactly like the first frame, so the reference lies on the video
+        region = convert.mask_frames(drag_region, "drag_region")
+        check_image_tensor(region, "drag_region", what="mask values in [0, 1]")  # named as the input, not "masks"
         reference, _, region = fit_to_size(video=convert.image_to_frames(drag_reference, "drag_reference"),
-                                           masks=convert.mask_frames(drag_region, "drag_region"), height=height,
-                                           width=width, crop="center", multiple_of=64)
+                                           masks=region, height=height, width=width, crop="center", multiple_of=64)
         dual_clock = DualClock(reference, region.float(), sigma_weak, sigma_strong)
     # every input checked once, before the model moves to the device; messages name the widgets
     request = prepare_sampling(

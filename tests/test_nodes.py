@@ -240,6 +240,44 @@ def test_the_sampler_and_decode_user_errors_read_as_interdyn_input_error(pack, m
         assert reported_name(caught.value) == "InterDyn.InputError" and message in str(caught.value), caught.value
 
 
+def one_nan(t: torch.Tensor) -> torch.Tensor:
+    t = t.clone()
+    t.view(-1)[5] = float("nan")
+    return t
+
+
+def test_every_image_mask_and_latent_input_refuses_one_nan_naming_itself(pack, model):
+    """Issue 34 item 8, checked by class: no NaN leaves a node, and the node that receives one names its own input.
+    Control From Masks' ``image`` passed a NaN pixel into its fitted image output; the Sampler's ``drag_region`` was
+    refused as "masks" (the library's name). Every IMAGE, MASK and LATENT input of the Sampler, Decode, both control
+    nodes and Cut and Drag Reference (the mask nodes' masks: tests/test_drive_editor.py)."""
+    f = pack.nodes.FUNCTIONS
+    control, _, _ = f["InterDynControlFromMasks"](moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1)
+    reference, region = f["InterDynCutAndDragReference"](image(), moving_square())[:2]
+    (latent,) = f["InterDynSampler"](model, image(), control=control, **SAMPLER)
+    sample = lambda **kw: f["InterDynSampler"](**{"model": model, "image": image(), "control": control,  # noqa: E731
+                                                   **SAMPLER, **kw})
+    cases = {
+        "image": lambda: sample(image=one_nan(image())),
+        "drag_reference": lambda: sample(drag_reference=one_nan(reference), drag_region=region),
+        "drag_region": lambda: sample(drag_reference=reference, drag_region=one_nan(region)),
+        "latent": lambda: f["InterDynDecode"](model, {**latent, "samples": one_nan(latent["samples"])}, 0),
+        "image ": lambda: f["InterDynControlFromMasks"](moving_square(), W, H, F, 7.0, 7.0, "center", 0, 1,
+                                                        image=one_nan(image())),
+        "renders": lambda: f["InterDynControlFromRenders"](one_nan(image(F)), W, H, F, 7.0, 7.0, "center", 0),
+        "image  ": lambda: f["InterDynControlFromRenders"](image(F), W, H, F, 7.0, 7.0, "center", 0,
+                                                           image=one_nan(image())),
+        "masks": lambda: f["InterDynCutAndDragReference"](image(), one_nan(moving_square())),
+        "image   ": lambda: f["InterDynCutAndDragReference"](one_nan(image()), moving_square()),
+    }
+    for name, run in cases.items():
+        with pytest.raises(ValueError) as caught:
+            run()
+        message = str(caught.value)
+        assert message.startswith(f"{name.strip()} ") and "NaN" in message, f"{name.strip()}: {message}"
+        assert reported_name(caught.value) == "InterDyn.InputError", message
+
+
 def test_seed_widget_has_control_after_generate(pack):
     seed = declared(pack)["InterDynSampler"].INPUT_TYPES()["required"]["seed"]
     assert seed[1]["control_after_generate"] is True and seed[1]["max"] == 0xFFFFFFFFFFFFFFFF
