@@ -240,3 +240,44 @@ def test_resuming_with_max_steps_below_the_checkpoints_step_is_refused_in_one_li
     again = subprocess.run(train + ["--max_steps", "2", "--resume", "latest"], capture_output=True, text=True,
                            cwd=repo, env=env, timeout=600)
     assert again.returncode == 0 and "loss nan" not in again.stdout, "at max_steps already: the checkpoint's loss"
+
+
+# ---------------------------------------------------------------------------- the nodes' JSON text widgets
+BIG_INT = "1" + "0" * 400  # JSON reads it as an int beyond any float: math.isfinite raised OverflowError on it
+DEEP = "[" * 50_000 + "]" * 50_000
+
+
+def _text_widgets():
+    from interdyn.data.segmentation import parse_prompts
+    from interdyn.data.shapes import parse_shape
+    from interdyn.data.trajectory import parse_coordinates, parse_keyframes
+
+    coordinates = lambda text: parse_coordinates(text, 64, 64)  # noqa: E731
+    return {
+        "keyframes frame 2**64": (parse_keyframes, f'[{{"frame": {2**64}}}]', "frame"),
+        "keyframes frame 10**400": (parse_keyframes, f'[{{"frame": {BIG_INT}}}]', "frame"),
+        "keyframes x 10**400": (parse_keyframes, f'[{{"frame": 0, "x": {BIG_INT}}}]', ".x"),
+        "keyframes x 1e400": (parse_keyframes, '[{"frame": 0, "x": 1e400}]', ".x"),
+        "keyframes deep": (parse_keyframes, DEEP, "deeply"),
+        "shape x 10**400": (parse_shape, '{"size": [64, 64], "shapes": [{"type": "rect", "x": %s, "y": 1, "w": 4, '
+                                         '"h": 4}]}' % BIG_INT, ".x"),
+        "shape size 10**400": (parse_shape, '{"size": [%s, 64], "shapes": []}' % BIG_INT, "size"),
+        "shape deep": (parse_shape, DEEP, "deeply"),
+        "coordinates x 10**400": (coordinates, f'[{{"x": {BIG_INT}, "y": 1}}, {{"x": 1, "y": 1}}]', "finite"),
+        "coordinates deep in Python's quotes": (coordinates, "[" * 50_000 + "{'x': 1}" + "]" * 50_000, "deeply"),
+        "prompts box 10**400": (parse_prompts, f'[{{"box": [{BIG_INT}, 1, 2, 3]}}]', "box"),
+        "prompts deep": (parse_prompts, DEEP, "deeply"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_text_widgets()))
+def test_the_nodes_json_text_refuses_huge_numbers_and_deep_nesting_in_one_line(case):
+    """Issue 34 item 7, checked by class on the nodes' JSON widgets (Mask Trajectory's and the Drive Editor's
+    keyframes, the Drive Editor's shape and coordinates, SAM2 Video Masks' prompts): a keyframe frame of 2**64 gave
+    torch's raw "int too big to convert", an integer of 400 digits Python's OverflowError, prompts nested 50 000
+    deep a RecursionError. Each is a ValueError (InterDyn.InputError in ComfyUI) naming the field."""
+    parse, text, words = _text_widgets()[case]
+    with pytest.raises(ValueError) as caught:
+        parse(text)
+    message = str(caught.value)
+    assert words in message and "\n" not in message, message

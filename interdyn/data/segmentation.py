@@ -15,7 +15,6 @@ SAM2 (``pip install sam2``; from source, e.g. ``SAM2_BUILD_CUDA=0 pip install
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -26,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..support.validation import check_input_path, frame_layout
+from ..support.validation import check_input_path, frame_layout, is_finite_number
 
 __all__ = [
     "SAM2_CHECKPOINT_CONFIGS",
@@ -288,9 +287,7 @@ class ObjectPrompt:
 
 
 def _numbers(v, where: str) -> list[float]:
-    if not isinstance(v, (list, tuple)) or any(
-        isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) for x in v
-    ):
+    if not isinstance(v, (list, tuple)) or not all(is_finite_number(x) for x in v):
         raise ValueError(f"{where} must be a list of numbers, got {v!r}. {_PROMPT_HELP}")
     return [float(x) for x in v]
 
@@ -308,6 +305,9 @@ def parse_prompts(text: str) -> list[ObjectPrompt]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"prompts are not valid JSON ({e.msg} at line {e.lineno} column {e.colno}). {_PROMPT_HELP}") from e
+    except RecursionError:  # brackets nested thousands deep: json gives up
+        raise ValueError(f"prompts nest too deeply to be object prompts (brackets inside brackets). {_PROMPT_HELP}") \
+            from None
     if isinstance(data, dict) and "objects" in data:
         if set(data) != {"objects"}:
             raise ValueError(f"with \"objects\", no other top-level keys are allowed, got {sorted(data)}. {_PROMPT_HELP}")

@@ -45,7 +45,7 @@ import math
 
 import torch
 
-from ..support.validation import InputError
+from ..support.validation import InputError, is_finite_number
 
 __all__ = ["SHAPE_TYPES", "parse_shape", "fit_shape", "rasterize_shape", "shape_mask", "preview_pixels"]
 
@@ -59,7 +59,7 @@ _EXAMPLE = '{"size": [256, 256], "shapes": [{"type": "ellipse", "cx": 120, "cy":
 
 
 def _number(value, where: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise InputError(f"{where} must be a finite number, got {value!r}")
     if positive and value <= 0:
         raise InputError(f"{where} must be > 0, got {value!r}")
@@ -130,8 +130,7 @@ def parse_shape(text, name: str = "shape") -> dict:
         if data.get("size") is not None:
             size = data["size"]
             if (not isinstance(size, list) or len(size) != 2
-                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0
-                           or v > MAX_COORD for v in size)):
+                    or any(not is_finite_number(v) or v <= 0 or v > MAX_COORD for v in size)):
                 raise InputError(f"{name}: size must be [width, height] in pixels (> 0), got {size!r:.80}")
             size = [float(size[0]), float(size[1])]
         data = data["shapes"]

@@ -66,7 +66,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..support.validation import InputError, check_count, check_video_size
+from ..support.validation import InputError, check_count, check_video_size, is_finite_number
 
 __all__ = ["EASINGS", "Keyframe", "parse_keyframes", "read_keyframes", "fit_keyframes", "ease", "interpolate_keyframes",
            "mask_pivot", "warp_mask", "animation_bytes", "parse_coordinates", "resample_track", "track_offsets",
@@ -77,6 +77,8 @@ EASINGS = ("linear", "ease_in", "ease_out", "ease_in_out", "hold")
 MAX_OFFSET = 1e6
 SCALE_RANGE = (1e-3, 1e3)
 MAX_ROTATION = 1e6
+#: the last frame a keyframe may name (beyond any frame count the nodes allow; larger ones overflow torch's integers)
+MAX_KEY_FRAME = 1_000_000
 _INTERPOLATIONS = ("bilinear", "nearest")
 _KEYS = ("frame", "x", "y", "scale", "rotation", "easing")
 _EXAMPLE = ('[{"frame": 0, "x": 0, "y": 0, "scale": 1, "rotation": 0, "easing": "ease_in_out"}, '
@@ -93,6 +95,15 @@ WARP_CHUNK_PIXELS = 1 << 19
 #: float32 grid and grid_sample's result (about 60 by count); the peak RSS measured over the output on 512x512 to
 #: 2048x2048 is 50-105 (bench/drive_editor_strokes.py --memory), budgeted with a margin
 WARP_TEMP_BYTES = 120
+
+
+def _shown(v) -> str:
+    """``repr(v)`` for a message, shortened when long (an integer of 400 digits)."""
+    try:
+        text = repr(v)
+    except ValueError:  # an integer beyond Python's digit limit for str()
+        return "an integer of thousands of digits"
+    return text if len(text) <= 40 else f"{text[:12]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -118,14 +129,14 @@ class Keyframe:
         if "frame" not in d:
             raise InputError(f"{where} needs a \"frame\" (the output frame index it applies to). {_HELP}")
         frame = d["frame"]
-        if (isinstance(frame, bool) or not isinstance(frame, (int, float)) or not math.isfinite(frame)
-                or frame != int(frame) or frame < 0):
-            raise InputError(f"{where}.frame must be an integer >= 0, got {frame!r}.")
+        if (not is_finite_number(frame)
+                or frame != int(frame) or not 0 <= frame <= MAX_KEY_FRAME):
+            raise InputError(f"{where}.frame must be an integer >= 0 (at most {MAX_KEY_FRAME}), got {_shown(frame)}.")
         values = {}
         for key, default in (("x", 0.0), ("y", 0.0), ("scale", 1.0), ("rotation", 0.0)):
             v = d.get(key, default)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise InputError(f"{where}.{key} must be a finite number, got {v!r}.")
+            if not is_finite_number(v):
+                raise InputError(f"{where}.{key} must be a finite number, got {_shown(v)}.")
             values[key] = float(v)
         for key, bound, what in (("x", MAX_OFFSET, "pixels"), ("y", MAX_OFFSET, "pixels"),
                                  ("rotation", MAX_ROTATION, "degrees")):
@@ -368,6 +379,8 @@ def parse_coordinates(text, width: float, height: float, name: str = "coordinate
         except json.JSONDecodeError as e:
             raise InputError(f"{name} are not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); expected "
                              f"{example}") from None
+        except RecursionError:
+            raise InputError(f"{name} nest too deeply to be point tracks; expected {example}") from None
     except RecursionError:
         raise InputError(f"{name} nest too deeply to be point tracks; expected {example}") from None
     if not isinstance(data, list) or not data:
@@ -395,8 +408,8 @@ def parse_coordinates(text, width: float, height: float, name: str = "coordinate
             else:
                 raise InputError(f"{where} point {i} must be {{\"x\": .., \"y\": ..}} or [x, y], got {p!r:.80}")
             for v in xy:
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                    raise InputError(f"{where} point {i} must hold finite numbers, got {p!r:.80}")
+                if not is_finite_number(v):
+                    raise InputError(f"{where} point {i} must hold finite numbers, got {_shown(p)}")
             if not (0 <= xy[0] <= width and 0 <= xy[1] <= height):
                 raise InputError(f"{where} point {i} ({xy[0]:g}, {xy[1]:g}) lies outside the {width:g}x{height:g} "
                                  "image the driver is drawn on (points are pixels of that image; set the Spline "

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["InputError", "FRAME_LAYOUTS", "frame_layout", "check_count", "check_frame_size", "check_finite", "check_range", "check_guidance", "check_image_tensor",
+__all__ = ["InputError", "FRAME_LAYOUTS", "frame_layout", "check_count", "check_frame_size", "is_finite_number",
+           "check_finite", "check_range", "check_guidance", "check_image_tensor",
            "check_seed", "SEED_BITS_NUMPY", "SAMPLING_BOUNDS", "check_sampling_bounds", "memory_budget",
            "check_video_size", "check_device", "check_input_path"]
 
@@ -103,6 +104,18 @@ def frame_layout(shape, layout: str, *, name: str = "frames", channels: tuple[in
         raise InputError(f"{name} with layout={layout!r} must have {wanted} channels in dim "
                          f"{1 if layout == 'FCHW' else 3}, got shape {shape}.{hint}")
     return layout
+
+
+def is_finite_number(value) -> bool:
+    """A real number (not a bool) that is finite: not NaN, not infinite, and not an integer beyond any float (JSON's
+    1 followed by 400 zeros, where ``math.isfinite`` raises ``OverflowError``). For parsers that phrase their own
+    message; :func:`check_finite` raises one."""
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def check_finite(value, name: str) -> float:
