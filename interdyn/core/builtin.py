@@ -17,6 +17,8 @@ import json
 import os
 from pathlib import Path
 
+from safetensors import safe_open
+
 from ..support.errors import ModelLoadError
 
 BUILTIN_PREFIX = "builtin:"
@@ -44,8 +46,6 @@ def is_builtin(name: str | os.PathLike | None) -> bool:
 def toy_world() -> str:
     """The synthetic world (:data:`interdyn.data.synthetic.WORLDS`) the shipped toy model was trained on, as its
     control branch's provenance records it (``"world"``); weights that predate worlds were trained on ``"full"``."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(TOY_BRANCH), "pt") as f:
             provenance = json.loads((f.metadata() or {}).get("provenance") or "{}")

@@ -24,8 +24,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKLTemporalDecoder
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from transformers import CLIPVisionModelWithProjection
 
 from .builtin import TOY_PHYSICS, builtin_path, is_builtin
 from ..support.errors import ModelLoadError
@@ -34,6 +36,7 @@ from ..support.validation import check_input_path
 from ..models.backbone import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER_CONFIG, SVDBackbone
 from ..models.controlnet import InterDynControlNet, mark_official_config
 from ..models.unet import InterDynUNet
+from ..single_file import load_svd_single_file
 
 CONTROL_FORMAT = "interdyn-control-branch"
 CONTROL_FORMAT_VERSION = "1"
@@ -136,8 +139,6 @@ def load_svd_backbone(path: str | os.PathLike, *, dtype: str | torch.dtype | Non
     dtype = resolve_dtype(dtype, device)
     path = check_input_path(_builtin_or_path(path, "svd"), name, contents=True)
     if path.is_file() or path.suffix in (".safetensors", ".ckpt", ".pt", ".pth"):
-        from ..single_file import load_svd_single_file
-
         parts = load_svd_single_file(path, dtype=dtype, device=device)
         backbone = SVDBackbone(parts["unet"], parts["vae"], parts["image_encoder"],
                                clip_mean=tuple(parts["clip_mean"]), clip_std=tuple(parts["clip_std"]),
@@ -145,9 +146,6 @@ def load_svd_backbone(path: str | os.PathLike, *, dtype: str | torch.dtype | Non
                                sigma_min=float(parts["scheduler_config"].get("sigma_min", 0.002)),
                                sigma_max=float(parts["scheduler_config"].get("sigma_max", 700.0)), source=str(path))
     else:
-        from diffusers import AutoencoderKLTemporalDecoder
-        from transformers import CLIPVisionModelWithProjection
-
         files = check_svd_folder(path)
         common = dict(torch_dtype=dtype, local_files_only=True, use_safetensors=True)
         unet = InterDynUNet.from_pretrained(path / "unet", variant=files["unet"][1], **common)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKLTemporalDecoder
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from .loading import save_control_branch, save_svd_folder
 from ..models.backbone import SVDBackbone
@@ -40,9 +42,6 @@ TINY_CONTROL_CNN = (8, 16, 16, 32)
 def build_tiny_backbone(seed: int = 0, unet_config: dict | None = None, vae_config: dict | None = None,
                         clip_config: dict | None = None) -> SVDBackbone:
     """A random SVD backbone with the real structure and tiny widths (float32, CPU, eval)."""
-    from diffusers import AutoencoderKLTemporalDecoder
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
     torch.manual_seed(seed)
     unet = InterDynUNet(**{**TINY_UNET, **(unet_config or {})})
     vae = AutoencoderKLTemporalDecoder(**{**TINY_VAE, **(vae_config or {})})

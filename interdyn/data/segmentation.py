@@ -15,6 +15,7 @@ SAM2 (``pip install sam2``; from source, e.g. ``SAM2_BUILD_CUDA=0 pip install
 from __future__ import annotations
 
 import json
+import importlib.util
 import os
 import re
 import tempfile
@@ -24,7 +25,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
+from safetensors.torch import load_file
 
+from ..support.safe_load import read_tensor_file
 from ..support.validation import check_input_path, frame_layout, is_finite_number
 
 __all__ = [
@@ -67,7 +71,7 @@ _PROMPT_HELP = (
 
 def _sam2_root() -> Path:
     try:
-        import sam2
+        import sam2  # an optional dependency (pip install sam2), imported when a SAM2 function runs
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(
             "SAM2 is not installed: pip install sam2 (from source without CUDA: "
@@ -122,8 +126,6 @@ def _hydra_overrides(image_size: int | None) -> list[str]:
 def _without_unavailable_postprocessing(model):
     """SAM2's hole filling needs its CUDA extension ``sam2._C``; without it SAM2 skips the step
     anyway but warns on every frame. Turn it off explicitly (same masks, no warnings)."""
-    import importlib.util
-
     try:
         has_ext = importlib.util.find_spec("sam2._C") is not None
     except (ImportError, ValueError):
@@ -140,7 +142,7 @@ def build_sam2_video_predictor_random(
 ):
     """A SAM2 video predictor with random weights (for tests and CPU demos: runs, segments nothing meaningful)."""
     _sam2_root()
-    from sam2.build_sam import build_sam2_video_predictor
+    from sam2.build_sam import build_sam2_video_predictor  # optional: after _sam2_root's check
 
     model = build_sam2_video_predictor(
         _resolve_config(config_name),
@@ -153,12 +155,8 @@ def build_sam2_video_predictor_random(
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
         sd = load_file(str(path), device="cpu")
     else:
-        from ..support.safe_load import read_tensor_file
-
         obj = read_tensor_file(path, "SAM2 checkpoint")
         if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
             sd = obj["model"]
@@ -202,7 +200,7 @@ def load_sam2_video_predictor(
     sd = _read_state_dict(path)
 
     _sam2_root()
-    from sam2.build_sam import build_sam2_video_predictor
+    from sam2.build_sam import build_sam2_video_predictor  # optional: after _sam2_root's check
 
     model = build_sam2_video_predictor(
         config, ckpt_path=None, device="cpu", hydra_overrides_extra=_hydra_overrides(image_size)
@@ -398,8 +396,6 @@ def segment_video(
         raise ValueError(f"prompt_frame must be a frame index in [0, {num_frames - 1}], got {prompt_frame!r}.")
     for i, p in enumerate(objs):
         _check_in_frame(p, i, width, height)
-
-    from PIL import Image
 
     with tempfile.TemporaryDirectory(prefix="interdyn_sam2_", dir=None if tmp_dir is None else str(tmp_dir)) as folder:
         for i, frame in enumerate(video):

@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
+from PIL import Image, ImageSequence
 
 from ..support.safe_output import OutputError, atomic_file, atomic_folder
 from ..support.validation import frame_layout
@@ -150,7 +152,7 @@ def _fps_fraction(fps) -> Fraction:
 
 def _encode_av(tmp: Path, fmt: str, frames: np.ndarray, rate: Fraction, codec: str,
                pix_fmt: str, options: dict, metadata: dict) -> None:
-    import av
+    import av  # on use: PyAV takes a quarter second to import, and ComfyUI imports this module at start
 
     f, h, w, _ = frames.shape
     with av.open(str(tmp), mode="w", format=fmt) as container:
@@ -171,8 +173,6 @@ def _encode_av(tmp: Path, fmt: str, frames: np.ndarray, rate: Fraction, codec: s
 
 
 def _write_gif(tmp: Path, frames: np.ndarray, fps: Fraction, lossless: bool) -> None:
-    from PIL import Image
-
     flat = frames.reshape(-1, 3)
     colours, inverse = np.unique(flat, axis=0, return_inverse=True)
     if len(colours) <= 256:  # one exact global palette
@@ -199,8 +199,6 @@ def _write_gif(tmp: Path, frames: np.ndarray, fps: Fraction, lossless: bool) -> 
 
 
 def _write_png_folder(tmp: Path, frames: np.ndarray, fps: Fraction) -> None:
-    from PIL import Image
-
     digits = max(5, len(str(frames.shape[0] - 1)))
     for i, fr in enumerate(frames):
         Image.fromarray(fr).save(tmp / f"{i:0{digits}d}.png", compress_level=1)
@@ -309,8 +307,6 @@ def image_to_rgb(im) -> np.ndarray:
 
 
 def _load_image(p: Path) -> np.ndarray:
-    from PIL import Image
-
     try:
         with Image.open(p) as im:
             return image_to_rgb(im)
@@ -335,7 +331,7 @@ def _folder_fps(folder: Path, fps) -> float:
 
 
 def _open_av(path: Path):
-    import av
+    import av  # on use: PyAV takes a quarter second to import, and ComfyUI imports this module at start
 
     try:
         container = av.open(str(path))
@@ -387,8 +383,6 @@ def _decode_av(path: Path, wanted: set[int] | None, stop: int | None):
 
 
 def _read_gif(path: Path, wanted: set[int] | None):
-    from PIL import Image, ImageSequence
-
     try:
         with Image.open(path) as im:
             comment = im.info.get("comment", b"")
@@ -412,8 +406,6 @@ def _read_gif(path: Path, wanted: set[int] | None):
 def _stack(frames: dict[int, np.ndarray], order: Sequence[int], as_tensor: bool):
     out = np.stack([frames[i] for i in order]) if order else np.zeros((0, 0, 0, 3), np.uint8)
     if as_tensor:
-        import torch
-
         return torch.from_numpy(np.ascontiguousarray(out))
     return out
 

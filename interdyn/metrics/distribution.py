@@ -15,6 +15,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from ..support.safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
 from ._video import check_videos, frames_after_first, to_uint8
 from .weights import INCEPTION_WEIGHTS, find_weights
 
@@ -145,9 +146,7 @@ def load_inception(weights: str | os.PathLike | None = None, device: str | torch
     ``pt_inception-2015-12-05-6726825d.pth`` (pytorch-fid name; the same converted TF graph) at
     ``weights`` (file or folder), else in ``$TORCH_HOME/hub/checkpoints/``. Needs ``torch-fidelity``.
     """
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    from ..support.safe_load import UnreadableFileError, UnsafeFileError, weights_only_torch_load
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # optional (extra "eval")
 
     path = find_weights(INCEPTION_WEIGHTS, weights, what="FID Inception-v3")
     try:

@@ -18,6 +18,7 @@ from typing import Callable, Literal
 
 import torch
 
+from ..support.safe_load import read_tensor_file
 from ._video import check_pair, quantize
 from .weights import ALEXNET_WEIGHTS, find_weights
 
@@ -51,7 +52,7 @@ def ssim(generated: torch.Tensor, reference: torch.Tensor, *, reduction: Reducti
     ~1e-6); scikit-image instead averages only the border-free (valid) region, which differs by about
     1e-3 on small frames. Identical frames give exactly 1.
     """
-    import kornia
+    import kornia  # on use: importing it takes seconds, and most imports of this module never compute SSIM
 
     g, r, n = _paired_frames(generated, reference)
     if min(g.shape[-2:]) < 11:
@@ -92,11 +93,9 @@ def load_lpips(alexnet_weights: str | os.PathLike | None = None, device: str | t
     else from ``$TORCH_HOME/hub/checkpoints/`` (see :mod:`.weights`); only its ``features.*`` tensors
     are used. A missing file raises FileNotFoundError naming the file and where it was looked for.
     """
-    import lpips as lpips_package
+    import lpips as lpips_package  # optional (extra "eval")
 
     path = find_weights(ALEXNET_WEIGHTS, alexnet_weights, what="LPIPS AlexNet backbone")
-    from ..support.safe_load import read_tensor_file
-
     state = read_tensor_file(path, "the LPIPS AlexNet backbone")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..support.safe_load import weights_only_torch_load
 from ._video import to_uint8
 
 
@@ -53,7 +54,7 @@ class LucasKanadeTracker(Tracker):
         self.epsilon = float(epsilon)
 
     def track(self, video: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        import cv2
+        import cv2  # on use: OpenCV takes a third of a second to import
 
         _check_track_inputs(video, queries)
         frames = to_uint8(video.detach().float().cpu()).permute(0, 2, 3, 1).numpy()
@@ -106,14 +107,12 @@ class CoTrackerTracker(Tracker):
             if not path.is_file():
                 raise FileNotFoundError(f"CoTracker checkpoint not found at {path} (CoTracker weights are never downloaded)")
             try:
-                from cotracker.predictor import CoTrackerPredictor
+                from cotracker.predictor import CoTrackerPredictor  # optional: not on PyPI
             except ImportError as exc:
                 raise ImportError(
                     "CoTrackerTracker needs the CoTracker code importable as `cotracker` (it is not on PyPI: "
                     "pip install a local clone of facebookresearch/co-tracker), or an injected predictor="
                 ) from exc
-            from ..support.safe_load import weights_only_torch_load
-
             with weights_only_torch_load():  # CoTracker's own torch.load: tensors only, whatever it asks for
                 predictor = CoTrackerPredictor(checkpoint=str(path), **predictor_kwargs)
         self.device = torch.device(device)

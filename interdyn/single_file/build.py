@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
+from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+from safetensors import safe_open
 from torch import nn
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ..models.backbone import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER_CONFIG
 from .checkpoint_info import CheckpointInfo, require_svd_single_file
@@ -72,8 +75,6 @@ def _tensor_source(path: Path, zero_copy: bool) -> Iterator[Callable[[str], torc
     the file resident next to the converted copies until the end of the load.
     """
     if zero_copy:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt", device="cpu") as f:
             yield f.get_tensor
         return
@@ -146,13 +147,11 @@ def _fill(module: nn.Module, rules: Sequence[TensorRule], get: Callable[[str], t
 
 def _default_unet_cls() -> type:
     try:
-        from ..models.unet import InterDynUNet
+        from ..models.unet import InterDynUNet  # ours, with a fallback to diffusers' UNet when it cannot be imported
 
         return InterDynUNet
     except ImportError as exc:
         logger.debug("InterDynUNet unavailable (%s); using diffusers' UNetSpatioTemporalConditionModel", exc)
-        from diffusers import UNetSpatioTemporalConditionModel
-
         return UNetSpatioTemporalConditionModel
 
 
@@ -180,10 +179,6 @@ def load_svd_single_file(
     Returns ``{"unet", "vae", "image_encoder", "clip_mean", "clip_std", "clip_size",
     "scheduler_config", "source"}``; modules are in eval mode with ``requires_grad`` False.
     """
-    from diffusers import AutoencoderKLTemporalDecoder
-    from safetensors import safe_open
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
     path = Path(path)
     info = require_svd_single_file(path)
     target_dtype = dtype or _file_dtype(info)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from safetensors import safe_open
+
 from ..support.validation import check_input_path
 from .layout import (
     CLIP_VISUAL_PREFIX,
@@ -50,8 +52,6 @@ def _looks_pickled(path: Path, magic: bytes) -> bool:
 
 def _header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     """``{key: (dtype, shape)}`` from the safetensors header (tensor data is not read)."""
-    from safetensors import safe_open
-
     out = {}
     with safe_open(str(path), framework="pt", device="cpu") as f:
         for key in f.keys():

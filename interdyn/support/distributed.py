@@ -80,7 +80,7 @@ def _env_int(env, name: str, default: int) -> int:
 
 def _dist():
     try:
-        import torch.distributed as dist
+        import torch.distributed as dist  # on use, and optional (builds without it)
     except ImportError:  # pragma: no cover - torch without distributed support
         return None
     return dist if dist.is_available() else None
@@ -103,7 +103,7 @@ def context(env=None) -> Context:
 
 
 def _backend_device(dist):
-    import torch
+    import torch  # on use: the locks and shards of this module need no torch
 
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
@@ -123,7 +123,7 @@ def init(backend: str | None = None, device: str | None = None) -> Context:
     if backend is None:
         backend = "nccl" if device is not None and str(device).startswith("cuda") else "gloo"
     if backend == "nccl":
-        import torch
+        import torch  # on use: the locks and shards of this module need no torch
 
         torch.cuda.set_device(ctx.local_rank)
     dist.init_process_group(backend=backend, init_method="env://")
@@ -142,7 +142,7 @@ def broadcast_text(text: str, src: int = 0) -> str:
     dist = _dist()
     if dist is None or not dist.is_initialized() or dist.get_world_size() == 1:
         return text
-    import torch
+    import torch  # on use: the locks and shards of this module need no torch
 
     device = _backend_device(dist)
     data = text.encode("utf-8") if dist.get_rank() == src else b""
@@ -160,7 +160,7 @@ def gather_texts(text: str) -> list[str]:
     dist = _dist()
     if dist is None or not dist.is_initialized() or dist.get_world_size() == 1:
         return [text]
-    import torch
+    import torch  # on use: the locks and shards of this module need no torch
 
     device = _backend_device(dist)
     data = text.encode("utf-8")
