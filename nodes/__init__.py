@@ -54,7 +54,7 @@ TESTED_COMFYUI = "0.3.64"
 async def comfy_entrypoint():
     """ComfyUI's V3 entry point: the extension that lists the pack's nodes."""
     try:
-        from .declarations import InterDynExtension
+        from .declarations import InterDynExtension  # imports comfy_api: only ComfyUI calls this
     except ModuleNotFoundError as e:
         if not (e.name or "").startswith("comfy_api"):
             raise

@@ -13,6 +13,7 @@ import os
 import uuid
 
 import torch
+from PIL import Image
 
 log = logging.getLogger("InterDyn")
 
@@ -34,7 +35,7 @@ def _folder_paths():
 
 def _model_management():
     try:
-        import comfy.model_management as mm
+        import comfy.model_management as mm  # ComfyUI's; only importable inside ComfyUI
     except ImportError:
         return None
     return mm
@@ -128,7 +129,7 @@ class _NullProgress:
 def progress_bar(total: int):
     """``comfy.utils.ProgressBar(total)`` inside ComfyUI, else an object that only counts."""
     try:
-        import comfy.utils
+        import comfy.utils  # ComfyUI's; only importable inside ComfyUI
     except ImportError:
         return _NullProgress(total)
     return comfy.utils.ProgressBar(total)
@@ -141,7 +142,7 @@ def latent_previewer(device: torch.device):
     (SD 1.x's); outside ComfyUI, or with previews disabled, there is none.
     """
     try:
-        import comfy.latent_formats
+        import comfy.latent_formats  # ComfyUI's; only importable inside ComfyUI
         import latent_preview
     except ImportError:
         return None
@@ -174,8 +175,6 @@ def save_temp_png(pixels, prefix: str) -> dict | None:
     if fp is None:
         return None
     try:
-        from PIL import Image
-
         folder = fp.get_temp_directory()
         os.makedirs(folder, exist_ok=True)
         name = f"{prefix}_{uuid.uuid4().hex[:12]}.png"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..interdyn.core.loading import PRECISIONS, load_control_branch
 from ..interdyn.support.validation import check_image_tensor
 from . import convert, host, models
+from .native_control import is_interdyn_control, make_control
 
 WEIGHT_DTYPES = ["default", "fp16", "bf16", "fp32"]
 CONTROL_FOLDERS = ("interdyn", "controlnet")
@@ -22,8 +23,6 @@ def load_branch(control_branch, weight_dtype):
     if not host.in_comfyui():
         raise RuntimeError("Load InterDyn Control Branch gives a ComfyUI CONTROL_NET and runs inside ComfyUI only; "
                            "outside it use interdyn.core.loading.load_control_branch or `interdyn generate`")
-    from .native_control import make_control
-
     dtype = host.default_weight_dtype() if weight_dtype == "default" else PRECISIONS[weight_dtype]
     branch = load_control_branch(path, dtype=dtype, device=host.offload_device(), name="control_branch")
     return (make_control(branch, control_branch),)
@@ -31,8 +30,6 @@ def load_branch(control_branch, weight_dtype):
 
 def apply(positive, negative, control_net, image, strength, start_percent, end_percent):
     """Apply InterDyn: the control on both halves of SVD conditioning -> (positive, negative)."""
-    from .native_control import is_interdyn_control
-
     if not is_interdyn_control(control_net):
         raise ValueError(f"control_net must come from Load InterDyn Control Branch, got {type(control_net).__name__}")
     if start_percent > end_percent:

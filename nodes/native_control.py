@@ -37,8 +37,8 @@ def control_class():
 
 def make_control(branch, name: str = ""):
     """A CONTROL_NET object for ``branch``, its weights managed by ComfyUI's model manager."""
-    import comfy.model_management as mm
-    import comfy.model_patcher
+    import comfy.model_management as mm  # ComfyUI's; this runs inside ComfyUI only
+    import comfy.model_patcher  # ComfyUI's; this runs inside ComfyUI only
 
     patcher = comfy.model_patcher.ModelPatcher(BranchHolder(branch), load_device=mm.get_torch_device(),
                                                offload_device=mm.unet_offload_device())
@@ -51,7 +51,7 @@ def is_interdyn_control(obj) -> bool:
 
 def _check_model(model, branch) -> None:
     """The sampled model is ComfyUI's SVD img2vid and the branch was made for a UNet of its width and depth."""
-    import comfy.model_base
+    import comfy.model_base  # ComfyUI's; this runs inside ComfyUI only
 
     if not isinstance(model, comfy.model_base.SVD_img2vid):
         raise ValueError(f"Apply InterDyn works on Stable Video Diffusion img2vid models (Image Only Checkpoint "
@@ -72,7 +72,7 @@ def _check_conditioning(cond: dict) -> None:
 
 
 def _define():
-    import comfy.controlnet
+    import comfy.controlnet  # ComfyUI's; this runs inside ComfyUI only
 
     class InterDynControl(comfy.controlnet.ControlBase):
         """InterDyn on ComfyUI's SVD model: control on both CFG halves, the CNN once per video, the

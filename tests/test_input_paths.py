@@ -246,7 +246,7 @@ def test_a_named_pipe_inside_an_official_control_branch_folder_is_refused(inputs
 
 
 def _load_and_report(load, path, results) -> None:
-    """In a forked child: ``load(path)`` and ``load(path, name="my_widget")``; each InputError's message is sent back."""
+    """In a forked child: ``load(path)``, then ``load(path, name="my_widget")``; each error's message is sent back."""
     from interdyn.support.validation import InputError
 
     for name in (None, "my_widget"):

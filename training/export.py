@@ -28,6 +28,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import diffusers
 from safetensors.torch import save_file
 
 from interdyn.core.loading import PRECISIONS, ModelLoadError, load_control_branch, save_control_branch
@@ -75,8 +76,6 @@ def _provenance(checkpoint: Path, model, ema: bool) -> dict:
 
 def official_config(model, unet_config: dict) -> dict:
     """The official ``ControlNetSDVModel`` config for ``model`` (plus our ``residual_mode``)."""
-    import diffusers
-
     config = {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
     missing = [k for k in ("up_block_types", "out_channels") if k not in unet_config]
     if missing:
