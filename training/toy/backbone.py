@@ -28,16 +28,23 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import hashlib
 import json
 import math
+import multiprocessing as mp
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from interdyn.data.synthetic import mixed_scene, random_scene
 from interdyn.support.safe_output import atomic_file, atomic_files
+
+# diffusers, transformers and what imports them (interdyn.core, interdyn.models, training.losses) are imported in the
+# stages that use them: make_data's spawned workers import this module, and would each load them for nothing
 
 TOY_SIZE = (64, 64)
 TOY_FRAMES = 8
@@ -67,8 +74,6 @@ DATA_MIXES = ("training", "rest")
 
 def render_scene(seed: int, world: str = TOY_WORLD, mix: str = "training"):
     """Scene ``seed`` of ``mix`` (:data:`DATA_MIXES`) at the recipe's size, frame count and fps."""
-    from interdyn.data.synthetic import mixed_scene, random_scene
-
     if mix == "rest":
         return random_scene(seed, size=TOY_SIZE, num_frames=TOY_FRAMES, fps=TOY_FPS, world=world,
                             num_driven=(0, 0), require_contact=False)
@@ -93,8 +98,6 @@ def make_data(num: int, out: Path, first_seed: int = 0, workers: int = 1, world:
     chunk = max(1, math.ceil(num / max(1, workers) / 4))
     jobs = [(first_seed + i, min(chunk, num - i), world, mix) for i in range(0, num, chunk)]
     if workers > 1:
-        import multiprocessing as mp
-
         with mp.get_context("spawn").Pool(workers) as pool:
             parts = pool.map(_render, jobs)
     else:
@@ -199,8 +202,6 @@ def _save_state(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> Non
 
 
 def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors import safe_open
-
     with safe_open(str(path), "pt") as f:
         info = json.loads(f.metadata()["info"])
     return load_file(str(path)), info
@@ -240,7 +241,7 @@ def train_vae(data_path: Path, out: Path, steps: int, batch: int, lr: float, kl_
     Each step sees ``batch`` clips of 8 frames, cropped to ``crop`` x ``crop`` (the same window in every
     frame of a clip; 0 = whole frames): convolutions are translation-equivariant, so crops cost a
     quarter of whole frames per clip and show more layouts per second."""
-    from diffusers import AutoencoderKLTemporalDecoder
+    from diffusers import AutoencoderKLTemporalDecoder  # on use (see the top)
 
     torch.manual_seed(seed)
     data = load_data(data_path)["frames"]
@@ -314,7 +315,7 @@ def _save_vae(vae, train_clips: torch.Tensor, held_out: torch.Tensor, out: Path)
 
 
 def build_clip(seed: int = 0):
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection  # on use (see the top)
 
     torch.manual_seed(seed)
     return CLIPVisionModelWithProjection(CLIPVisionConfig(**TOY_CLIP)).eval().requires_grad_(False)
@@ -325,7 +326,7 @@ def encode_clips(backbone, frames_u8: torch.Tensor, chunk: int = 16) -> tuple[to
     """Scaled VAE latents (posterior mode) ``[N, F, C, h, w]`` and CLIP embeddings ``[N, 1, D]`` of uint8 clips.
 
     The VAE and CLIP are frozen while the prior trains, so these are computed once."""
-    from interdyn.core.sampling import clip_image_embeddings
+    from interdyn.core.sampling import clip_image_embeddings  # on use (see the top)
     from ..losses import encode_video_latents
 
     latents, embeddings = [], []
@@ -337,8 +338,6 @@ def encode_clips(backbone, frames_u8: torch.Tensor, chunk: int = 16) -> tuple[to
 
 
 def _file_digest(path: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -359,8 +358,6 @@ def cached_encodings(backbone, frames_u8: torch.Tensor, data_path: Path, vae_pat
     path = Path(out) / name
     for candidate in [path, *(Path(d) / name for d in search)]:
         if candidate.is_file():
-            from safetensors import safe_open
-
             with safe_open(str(candidate), "pt") as f:
                 if json.loads((f.metadata() or {}).get("key", "{}")) == key:
                     cached = load_file(str(candidate))
@@ -387,7 +384,7 @@ def prior_loss(unet, backbone, x0: torch.Tensor, first: torch.Tensor, embeddings
     ``first`` ``[B, 3, H, W]`` in [0, 1], their CLIP embeddings ``[B, 1, D]``, one generator per clip (draw order
     as :func:`training.losses.prepare_inputs`: ln sigma, noise augmentation, dropout, pixel noise, latent noise).
     ``weights`` (``[B, F, 1, h, w]``, :func:`latent_object_weights`): a weighted mean instead of the plain one."""
-    from interdyn.core.sampling import edm_noise_level, edm_scale_input, encode_conditioning
+    from interdyn.core.sampling import edm_noise_level, edm_scale_input, encode_conditioning  # on use (see the top)
     from ..losses import draw_clip_scalars, v_target
 
     device = x0.device
@@ -427,9 +424,9 @@ def train_unet(data_path: Path, vae_path: Path, out: Path, steps: int, batch: in
 
     ``init``: an SVD folder (e.g. a committed, unfinished prior stage) whose UNet weights start the model and its
     EMA, with a fresh optimizer and schedule; ignored when the run resumes from its own training state."""
-    from diffusers import AutoencoderKLTemporalDecoder
+    from diffusers import AutoencoderKLTemporalDecoder  # on use (see the top)
 
-    from interdyn.models import InterDynUNet
+    from interdyn.models import InterDynUNet  # on use (see the top)
     from interdyn.models.backbone import SVDBackbone
     from interdyn.core.loading import save_svd_folder
     from ..losses import NoiseSettings, clip_generators

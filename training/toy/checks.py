@@ -25,8 +25,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
+from diffusers import AutoencoderKLTemporalDecoder
+from scipy import ndimage
 
 from interdyn.apps import probes
+from interdyn.core.builtin import TOY_SAMPLING
+from interdyn.core.loading import load_svd_backbone
+from interdyn.support.safe_output import write_text_atomic
 
 #: the tracker measures a round trip must keep (as a fraction of the simulation's own score)
 GATE_MEASURES = ("motion_fidelity", "driven_iou", "same_objects")
@@ -116,8 +121,6 @@ def prior_scene_check(scene, video: torch.Tensor, *, moving_px: float = probes.M
     ``moving_px``; ``contacts``/``answered``: pairs of free objects that come into contact in the video
     (centroid distance below the sum of radii + ``contact_margin``) while one of them moves, and of those
     the ones where the other is then displaced by ``moving_px``."""
-    from scipy import ndimage
-
     first_masks = scene.masks[:, :1].expand(-1, video.shape[0], -1, -1)
     palette = probes.calibrated_palette(video, first_masks, scene.meta)
     labels = probes.colour_labels(video, palette)
@@ -198,25 +201,18 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     scenes = gate_scenes(a.num_scenes, world=a.world, seed=getattr(a, "seed", probes.VALIDATION_SEED))
     if a.cmd == "vae":
-        from diffusers import AutoencoderKLTemporalDecoder
-
         vae = AutoencoderKLTemporalDecoder.from_pretrained(a.vae, local_files_only=True).eval()
         result = vae_gate(vae_round_trip(vae), scenes, min_psnr_db=a.min_psnr)
         print(result)
         out, code = {"passed": result.passed, "scores": result.scores, "reference": result.reference,
                      "failures": result.failures}, 0 if result.passed else 3
     else:
-        from interdyn.core.builtin import TOY_SAMPLING
-        from interdyn.core.loading import load_svd_backbone
-
         sampling = dict(TOY_SAMPLING, num_steps=a.steps)
         generate = probes.model_generator(load_svd_backbone(a.svd, dtype=torch.float32), None, sampling)
         out = prior_check(generate, scenes)
         print(json.dumps({k: v for k, v in out.items() if k != "scenes"}, indent=1))
         code = 0
     if a.json:
-        from interdyn.support.safe_output import write_text_atomic
-
         write_text_atomic(a.json, json.dumps(out, indent=1))
     return code
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 
 from interdyn.core.builtin import TOY_BRANCH, TOY_DIR, TOY_SAMPLING, TOY_SIZE
+from interdyn.core.loading import load_control_branch, load_svd_backbone, save_control_branch, save_svd_folder
+from interdyn.core.sampling import generate_video
+from interdyn.data.synthetic import default_scene, get_world
 from interdyn.support.safe_output import atomic_files
 
 
 def _generate_probe_videos(backbone, branch, seeds, num_steps: int | None = None, world: str = "toy") -> torch.Tensor:
-    from interdyn.core.sampling import generate_video
-    from interdyn.data.synthetic import default_scene
-
     sampling = dict(TOY_SAMPLING, **({} if num_steps is None else {"num_steps": num_steps}))
     videos = []
     for seed in seeds:
@@ -53,9 +53,6 @@ def package(svd: Path, control: Path, out: Path = TOY_DIR, provenance: dict | No
     the built-in sampling settings (``check_steps`` Euler steps instead, for smoke tests). ``world``: the
     synthetic world the model was trained on, stored in the branch's provenance (the demo and the probes
     read it there, :func:`interdyn.core.builtin.toy_world`)."""
-    from interdyn.core.loading import load_control_branch, load_svd_backbone, save_control_branch, save_svd_folder
-    from interdyn.data.synthetic import get_world
-
     world = get_world(world).name
 
     backbone = load_svd_backbone(svd, dtype=torch.float32)

@@ -24,6 +24,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from interdyn.core.loading import load_svd_backbone
+from interdyn.core.sampling import edm_denoised, edm_noise_level, edm_scale_input, encode_conditioning
+from interdyn.data.synthetic import mixed_scene
+from interdyn.support.safe_output import write_text_atomic
+
+from ..losses import NoiseSettings, clip_generators
 from .backbone import TOY_FPS, TOY_FRAMES, TOY_SIZE, TOY_WORLD, encode_clips, prior_loss
 
 #: noise levels at which the x0 error is reported (the sampler spends most steps below 20)
@@ -34,8 +40,6 @@ HELD_OUT_SEED = 5_000_000  # never trained on (training 0-5999), never probed (1
 
 def render(first_seed: int, num: int, world: str = TOY_WORLD) -> list:
     """Scenes ``first_seed .. first_seed + num - 1`` of the training mix, as the data file renders them."""
-    from interdyn.data.synthetic import mixed_scene
-
     return [mixed_scene(s, s, size=TOY_SIZE, num_frames=TOY_FRAMES, fps=TOY_FPS, world=world)
             for s in range(first_seed, first_seed + num)]
 
@@ -62,9 +66,6 @@ def region_cells(scene, factor: int = 4, moving_px: float = 1.0) -> torch.Tensor
 def region_errors(backbone, scenes: list, *, sigmas=SIGMAS, batch: int = 8, seed: int = 0) -> dict:
     """Per noise level and region: the mean squared x0 error of the prior (frames 1-7, all latent channels) and
     of copying frame 0's latent; also the training objective's v-loss with fixed per-clip draws."""
-    from interdyn.core.sampling import edm_denoised, edm_noise_level, edm_scale_input, encode_conditioning
-    from ..losses import NoiseSettings, clip_generators
-
     frames_u8 = torch.stack([(s.frames * 255).round().to(torch.uint8) for s in scenes])
     latents, embeddings = encode_clips(backbone, frames_u8)
     regions = torch.stack([region_cells(s) for s in scenes])  # [N, F, h, w]
@@ -164,8 +165,6 @@ def main(argv=None) -> int:
     b.add_argument("--svd", required=True, help="an SVD folder (the prior's svd/)")
     b.add_argument("--json", help="also write the result to this JSON file")
     a = p.parse_args(argv)
-    from interdyn.core.loading import load_svd_backbone
-
     backbone = load_svd_backbone(a.svd, dtype=torch.float32)
     if a.cmd == "noise-blind":
         out = noise_level_sensitivity(backbone.unet)
@@ -178,8 +177,6 @@ def main(argv=None) -> int:
             out[name] = region_errors(backbone, render(first, a.num))
             print(format_regions(name, out[name]), flush=True)
     if a.json:
-        from interdyn.support.safe_output import write_text_atomic
-
         write_text_atomic(a.json, json.dumps(out, indent=1))
     return 0
 
