@@ -42,7 +42,7 @@ __all__ = ["MARKER", "OUTPUT_KINDS", "OutputError", "folder_kind", "is_ours", "c
            "replace_folder", "write_text_atomic", "write_bytes_atomic", "check_not_inside", "atomic_file", "atomic_folder",
            "atomic_files", "move_into_place", "temporary_name", "is_temporary_name", "clean_stale_temporaries",
            "STALE_AFTER_S", "check_output_path", "readable_mode", "readable_tree", "storage_error",
-           "storage_message_or_raise"]
+           "storage_message_or_raise", "special_file_kind"]
 
 #: The file that says "interdyn made this folder" and which kind of output it is (a ``kind: NAME`` line).
 MARKER = ".interdyn-output"
@@ -406,10 +406,14 @@ def _name_limits(folder: Path) -> tuple[int, int]:
         return NAME_MAX, PATH_MAX
 
 
-def _file_type(mode: int) -> str:
+def special_file_kind(mode: int) -> str | None:
+    """What a file that is neither a regular file nor a folder is (``"a named pipe (FIFO)"``, ``"a character
+    device"``, ...), from its ``st_mode``; ``None`` for a regular file or a folder. The outputs' check and the inputs'
+    (:func:`interdyn.support.validation.check_input_path`) name such files with it."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
     return ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else
-            "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else
-            "not a regular file")
+            "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
 
 
 def check_output_path(path: str | os.PathLike, what: str, *, folder: bool | None = None) -> Path:
@@ -445,8 +449,8 @@ def check_output_path(path: str | os.PathLike, what: str, *, folder: bool | None
         if not os.path.lexists(parent):
             break
         if not parent.is_dir():
-            kind = "a file" if parent.is_file() else _file_type(os.stat(parent).st_mode) if parent.exists() else \
-                "a broken symbolic link"
+            kind = ("a file" if parent.is_file() else special_file_kind(os.stat(parent).st_mode) if parent.exists()
+                    else "a broken symbolic link")
             raise OutputError(f"{what} {path}: {parent} is {kind}, not a folder, so nothing can be written inside it; "
                               "give another path (nothing was written)")
     if os.path.lexists(absolute):
@@ -454,9 +458,10 @@ def check_output_path(path: str | os.PathLike, what: str, *, folder: bool | None
             mode = os.stat(absolute).st_mode
         except OSError:
             mode = None  # a broken link: the writers refuse it with their own message
-        if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise OutputError(f"{what} {path} is {_file_type(mode)}, not a regular file or folder: an output never "
-                              "replaces it; give a file or folder name (nothing was written)")
+        kind = None if mode is None else special_file_kind(mode)
+        if kind:
+            raise OutputError(f"{what} {path} is {kind}, not a regular file or folder: an output never replaces it; "
+                              "give a file or folder name (nothing was written)")
         if folder is False and mode is not None and stat.S_ISDIR(mode):
             raise OutputError(f"{what} {path} is an existing folder; give a file name (nothing was written)")
         if folder is True and mode is not None and stat.S_ISREG(mode):

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import stat
 from pathlib import Path
 
 import torch
+
+from .safe_output import special_file_kind
 
 __all__ = ["InputError", "FRAME_LAYOUTS", "frame_layout", "check_count", "check_frame_size", "is_finite_number",
            "check_finite", "check_range", "check_guidance", "check_image_tensor",
@@ -261,14 +262,6 @@ def check_video_size(frames: int, height: int, width: int, *, names: tuple[str, 
                          f"{BUDGET_ENV} to change it)")
 
 
-def _special_kind(mode: int) -> str | None:
-    """What a file that is neither a regular file nor a folder is (``None`` for those two)."""
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode) else
-            "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
-
-
 def check_input_path(path, name: str, *, what: str = "a regular file or folder", contents: bool = False) -> Path:
     """An input that exists must be a regular file or a folder (links followed): a named pipe (FIFO), a device or a
     socket is refused before anything opens it (a FIFO with no writer blocks its reader forever). ``name`` is the
@@ -282,7 +275,7 @@ def check_input_path(path, name: str, *, what: str = "a regular file or folder",
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return path
-    kind = _special_kind(mode)
+    kind = special_file_kind(mode)
     if kind:
         raise InputError(f"{name} {path} is {kind}, not {what}; nothing was read (give a file or folder)")
     if not contents or not os.path.isdir(path):
@@ -305,7 +298,7 @@ def check_input_path(path, name: str, *, what: str = "a regular file or folder",
                     continue
                 if entry.is_file():
                     continue
-                kind = _special_kind(os.stat(entry.path).st_mode)
+                kind = special_file_kind(os.stat(entry.path).st_mode)
             except OSError:
                 continue  # a broken link opens nothing
             if kind:
