@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageSequence
 
-from ..support.safe_output import OutputError, atomic_file, atomic_folder
+from ..support.safe_output import OutputError, atomic_file, atomic_folder, special_file_kind
 from ..support.validation import frame_layout
 
 __all__ = [
@@ -267,9 +267,9 @@ def write_video(path, frames, fps, *, crf: int = 18, lossless: bool = False,
 def _check_exists(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"video not found: {str(path)!r} does not exist.")
-    if not (path.is_file() or path.is_dir()):  # a FIFO with no writer would block the reader forever
-        raise VideoReadError(f"cannot read {str(path)!r} as a video: it is not a regular file or folder (a named "
-                             "pipe, a device or a socket).")
+    kind = special_file_kind(path.stat().st_mode)
+    if kind:  # a FIFO with no writer would block the reader forever
+        raise VideoReadError(f"cannot read {str(path)!r} as a video: it is {kind}, not a regular file or folder.")
 
 
 def _numbered_frames(folder: Path) -> list[Path]:
