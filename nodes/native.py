@@ -7,7 +7,7 @@ ControlNet (Advanced). The control object itself is :mod:`.native_control` (Comf
 from __future__ import annotations
 
 from ..interdyn.core.loading import PRECISIONS, load_control_branch
-from ..interdyn.support.validation import check_image_tensor
+from ..interdyn.support.validation import check_finite, check_image_tensor
 from . import convert, host, models
 from .native_control import is_interdyn_control, make_control
 
@@ -32,6 +32,8 @@ def apply(positive, negative, control_net, image, strength, start_percent, end_p
     """Apply InterDyn: the control on both halves of SVD conditioning -> (positive, negative)."""
     if not is_interdyn_control(control_net):
         raise ValueError(f"control_net must come from Load InterDyn Control Branch, got {type(control_net).__name__}")
+    for name, value in (("strength", strength), ("start_percent", start_percent), ("end_percent", end_percent)):
+        check_finite(value, name)  # ComfyUI's range check lets NaN through (every comparison with it is false)
     if start_percent > end_percent:
         raise ValueError(f"start_percent ({start_percent}) must not be after end_percent ({end_percent})")
     frames = convert.image_to_frames(image, "image")

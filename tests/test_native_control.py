@@ -113,3 +113,26 @@ def test_apply_refuses_a_control_net_that_is_not_interdyn(pack):
     apply = pack.nodes.FUNCTIONS["InterDynApply"]
     with pytest.raises(ValueError, match="control_net must come from Load InterDyn Control Branch"):
         apply([], [], object(), torch.rand(3, 64, 64, 3), 1.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("widget", ["strength", "start_percent", "end_percent"])
+def test_apply_refuses_a_nan_widget_value_naming_it(pack, monkeypatch, widget):
+    """Issue 34 item 8, checked by class: ComfyUI checks a FLOAT widget against its min and max, which NaN passes
+    (every comparison with it is false; an API prompt can send it). Apply InterDyn handed a NaN strength on to the
+    control (a NaN video); it refuses it naming the widget, as the Sampler and the control nodes do."""
+    monkeypatch.setattr(pack.nodes.native, "is_interdyn_control", lambda control: True)
+
+    class Control:  # what Load InterDyn Control Branch gives, as far as Apply uses it
+        def copy(self):
+            return self
+
+        def set_cond_hint(self, *args):
+            return self
+
+        def set_previous_controlnet(self, previous):
+            pass
+
+    values = {"strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, widget: float("nan")}
+    with pytest.raises(ValueError, match=f"^{widget} must be a finite number"):
+        pack.nodes.FUNCTIONS["InterDynApply"]([[torch.zeros(1), {}]], [[torch.zeros(1), {}]], Control(),
+                                              torch.rand(3, 64, 64, 3), **values)
