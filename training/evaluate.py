@@ -46,7 +46,10 @@ from pathlib import Path
 
 import torch
 
+from interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK, check_levels
 from interdyn.support import distributed
+from interdyn.support.safe_output import check_output_path, storage_message_or_raise
+from interdyn.support.validation import InputError, check_input_path
 
 from .evaluation.cache import ClipCache, clip_scores, load_clip_record
 from .evaluation.data import find_generated_video, open_dataset
@@ -152,9 +155,6 @@ def check_options(args, settings: GenerationSettings, generated: dict) -> None:
     """The command line's paths and numbers, in its own names, before anything is read: ``--out`` a writable
     folder path (:func:`interdyn.support.safe_output.check_output_path`), every input a regular file or folder
     (never a FIFO or device), every number finite and in range."""
-    from interdyn.support.safe_output import check_output_path
-    from interdyn.support.validation import check_input_path
-
     check_output_path(args.out, "--out", folder=True)
     for dest in INPUT_OPTIONS:
         if getattr(args, dest) is not None:
@@ -171,9 +171,6 @@ def _dual_clock_request(args, methods: list[str] | None, generated: dict) -> tup
     the levels for :class:`GenerationSettings` (``--sigma-weak`` / ``--sigma-strong``, the probes' flags, checked by
     :func:`interdyn.core.dual_clock.check_levels`: they need ``--dual-clock`` or a dual-clock method in
     ``--methods``); nothing is read or loaded."""
-    from interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK, check_levels
-    from interdyn.support.validation import InputError
-
     if not args.dual_clock and not any(m in DUAL_CLOCK_METHODS for m in methods or ()):
         for flag in ("sigma_weak", "sigma_strong"):
             if getattr(args, flag) is not None:
@@ -212,8 +209,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m training.evaluate
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a full or read-only disk: one line; what was written is whole
-        from interdyn.support.safe_output import storage_message_or_raise
-
         print(f"error: {storage_message_or_raise(err, args.out)}", file=sys.stderr)
         return 2
     if not distributed.context().is_main:

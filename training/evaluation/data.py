@@ -5,8 +5,10 @@ from pathlib import Path
 
 import torch
 
+from interdyn.core.control import resample_frame_indices
 from interdyn.data.video_io import VIDEO_EXTENSIONS, read_video
 
+from ..data.folder import FolderClips
 from .settings import GENERATED_NAME, GenerationSettings
 
 
@@ -16,10 +18,6 @@ def open_dataset(data_root, settings: GenerationSettings):
     Training draws a random start frame per clip; evaluation must see the same frames every run and
     for every method, so the clip starts at source frame 0 and is resampled to ``settings.clip_fps``.
     """
-    from interdyn.core.control import resample_frame_indices
-
-    from ..data.folder import FolderClips
-
     class EvaluationClips(FolderClips):
         def frame_indices(self, index: int, epoch: int) -> list[int]:
             e = self.entries[index]

@@ -9,6 +9,7 @@ from typing import Callable
 
 import torch
 
+from interdyn.core import loading
 from interdyn.core.dual_clock import DualClock
 from interdyn.core.sampling import generate_video
 from interdyn.data.cut_and_drag import composite_reference
@@ -46,19 +47,15 @@ class MethodGenerators:
 
     def backbone(self):
         if self._backbone is None:
-            from interdyn.core.loading import load_svd_backbone
-
             self._backbone = self.svd if not isinstance(self.svd, (str, os.PathLike)) else \
-                load_svd_backbone(self.svd, dtype=self.precision, device=self.device)
+                loading.load_svd_backbone(self.svd, dtype=self.precision, device=self.device)
         return self._backbone
 
     def branch(self):
         if self._branch is None:
-            from interdyn.core.loading import load_control_branch
-
             backbone = self.backbone()
             self._branch = self.interdyn if not isinstance(self.interdyn, (str, os.PathLike)) else \
-                load_control_branch(self.interdyn, dtype=backbone.dtype, device=self.device, backbone=backbone)
+                loading.load_control_branch(self.interdyn, dtype=backbone.dtype, device=self.device, backbone=backbone)
         return self._branch
 
     def __call__(self, method: str, sample: dict) -> torch.Tensor:

@@ -11,6 +11,7 @@ from typing import Iterable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from interdyn.core.dual_clock import check_levels
 from interdyn.core.sampling import check_sampling_args
@@ -215,8 +216,6 @@ def _evaluate_clips(ctx, lock, dataset, ids, methods, all_methods, video_dirs, *
     if ctx.is_main:
         for key, reason in (nets.unavailable or {}).items():
             print(f"[evaluate] {key} unavailable: {reason}", file=sys.stderr)
-
-    from tqdm.auto import tqdm
 
     counter = distributed.ProgressFiles(out_dir, lock.run_id, ctx)
     bar = tqdm(total=len(ids) * len(all_methods), desc="evaluate" if ctx.world_size == 1 else
