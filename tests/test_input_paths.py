@@ -340,3 +340,117 @@ def test_a_named_pipe_among_the_training_clips_is_refused_before_training(inputs
     assert not state["unblocked"] and code not in (0, None), line
     assert "data_root" in line and "mask_cube.mp4" in line and "named pipe" in line, line
     assert not (tmp_path / "out").exists(), "refused before the run folder was made"
+
+
+# ---------------------------------------------------------------------------- evaluate's input folders
+def _evaluation_clip(root: Path) -> Path:
+    """``root/data`` with one clip of the generic layout (video, hand mask, one object mask)."""
+    from interdyn.data.video_io import write_video
+
+    clip = root / "data" / "clip0"
+    clip.mkdir(parents=True)
+    for name in ("video.mp4", "mask_hand.mp4", "mask_cube.mp4"):
+        write_video(clip / name, np.zeros((8, 64, 64, 3), np.uint8), fps=7, lossless=True)
+    return root / "data"
+
+
+#: evaluate's flag -> (the file made a FIFO, relative to the folder given, the methods that read the folder)
+EVALUATE_FOLDERS = {
+    "--data": ("clip0/mask_cube.mp4", "copy_first_frame"),
+    "--svd": ("unet/diffusion_pytorch_model.safetensors", "no_control"),
+    "--interdyn": ("diffusion_pytorch_model.safetensors", "interdyn"),
+    "--generated": ("clip0/generated.mp4", None),
+    "--lpips-alexnet": ("alexnet-owt-7be5be79.pth", "copy_first_frame"),
+    "--inception": ("weights-inception-2015-12-05-6726825d.pth", "copy_first_frame"),
+    "--i3d": ("i3d_torchscript.pt", "copy_first_frame"),
+    "--cotracker-code": ("cotracker/__init__.py", "copy_first_frame"),
+}
+
+
+@pytest.mark.parametrize("flag", list(EVALUATE_FOLDERS))
+def test_a_named_pipe_inside_an_evaluation_input_folder_is_refused_naming_the_flag(flag, inputs, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """Issue 34: ``interdyn evaluate`` checked its input folders but not the files inside: a FIFO weights file in
+    ``--svd`` was refused only by the loader, as "SVD backbone <path>" (a name the user never typed), after the
+    clips were read; one in a metric weights folder was skipped as "not found" and the run went on. Every input
+    folder's files are checked as generate and probes check theirs: one line naming the flag and the file, before
+    any model loads and before anything is written."""
+    import shutil
+
+    from interdyn.core import loading
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input folders were checked")
+
+    monkeypatch.setattr(loading, "load_svd_backbone", no_loading)
+    monkeypatch.setattr(loading, "load_control_branch", no_loading)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    member, methods = EVALUATE_FOLDERS[flag]
+    data = _evaluation_clip(tmp_path)
+    folder = {"--data": data, "--svd": tmp_path / "svd_tiny"}.get(flag, tmp_path / "given")
+    if flag == "--svd":
+        shutil.copytree(inputs / "models" / "svd_tiny", folder)
+    (folder / member).parent.mkdir(parents=True, exist_ok=True)
+    (folder / member).unlink(missing_ok=True)
+    if flag == "--interdyn":
+        (folder / "config.json").write_text("{}")
+    os.mkfifo(folder / member)
+    values = {"--data": data, "--svd": inputs / "models" / "svd_tiny", flag: folder}
+    argv = [str(x) for kv in values.items() for x in kv]
+    if flag == "--generated":
+        argv[-1] = f"mine={folder}"
+    argv += ["--out", str(tmp_path / "out"), "--frames", "4", "--height", "64", "--width", "64", "--clip-fps", "3",
+             "--crop", "center", "--no-progress"] + (["--methods", methods] if methods else [])
+    with watchdog(folder / member) as state:
+        code = _evaluate(argv)
+    line = one_error_line(capsys.readouterr().err)
+    assert not state["unblocked"], f"{flag}: the FIFO {member} was opened"
+    words = "--generated mine" if flag == "--generated" else flag
+    assert code == 2 and line.startswith(f"error: {words} ") and member in line and "named pipe" in line, \
+        f"one line that leads with the flag as typed and names the file inside: {line}"
+    assert not (tmp_path / "out").exists(), "refused before anything was written"
+
+
+@pytest.mark.parametrize("where", ["the file given", "the folder given", "the torch hub folder"])
+def test_a_metric_weights_file_that_is_a_named_pipe_is_named_as_one_not_as_missing(where, tmp_path, monkeypatch):
+    """Issue 34: the metric weights lookup (``interdyn.metrics.find_weights``, used by LPIPS, FID/KID and FVD/KVD
+    for library callers and the evaluation runner) skipped a FIFO where the weights should be and reported the file
+    as "not found" although it is there; it says what the file is instead, in one line naming it, and never opens
+    it."""
+    from interdyn.metrics import ALEXNET_WEIGHTS, find_weights
+    from interdyn.support.validation import InputError
+
+    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    given = {"the file given": tmp_path / "mine.pth", "the folder given": tmp_path / "weights",
+             "the torch hub folder": None}[where]
+    fifo = {"the file given": tmp_path / "mine.pth", "the folder given": tmp_path / "weights" / ALEXNET_WEIGHTS,
+            "the torch hub folder": hub / ALEXNET_WEIGHTS}[where]
+    fifo.parent.mkdir(exist_ok=True)
+    os.mkfifo(fifo)
+    with watchdog(fifo) as state:
+        with pytest.raises(InputError) as caught:
+            find_weights(ALEXNET_WEIGHTS, given, what="LPIPS AlexNet backbone")
+    message = str(caught.value)
+    assert not state["unblocked"], "the FIFO was opened"
+    assert len(message.splitlines()) == 1 and str(fifo) in message, message
+    assert "named pipe" in message and "not a regular file" in message and "not found" not in message, message
+
+
+def test_the_evaluation_runner_reports_a_named_pipe_weights_file_as_such(tmp_path, monkeypatch):
+    """The runner turns a metric network it cannot load into an unavailable metric with the reason: for a FIFO in
+    the torch hub folder the reason was "weights not found"; it is now what the file is."""
+    from interdyn.metrics import INCEPTION_WEIGHTS
+    from training.evaluation.networks import resolve_networks
+
+    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    os.mkfifo(hub / INCEPTION_WEIGHTS[0])
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    with watchdog(hub / INCEPTION_WEIGHTS[0]) as state:
+        nets = resolve_networks()
+    reason = nets.unavailable["inception"]
+    assert not state["unblocked"] and nets.inception is None
+    assert "named pipe" in reason and INCEPTION_WEIGHTS[0] in reason and "not found" not in reason, reason
+    assert "not found" in nets.unavailable["lpips"], "a missing file is still reported as missing"

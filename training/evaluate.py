@@ -154,13 +154,15 @@ INPUT_OPTIONS = ("data", "svd", "interdyn", "lpips_alexnet", "inception", "i3d",
 def check_options(args, settings: GenerationSettings, generated: dict) -> None:
     """The command line's paths and numbers, in its own names, before anything is read: ``--out`` a writable
     folder path (:func:`interdyn.support.safe_output.check_output_path`), every input a regular file or folder
-    (never a FIFO or device), every number finite and in range."""
+    (never a FIFO or device), and so is every file inside an input folder (the loaders and readers open them by
+    name: an SVD folder's weights, the clips' videos), named with the flag before any model loads; every number
+    finite and in range."""
     check_output_path(args.out, "--out", folder=True)
     for dest in INPUT_OPTIONS:
         if getattr(args, dest) is not None:
-            check_input_path(getattr(args, dest), f"--{dest.replace('_', '-')}")
+            check_input_path(getattr(args, dest), f"--{dest.replace('_', '-')}", contents=True)
     for name, folder in generated.items():
-        check_input_path(folder, f"--generated {name}")
+        check_input_path(folder, f"--generated {name}", contents=True)
     check_evaluation_numbers(settings, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
                              mf_points=args.mf_points, limit=args.limit, decode_chunk_size=args.decode_chunk,
                              names=CLI_NAMES)

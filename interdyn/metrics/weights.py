@@ -7,16 +7,22 @@ Every pretrained metric network is looked up, in this order:
    ``$TORCH_HOME/hub/checkpoints`` (``~/.cache/torch/hub/checkpoints`` when ``TORCH_HOME`` is unset),
    where torchvision, lpips, torch-fidelity and torchmetrics put the files they download.
 
-A missing file raises :class:`FileNotFoundError` naming the file and every place looked in.
+A missing file raises :class:`FileNotFoundError` naming the file and every place looked in; a file there that is
+not a regular file (a named pipe, a device, a socket) raises :class:`~interdyn.support.validation.InputError`
+naming it, before anything opens it (a FIFO with no writer blocks its reader forever).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from ..support.safe_output import special_file_kind
+from ..support.validation import InputError
 
 #: torchvision AlexNet (ImageNet, "owt" weights) — the LPIPS backbone.
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
@@ -58,23 +64,36 @@ def find_weights(filenames: str | Sequence[str], path: str | os.PathLike | None 
 
     Raises:
         FileNotFoundError: naming the file(s) and every location tried. Nothing is downloaded.
+        InputError: the first file found is not a regular file (a FIFO, a device, a socket), naming it.
     """
+
+    def is_weights_file(candidate: Path) -> bool:
+        try:
+            mode = os.stat(candidate).st_mode
+        except (OSError, ValueError):
+            return False
+        kind = special_file_kind(mode)
+        if kind:
+            raise InputError(f"{what} weights {candidate} is {kind}, not a regular file; nothing was read (put the "
+                             "weights file there or pass its path)")
+        return stat.S_ISREG(mode)
+
     names = [filenames] if isinstance(filenames, str) else list(filenames)
     tried: list[str] = []
     if path is not None:
         p = Path(path).expanduser()
-        if p.is_file():
+        if is_weights_file(p):
             return p
         if p.is_dir():
             for name in names:
-                if (p / name).is_file():
+                if is_weights_file(p / name):
                     return p / name
                 tried.append(str(p / name))
         else:
             tried.append(str(p))
     hub = hub_checkpoint_dir()
     for name in names:
-        if (hub / name).is_file():
+        if is_weights_file(hub / name):
             return hub / name
         tried.append(str(hub / name))
     raise FileNotFoundError(
