@@ -207,3 +207,46 @@ def test_dual_clock_rows_get_the_drivers_reference_and_the_same_seed():
     assert report.settings["dual_clock"] == {"sigma_weak": 10.0, "sigma_strong": 1.0}
     table = report.to_markdown()
     assert "training-free drag (dual clock, no branch)" in table and "InterDyn + dual clock" in table
+
+
+#: bad dual-clock levels and the one message each gets (interdyn.core.dual_clock.check_levels, in the flags' names)
+BAD_LEVELS = [
+    (["--dual-clock", "--sigma-weak", "5", "--sigma-strong", "10"], "--sigma-strong (10.0) must not be above "
+                                                                    "--sigma-weak (5.0)"),
+    (["--dual-clock", "--sigma-weak", "nan"], "--sigma-weak must be a finite number"),
+    (["--dual-clock", "--sigma-strong", "inf"], "--sigma-strong must be a finite number"),
+    (["--dual-clock", "--sigma-strong", "-1"], "--sigma-strong must be a noise level >= 0"),
+    (["--dual-clock", "--sigma-weak", "-3"], "--sigma-weak must be a noise level >= 0"),
+    (["--dual-clock", "--sigma-weak", "0", "--sigma-strong", "0"], "--sigma-weak must be > 0"),
+    (["--sigma-weak", "5"], "--sigma-weak needs --dual-clock"),
+]
+
+
+@pytest.mark.parametrize("extra,message", BAD_LEVELS, ids=[" ".join(c[0]) for c in BAD_LEVELS])
+def test_probes_and_evaluate_refuse_a_bad_dual_clock_level_with_the_same_line(extra, message, tmp_path, monkeypatch,
+                                                                              capsys):
+    """Issue 37/35: one check per bad value. ``interdyn probes`` had its own level check, whose one combined line
+    ("--sigma-strong (10.0) must be >= 0 and not above --sigma-weak (5.0), which must be > 0") did not say which
+    rule was broken, while ``interdyn evaluate`` used :func:`interdyn.core.dual_clock.check_levels`; both now give
+    that check's line for each bad value, in their own flags' names, before any model loads or anything is
+    written."""
+    from interdyn.apps.cli import main as cli
+    from interdyn.core import loading
+    from training.evaluate import main as evaluate
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the levels were checked")
+
+    monkeypatch.setattr(loading, "load_svd_backbone", no_loading)
+    monkeypatch.setattr(loading, "load_control_branch", no_loading)
+    (tmp_path / "data").mkdir()
+    lines = {}
+    for command, run, argv in (
+            ("probes", cli, ["probes", "--out", str(tmp_path / "probes"), "--num-scenes", "1", "--steps", "1"]),
+            ("evaluate", evaluate, ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "evaluation")])):
+        assert run(argv + extra) == 2, f"{command} {extra}: an error exit"
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, f"{command}: one line: {err}"
+        lines[command] = err.removesuffix(" (run with --debug for the traceback)")  # the interdyn command's hint
+        assert not (tmp_path / command).exists() and not (tmp_path / "evaluation").exists(), "nothing was written"
+    assert lines["probes"] == lines["evaluate"] and lines["probes"].startswith(f"error: {message}"), lines

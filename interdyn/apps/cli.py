@@ -21,14 +21,14 @@ from .plugins import TRAINING_COMMAND_NAMES, missing_command_message, registered
 # the loaders through their module: tests replace loading.load_svd_backbone to prove no model loads before the checks
 from ..core import loading
 from ..core.builtin import TOY_SAMPLING, TOY_SIZE, is_builtin, toy_world
-from ..core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK
+from ..core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK, check_levels
 from ..core.sampling import DEFAULTS
 from ..core.tiny import write_tiny_models
 from ..data.video_io import VideoReadError, write_video
 from ..support.errors import ModelLoadError
 from ..support.safe_output import (OutputError, atomic_files, check_output_folder, check_output_path,
                                    claim_output_folder, clean_stale_temporaries, storage_message_or_raise)
-from ..support.validation import SAMPLING_BOUNDS, InputError, check_count, check_finite, check_seed
+from ..support.validation import SAMPLING_BOUNDS, InputError, check_count, check_seed
 
 
 def _add_sampling_args(p: argparse.ArgumentParser, height=DEFAULTS["height"], width=DEFAULTS["width"],
@@ -123,18 +123,20 @@ def _every_tenth(stage: str, done: int, total: int) -> None:
 MAX_SCENES = 100_000
 
 
+#: the command line's names for the dual clock's levels (messages use the caller's names)
+DUAL_CLOCK_NAMES = {"sigma_weak": "--sigma-weak", "sigma_strong": "--sigma-strong"}
+
+
 def _dual_clock_levels(args) -> tuple[float, float] | None:
-    """``(sigma_weak, sigma_strong)`` of ``--dual-clock`` (checked: positive, in order), or None without it."""
+    """``(sigma_weak, sigma_strong)`` of ``--dual-clock``, checked by the one level check,
+    :func:`interdyn.core.dual_clock.check_levels`, in the flags' names; None without it."""
     if not args.dual_clock:
         for flag in ("sigma_weak", "sigma_strong"):
             if getattr(args, flag) is not None:
-                raise InputError(f"--{flag.replace('_', '-')} needs --dual-clock")
+                raise InputError(f"{DUAL_CLOCK_NAMES[flag]} needs --dual-clock")
         return None
-    weak = SVD_SIGMA_WEAK if args.sigma_weak is None else check_finite(args.sigma_weak, "--sigma-weak")
-    strong = SVD_SIGMA_STRONG if args.sigma_strong is None else check_finite(args.sigma_strong, "--sigma-strong")
-    if not 0 <= strong <= weak or weak <= 0:
-        raise InputError(f"--sigma-strong ({strong}) must be >= 0 and not above --sigma-weak ({weak}), which must be > 0")
-    return weak, strong
+    return check_levels(SVD_SIGMA_WEAK if args.sigma_weak is None else args.sigma_weak,
+                        SVD_SIGMA_STRONG if args.sigma_strong is None else args.sigma_strong, names=DUAL_CLOCK_NAMES)
 
 
 def cmd_probes(args) -> int:
