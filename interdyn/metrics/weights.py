@@ -9,20 +9,19 @@ Every pretrained metric network is looked up, in this order:
 
 A missing file raises :class:`FileNotFoundError` naming the file and every place looked in; a file there that is
 not a regular file (a named pipe, a device, a socket) raises :class:`~interdyn.support.validation.InputError`
-naming it, before anything opens it (a FIFO with no writer blocks its reader forever).
+naming it (:func:`~interdyn.support.validation.check_input_path`, the inputs' one check), before anything opens it
+(a FIFO with no writer blocks its reader forever).
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from ..support.safe_output import special_file_kind
-from ..support.validation import InputError
+from ..support.validation import check_input_path
 
 #: torchvision AlexNet (ImageNet, "owt" weights) — the LPIPS backbone.
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
@@ -67,16 +66,8 @@ def find_weights(filenames: str | Sequence[str], path: str | os.PathLike | None 
         InputError: the first file found is not a regular file (a FIFO, a device, a socket), naming it.
     """
 
-    def is_weights_file(candidate: Path) -> bool:
-        try:
-            mode = os.stat(candidate).st_mode
-        except (OSError, ValueError):
-            return False
-        kind = special_file_kind(mode)
-        if kind:
-            raise InputError(f"{what} weights {candidate} is {kind}, not a regular file; nothing was read (put the "
-                             "weights file there or pass its path)")
-        return stat.S_ISREG(mode)
+    def is_weights_file(candidate: Path) -> bool:  # a FIFO, device or socket: refused by the inputs' one check
+        return check_input_path(candidate, f"{what} weights", what="a regular file").is_file()
 
     names = [filenames] if isinstance(filenames, str) else list(filenames)
     tried: list[str] = []
