@@ -46,7 +46,7 @@ from pathlib import Path
 
 import torch
 
-from interdyn.core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK, check_levels
+from interdyn.core.dual_clock import add_level_flags, levels_from_flags
 from interdyn.support import distributed
 from interdyn.support.safe_output import check_output_path, storage_message_or_raise
 from interdyn.support.validation import InputError, check_input_path
@@ -123,15 +123,9 @@ def build_parser(prog: str = "python -m training.evaluate") -> argparse.Argument
     s.add_argument("--motion-bucket", type=float, default=d.motion_bucket_id, help="SVD motion bucket id")
     s.add_argument("--noise-aug", type=float, default=d.noise_aug_strength, help="noise augmentation of frame 0")
     s.add_argument("--seed", type=int, default=d.seed, help="sampling seed, the same for every clip")
-    s.add_argument("--dual-clock", action="store_true",
-                   help="also evaluate training-free dragging (Time-to-Move's dual-clock denoising from the clip's "
-                        "driver pasted on the first frame): alone on plain SVD (dual_clock) and, with --interdyn, with "
-                        "the branch (interdyn_dual_clock); on the same clips and seed")
-    s.add_argument("--sigma-weak", type=float, default=None,
-                   help="with --dual-clock: the paper's t_weak as a noise level (default: the authors' SVD setting, "
-                        "74.54)")
-    s.add_argument("--sigma-strong", type=float, default=None,
-                   help="with --dual-clock: t_strong as a noise level (default: the authors' SVD setting, 30.99)")
+    add_level_flags(s, "also evaluate training-free dragging (Time-to-Move's dual-clock denoising from the "
+                       "clip's driver pasted on the first frame): alone on plain SVD (dual_clock) and, with "
+                       "--interdyn, with the branch (interdyn_dual_clock); on the same clips and seed")
     s.add_argument("--decode-chunk", type=int, default=None, help="frames decoded at a time (default: all)")
     s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="model precision")
@@ -170,17 +164,14 @@ def check_options(args, settings: GenerationSettings, generated: dict) -> None:
 
 def _dual_clock_request(args, methods: list[str] | None, generated: dict) -> tuple[list[str] | None, dict]:
     """The methods with ``--dual-clock``'s rows added (the drag alone; with ``--interdyn``, InterDyn + drag too) and
-    the levels for :class:`GenerationSettings` (``--sigma-weak`` / ``--sigma-strong``, the probes' flags, checked by
-    :func:`interdyn.core.dual_clock.check_levels`: they need ``--dual-clock`` or a dual-clock method in
+    the levels for :class:`GenerationSettings` (``--sigma-weak`` / ``--sigma-strong``, the probes' flags, read by
+    :func:`interdyn.core.dual_clock.levels_from_flags`: they need ``--dual-clock`` or a dual-clock method in
     ``--methods``); nothing is read or loaded."""
-    if not args.dual_clock and not any(m in DUAL_CLOCK_METHODS for m in methods or ()):
-        for flag in ("sigma_weak", "sigma_strong"):
-            if getattr(args, flag) is not None:
-                raise InputError(f"--{flag.replace('_', '-')} needs --dual-clock")
+    wanted = args.dual_clock or any(m in DUAL_CLOCK_METHODS for m in methods or ())
+    levels = levels_from_flags(wanted, args.sigma_weak, args.sigma_strong)
+    if levels is None:
         return methods, {}
-    weak, strong = check_levels(SVD_SIGMA_WEAK if args.sigma_weak is None else args.sigma_weak,
-                                SVD_SIGMA_STRONG if args.sigma_strong is None else args.sigma_strong,
-                                names={"sigma_weak": "--sigma-weak", "sigma_strong": "--sigma-strong"})
+    weak, strong = levels
     if args.dual_clock:
         methods = list(methods if methods is not None else ([] if generated else DEFAULT_METHODS))
         methods += [m for m in DUAL_CLOCK_METHODS if m not in methods and (m == "dual_clock" or args.interdyn)]

@@ -21,7 +21,7 @@ from .plugins import TRAINING_COMMAND_NAMES, missing_command_message, registered
 # the loaders through their module: tests replace loading.load_svd_backbone to prove no model loads before the checks
 from ..core import loading
 from ..core.builtin import TOY_SAMPLING, TOY_SIZE, is_builtin, toy_world
-from ..core.dual_clock import SVD_SIGMA_STRONG, SVD_SIGMA_WEAK, check_levels
+from ..core.dual_clock import add_level_flags, levels_from_flags
 from ..core.sampling import DEFAULTS
 from ..core.tiny import write_tiny_models
 from ..data.video_io import VideoReadError, write_video
@@ -123,22 +123,6 @@ def _every_tenth(stage: str, done: int, total: int) -> None:
 MAX_SCENES = 100_000
 
 
-#: the command line's names for the dual clock's levels (messages use the caller's names)
-DUAL_CLOCK_NAMES = {"sigma_weak": "--sigma-weak", "sigma_strong": "--sigma-strong"}
-
-
-def _dual_clock_levels(args) -> tuple[float, float] | None:
-    """``(sigma_weak, sigma_strong)`` of ``--dual-clock``, checked by the one level check,
-    :func:`interdyn.core.dual_clock.check_levels`, in the flags' names; None without it."""
-    if not args.dual_clock:
-        for flag in ("sigma_weak", "sigma_strong"):
-            if getattr(args, flag) is not None:
-                raise InputError(f"{DUAL_CLOCK_NAMES[flag]} needs --dual-clock")
-        return None
-    return check_levels(SVD_SIGMA_WEAK if args.sigma_weak is None else args.sigma_weak,
-                        SVD_SIGMA_STRONG if args.sigma_strong is None else args.sigma_strong, names=DUAL_CLOCK_NAMES)
-
-
 def cmd_probes(args) -> int:
     check_output_path(args.out, "--out", folder=True)
     num_scenes = check_count(args.num_scenes, "--num-scenes", maximum=MAX_SCENES)
@@ -147,7 +131,7 @@ def cmd_probes(args) -> int:
         check_count(args.steps, "--steps", maximum=SAMPLING_BOUNDS["num_steps"])
     for flag in ("svd", "interdyn"):
         check_model_path(getattr(args, flag), f"--{flag}")
-    dual_clock = _dual_clock_levels(args)
+    dual_clock = levels_from_flags(args.dual_clock, args.sigma_weak, args.sigma_strong)
     # before the minutes of sampling
     claim_output_folder(args.out, what="--out", kind="probes", signature_files=probes.PROBE_FILES)
     sampling = _builtin_sampling(args)
@@ -223,14 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1_000_000, help="first held-out scene seed (default %(default)s)")
     p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the built-in model's)")
     p.add_argument("--out", default="probes", help="folder for probes.json and probes.md (default %(default)s)")
-    p.add_argument("--dual-clock", action="store_true",
-                   help="also measure training-free dragging (Time-to-Move's dual-clock denoising), alone and with "
-                        "the branch, on the same scenes and seeds")
-    p.add_argument("--sigma-weak", type=float, default=None,
-                   help="with --dual-clock: the paper's t_weak as a noise level (default: the authors' SVD setting, "
-                        "74.54)")
-    p.add_argument("--sigma-strong", type=float, default=None,
-                   help="with --dual-clock: t_strong as a noise level (default: the authors' SVD setting, 30.99)")
+    add_level_flags(p, "also measure training-free dragging (Time-to-Move's dual-clock denoising), alone and "
+                       "with the branch, on the same scenes and seeds")
     p.add_argument("--world", choices=["full", "toy"], default=None,
                    help="synthetic world of the probe scenes: the one the model was trained on (default: the "
                         "built-in model's for builtin:toy-physics, else full)")

@@ -84,6 +84,36 @@ def check_levels(sigma_weak, sigma_strong, *, sigma_max: float | None = None,
     return weak, strong
 
 
+#: the command line's names of the levels (``interdyn probes``, ``interdyn evaluate``): messages use the caller's names
+FLAG_NAMES = {"sigma_weak": "--sigma-weak", "sigma_strong": "--sigma-strong"}
+
+
+def add_level_flags(parser, what: str) -> None:
+    """Add ``--dual-clock`` (its help: ``what`` it adds) and the two levels ``--sigma-weak`` / ``--sigma-strong`` to
+    an argparse ``parser``: the same flags in every command; read them with :func:`levels_from_flags`."""
+    parser.add_argument("--dual-clock", action="store_true", help=what)
+    parser.add_argument("--sigma-weak", type=float, default=None,
+                        help="with --dual-clock: the paper's t_weak as a noise level (default: the authors' SVD "
+                             f"setting, {SVD_SIGMA_WEAK:.2f})")
+    parser.add_argument("--sigma-strong", type=float, default=None,
+                        help="with --dual-clock: t_strong as a noise level (default: the authors' SVD setting, "
+                             f"{SVD_SIGMA_STRONG:.2f})")
+
+
+def levels_from_flags(requested: bool, sigma_weak: float | None, sigma_strong: float | None
+                      ) -> tuple[float, float] | None:
+    """``(sigma_weak, sigma_strong)`` of :func:`add_level_flags`' flags when the dual clock is ``requested`` (the
+    authors' SVD levels where a flag is not given), checked by :func:`check_levels` in the flags' names; None when
+    it is not, and then a level given alone is refused (it would be silently ignored)."""
+    if not requested:
+        for key, value in (("sigma_weak", sigma_weak), ("sigma_strong", sigma_strong)):
+            if value is not None:
+                raise InputError(f"{FLAG_NAMES[key]} needs --dual-clock")
+        return None
+    return check_levels(SVD_SIGMA_WEAK if sigma_weak is None else sigma_weak,
+                        SVD_SIGMA_STRONG if sigma_strong is None else sigma_strong, names=FLAG_NAMES)
+
+
 def check_dual_clock(dual_clock: DualClock, *, num_frames: int, batch: int, size: tuple[int, int],
                      sigma_max: float, names: dict | None = None) -> DualClock:
     """``dual_clock`` with 5-D reference and 4-D region, checked against the video to make (``num_frames``,
