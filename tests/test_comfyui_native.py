@@ -27,14 +27,19 @@ PYTHON = os.environ.get("COMFYUI_PYTHON", sys.executable)
 FIXTURE = Path(os.environ.get("SVD_TINY_FIXTURE", Path(os.environ.get("INTERDYN_SHARED", REPO.parent / "shared")) / "fixtures"
                               / "svd_single_file_tiny"))
 
-pytestmark = [
-    pytest.mark.skipif(not COMFYUI or not (Path(COMFYUI) / "main.py").is_file(),
-                       reason="set COMFYUI_PATH to a ComfyUI checkout (folder with main.py) with its requirements "
-                              "installed (and COMFYUI_PYTHON to its Python if it is not this one) to compare the "
-                              "native path with the pack's sampler"),
-    pytest.mark.skipif(not (FIXTURE / "tiny_svd.safetensors").is_file(),
-                       reason=f"the tiny single-file SVD fixture is missing ({FIXTURE}; set SVD_TINY_FIXTURE)"),
-]
+def comfyui_markers(purpose: str) -> list:
+    """The skips of a test module that runs ComfyUI's own nodes on the tiny single-file SVD (``purpose``: what it
+    would check), each with the reason and the variable that fixes it."""
+    return [
+        pytest.mark.skipif(not COMFYUI or not (Path(COMFYUI) / "main.py").is_file(),
+                           reason="set COMFYUI_PATH to a ComfyUI checkout (folder with main.py) with its requirements "
+                                  "installed (and COMFYUI_PYTHON to its Python if it is not this one) to " + purpose),
+        pytest.mark.skipif(not (FIXTURE / "tiny_svd.safetensors").is_file(),
+                           reason=f"the tiny single-file SVD fixture is missing ({FIXTURE}; set SVD_TINY_FIXTURE)"),
+    ]
+
+
+pytestmark = comfyui_markers("compare the native path with the pack's sampler")
 
 
 @pytest.fixture(scope="module")

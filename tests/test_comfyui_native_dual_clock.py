@@ -22,16 +22,9 @@ import sys
 
 import pytest
 
-from test_comfyui_native import COMFYUI, FIXTURE, PYTHON, REPO
+from test_comfyui_native import FIXTURE, PYTHON, REPO, comfyui_markers
 
-pytestmark = [
-    pytest.mark.skipif(not COMFYUI or not (os.path.isfile(os.path.join(COMFYUI, "main.py"))),
-                       reason="set COMFYUI_PATH to a ComfyUI checkout (folder with main.py) with its requirements "
-                              "installed (and COMFYUI_PYTHON to its Python if it is not this one) to run dual-clock "
-                              "denoising as ComfyUI's own nodes"),
-    pytest.mark.skipif(not (FIXTURE / "tiny_svd.safetensors").is_file(),
-                       reason=f"the tiny single-file SVD fixture is missing ({FIXTURE}; set SVD_TINY_FIXTURE)"),
-]
+pytestmark = comfyui_markers("run dual-clock denoising as ComfyUI's own nodes")
 
 
 @pytest.fixture(scope="module")
