@@ -140,9 +140,9 @@ class Runner:
 
     def remove_shim(self) -> None:
         if self.shim is not None:
-            for link in self.shim.iterdir():
-                link.unlink()
-            self.shim.rmdir()
+            for name in ("interdyn", "interdyn_training"):  # the two links this script made, nothing else
+                (self.shim / name).unlink()
+            self.shim.rmdir()  # its own mkdtemp, now empty
             self.shim = None
 
     def code_used(self) -> dict:

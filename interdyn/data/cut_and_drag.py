@@ -105,6 +105,18 @@ def _warp(layer: torch.Tensor, c0: torch.Tensor, dx: float, dy: float, scale: fl
     return F.grid_sample(layer[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
 
 
+def _check_fit(first_frame: torch.Tensor, masks: torch.Tensor, image_name: str, masks_name: str,
+               finite: tuple) -> None:
+    """The masks are of the picture's size and each ``(tensor, name)`` of ``finite`` holds finite values; raises
+    :class:`~interdyn.support.validation.InputError` in the caller's names."""
+    if tuple(masks.shape[-2:]) != tuple(first_frame.shape[-2:]):
+        raise InputError(f"{masks_name} are {masks.shape[-1]}x{masks.shape[-2]} but {image_name} is "
+                         f"{first_frame.shape[-1]}x{first_frame.shape[-2]}: give masks of the picture's size")
+    for tensor, name in finite:
+        if not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{name} holds NaN or infinite values")
+
+
 def cut_and_drag(first_frame: torch.Tensor, masks: torch.Tensor, *,
                  names: tuple[str, str] = ("first_frame", "masks")) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference video and its region for a drive.
@@ -122,12 +134,7 @@ def cut_and_drag(first_frame: torch.Tensor, masks: torch.Tensor, *,
     if not isinstance(masks, torch.Tensor) or masks.ndim != 3:
         raise InputError(f"{masks_name} must be a mask sequence [frames, height, width], got "
                          f"{tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__}")
-    if tuple(masks.shape[-2:]) != tuple(first_frame.shape[-2:]):
-        raise InputError(f"{masks_name} are {masks.shape[-1]}x{masks.shape[-2]} but {image_name} is "
-                         f"{first_frame.shape[-1]}x{first_frame.shape[-2]}: give masks of the picture's size")
-    for tensor, name in ((first_frame, image_name), (masks, masks_name)):
-        if not bool(torch.isfinite(tensor).all()):
-            raise InputError(f"{name} holds NaN or infinite values")
+    _check_fit(first_frame, masks, image_name, masks_name, ((first_frame, image_name), (masks, masks_name)))
     first_frame = first_frame.float().clamp(0, 1)
     masks = masks.float().clamp(0, 1)
     if float(masks[0].sum()) < 1:
@@ -163,12 +170,7 @@ def composite_reference(first_frame: torch.Tensor, appearance: torch.Tensor, mas
         raise InputError(f"{look_name} is {appearance.shape[0]} frames of {appearance.shape[-1]}x{appearance.shape[-2]} "
                          f"but {masks_name} are {masks.shape[0]} frames of {masks.shape[-1]}x{masks.shape[-2]}: give "
                          "one frame per mask, at the same size")
-    if tuple(first_frame.shape[-2:]) != tuple(masks.shape[-2:]):
-        raise InputError(f"{masks_name} are {masks.shape[-1]}x{masks.shape[-2]} but {image_name} is "
-                         f"{first_frame.shape[-1]}x{first_frame.shape[-2]}: give masks of the picture's size")
-    for tensor, name in ((appearance, look_name), (masks, masks_name)):
-        if not bool(torch.isfinite(tensor).all()):
-            raise InputError(f"{name} holds NaN or infinite values")
+    _check_fit(first_frame, masks, image_name, masks_name, ((appearance, look_name), (masks, masks_name)))
     masks = masks.float().clamp(0, 1)
     alpha = masks[:, None]
     reference = _background(first_frame.float(), masks[0])[None] * (1 - alpha) + appearance.float() * alpha
