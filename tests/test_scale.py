@@ -110,6 +110,31 @@ def test_the_lock_runs_the_claim_first_so_a_foreign_folder_is_refused_without_a_
     assert sorted(p.name for p in foreign.iterdir()) == ["holiday.jpg"], "nothing written into a foreign folder"
 
 
+def test_the_process_group_init_creates_is_destroyed_before_the_interpreter_shuts_down(tmp_path):
+    """Without it gloo's threads outlive Python and a finished worker can abort ("terminate called without an
+    active exception", SIGABRT): torchrun then reports the whole run as failed (seen in CI, pytorch issue 190489)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # WORLD_SIZE=2 makes init() join a group; the group itself is made of this one process (rank 0 of 1).
+    code = ("import atexit, torch.distributed as dist\n"
+            "from interdyn.support import distributed as D\n"
+            "join = dist.init_process_group\n"
+            "dist.init_process_group = lambda **kw: join(rank=0, world_size=1, **kw)\n"
+            "D.init()\n"
+            "assert dist.is_initialized(), 'init joined the group'\n"
+            "atexit._run_exitfuncs()\n"
+            "print('destroyed' if not dist.is_initialized() else 'still initialised')\n")
+    env = dict(os.environ, RANK="0", WORLD_SIZE="2", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "destroyed", f"the exit handler of init() destroys the group: {proc.stdout}"
+
+
 # ---------------------------------------------------------------------------- evaluation
 METHODS = ["interdyn", "copy_first_frame"]
 LABELS = ["pushing something", "hitting something", "pushing something", "rolling something"]

@@ -30,6 +30,7 @@ Imports nothing heavy at module level (torch only inside the functions that need
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import json
@@ -127,7 +128,19 @@ def init(backend: str | None = None, device: str | None = None) -> Context:
 
         torch.cuda.set_device(ctx.local_rank)
     dist.init_process_group(backend=backend, init_method="env://")
+    atexit.register(_leave, dist)
     return context()
+
+
+def _leave(dist) -> None:
+    """Destroy the process group :func:`init` created while the interpreter is still whole.
+
+    Left to interpreter shutdown, gloo's worker threads are torn down after Python and a process that did all its
+    work can still die with ``terminate called without an active exception`` (SIGABRT; pytorch issue 190489),
+    which torchrun reports as a failed run. Local only for gloo; a no-op when already destroyed.
+    """
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier() -> None:
