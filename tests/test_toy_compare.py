@@ -84,3 +84,30 @@ def test_runs_of_different_scenes_or_settings_are_refused_by_name(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(ref))
     (tmp_path / "b.json").write_text("{not json")
     assert C.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2, "a broken file is one line, exit 2"
+
+
+def check(kept, invented, contacts=(0, 0, 0), answered=(0, 0, 0), seeds=(2_000_000, 2_000_001, 2_000_002)):
+    return {"num_scenes": len(seeds), "scenes": [
+        {"seed": s, "kept": k, "lost": [], "invented": i, "moves": True, "contacts": c, "answered": a}
+        for s, k, i, c, a in zip(seeds, kept, invented, contacts, answered)]}
+
+
+def test_two_priors_checks_are_compared_scene_by_scene_and_contacts_only_where_both_made_one(tmp_path, capsys):
+    ref = check(kept=[False, True, False], invented=[1, 0, 2], contacts=[2, 0, 1], answered=[1, 0, 1])
+    cand = check(kept=[True, True, True], invented=[0, 0, 1], contacts=[2, 1, 0], answered=[2, 1, 0])
+    r = rows_by_name(C.compare_checks([(ref, cand)]))
+    assert r["every object kept"].better == pytest.approx(2 / 3)
+    assert (r["nothing invented"].reference, r["nothing invented"].candidate) == pytest.approx((1 / 3, 2 / 3))
+    answered = r["contacts answered (per scene with contacts)"]
+    # only the first scene has contacts in both videos: 1/2 answered against 2/2
+    assert answered.n == 1 and answered.better == pytest.approx(0.5)
+    (tmp_path / "a.json").write_text(json.dumps(ref))
+    (tmp_path / "b.json").write_text(json.dumps(cand))
+    assert C.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| every object kept | 0.333 | 1.000 | +0.667" in out and "ship:" not in out, out
+    (tmp_path / "p.json").write_text(json.dumps(probes(mf=[0.1] * 3, epe=[20.0] * 3, kept=[True] * 3)))
+    assert C.main([str(tmp_path / "a.json"), str(tmp_path / "p.json")]) == 2, "a check and a probes file do not pair"
+    shifted = check(kept=[True] * 3, invented=[0] * 3, seeds=(3_000_000, 3_000_001, 3_000_002))
+    with pytest.raises(InputError, match="different scenes"):
+        C.compare_checks([(ref, shifted)])

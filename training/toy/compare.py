@@ -1,12 +1,16 @@
 """Paired comparison of two models' physics probes on the same scenes: issue 33's ship rule.
 
     python -m training.toy.compare v3/probes.json candidate/probes.json [more pairs ...] [--json OUT]
+    python -m training.toy.compare v3_check.json candidate_check.json     # two priors' `checks prior --json`
 
 Each ``probes.json`` is what ``interdyn probes`` writes. The two runs of a pair must probe the same scenes (same
 first seed, scene count, world, frame count and sampling settings), so each metric is compared scene by scene:
 the difference per scene (candidate minus reference, sign turned so that **positive is better** for every metric),
 its mean, its standard error (sample standard deviation / sqrt(n)) and the mean in standard errors. Several pairs
 (e.g. two seed ranges) are also pooled scene by scene.
+
+Two priors' checks (``python -m training.toy.checks prior --json``) are compared the same way, scene by scene, on
+objects kept, nothing invented, movement and contacts answered (no ship rule: a prior is not a model).
 
 The rule: ship the candidate when it beats the reference on objects kept and on motion fidelity by more than two
 standard errors and loses nowhere by more than one.
@@ -32,6 +36,13 @@ METRICS = (
     ("counterfactual: direction agrees", "counterfactual", "direction_agrees", True),
     ("counterfactual: responds to the drive", "counterfactual", "responds_to_drive", True),
     ("chain: motion fidelity of B", "chain", "motion_fidelity_b", True),
+)
+# the prior checks' per-scene values (training/toy/checks.py)
+CHECK_METRICS = (
+    ("every object kept", "kept", True),
+    ("nothing invented", "nothing_invented", True),
+    ("moves", "moves", True),
+    ("contacts answered (per scene with contacts)", "answered_fraction", True),
 )
 #: the metrics a candidate must win by more than WIN standard errors; on every metric it may lose at most LOSE
 MUST_WIN = ("motion fidelity", "objects kept (last frame holds the same objects)")
@@ -62,9 +73,37 @@ def _load(path) -> dict:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable probes.json ({exc})") from None
-    if not isinstance(data, dict) or "settings" not in data or "force_propagation" not in data:
-        raise InputError(f"{path}: not what `interdyn probes` writes (no settings / force_propagation)")
+    if not isinstance(data, dict) or not (("settings" in data and "force_propagation" in data) or "scenes" in data):
+        raise InputError(f"{path}: neither what `interdyn probes` writes (settings, force_propagation) nor what "
+                         "`checks prior --json` writes (scenes)")
     return data
+
+
+def is_check(data: dict) -> bool:
+    return "scenes" in data and "force_propagation" not in data
+
+
+def _check_values(scenes: list[dict], key: str) -> list[tuple[int, float]]:
+    if key == "nothing_invented":
+        return [(s["seed"], float(s["invented"] == 0)) for s in scenes]
+    if key == "answered_fraction":
+        return [(s["seed"], s["answered"] / s["contacts"]) for s in scenes if s["contacts"]]
+    return [(s["seed"], float(s[key])) for s in scenes]
+
+
+def compare_checks(pairs: list[tuple[dict, dict]]) -> list[Paired]:
+    """Two priors' checks on the same scenes (the same seeds, in order), metric by metric, pooled over pairs."""
+    pooled: dict[str, tuple[list, list]] = {name: ([], []) for name, *_ in CHECK_METRICS}
+    for reference, candidate in pairs:
+        if [s["seed"] for s in reference["scenes"]] != [s["seed"] for s in candidate["scenes"]]:
+            raise InputError("the two prior checks hold different scenes (run both with the same --seed and "
+                             "--num-scenes)")
+        for name, key, _ in CHECK_METRICS:
+            a, b = _check_values(reference["scenes"], key), _check_values(candidate["scenes"], key)
+            both = {s for s, _ in a} & {s for s, _ in b}  # contacts: the scenes where both videos made one
+            pooled[name][0].extend(v for s, v in a if s in both)
+            pooled[name][1].extend(v for s, v in b if s in both)
+    return [paired(name, *pooled[name], higher) for name, _, higher in CHECK_METRICS]
 
 
 def _values(data: dict, group: str, key: str, method: str) -> list[tuple[int, float]]:
@@ -112,12 +151,14 @@ def verdict(rows: list[Paired]) -> tuple[bool, list[str]]:
     return not reasons, reasons
 
 
-def format_table(rows: list[Paired], title: str) -> str:
+def format_table(rows: list[Paired], title: str, rule: bool = True) -> str:
     lines = [f"{title}", "", "| metric | reference | candidate | candidate better by (per scene) | in SE | scenes |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.name} | {r.reference:.3f} | {r.candidate:.3f} | {r.better:+.3f} ± {r.se:.3f} | "
                      f"{r.z:+.1f} | {r.n} |")
+    if not rule:
+        return "\n".join(lines)
     ok, reasons = verdict(rows)
     lines += ["", "ship: yes (wins objects kept and motion fidelity by > 2 SE, loses nowhere by > 1 SE)" if ok
               else "ship: no (" + "; ".join(reasons) + ")"]
@@ -132,7 +173,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.toy.compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="REFERENCE CANDIDATE",
-                   help="pairs of probes.json: reference first, candidate second (repeat for more seed ranges)")
+                   help="pairs of probes.json (or of `checks prior --json` files): reference first, candidate second "
+                        "(repeat for more seed ranges)")
     p.add_argument("--method", default="interdyn", help="which row of the probes to compare (default interdyn)")
     p.add_argument("--json", help="also write the comparison to this JSON file")
     a = p.parse_args(argv)
@@ -142,14 +184,20 @@ def main(argv=None) -> int:
         data = [_load(f) for f in a.files]
         pairs = list(zip(data[0::2], data[1::2]))
         report = {}
+        checks = [is_check(d) for d in data]
+        if any(checks) and not all(checks):
+            raise InputError("give either probes.json files or `checks prior --json` files, not both")
+        run, rule, kind = (compare_checks, False, "prior check") if all(checks) else \
+            ((lambda ps: compare(ps, a.method)), True, "probes")
         for (ref, cand), ref_path, cand_path in zip(pairs, a.files[0::2], a.files[1::2]):
-            rows = compare([(ref, cand)], a.method)
-            title = f"{cand_path} against {ref_path} (seeds {ref['settings']['seed']}+)"
-            print(format_table(rows, title), end="\n\n")
+            first = ref["scenes"][0]["seed"] if kind == "prior check" else ref["settings"]["seed"]
+            title = f"{cand_path} against {ref_path} ({kind}, seeds {first}+)"
+            rows = run([(ref, cand)])
+            print(format_table(rows, title, rule=rule), end="\n\n")
             report[title] = [_row_json(r) for r in rows]
         if len(pairs) > 1:
-            rows = compare(pairs, a.method)
-            print(format_table(rows, f"pooled over {len(pairs)} seed ranges"))
+            rows = run(pairs)
+            print(format_table(rows, f"pooled over {len(pairs)} seed ranges", rule=rule))
             report["pooled"] = [_row_json(r) for r in rows]
     except InputError as exc:
         print(f"error: {exc}")
