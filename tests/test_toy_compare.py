@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -84,6 +85,8 @@ def test_runs_of_different_scenes_or_settings_are_refused_by_name(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(ref))
     (tmp_path / "b.json").write_text("{not json")
     assert C.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2, "a broken file is one line, exit 2"
+    os.mkfifo(tmp_path / "pipe.json")  # opening it would block forever: refused before it is opened
+    assert C.main([str(tmp_path / "a.json"), str(tmp_path / "pipe.json")]) == 2
 
 
 def check(kept, invented, contacts=(0, 0, 0), answered=(0, 0, 0), seeds=(2_000_000, 2_000_001, 2_000_002)):

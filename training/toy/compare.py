@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from interdyn.support.validation import InputError
+from interdyn.support.validation import InputError, check_input_path
 from interdyn.support.safe_output import write_text_atomic
 
 # (name in the table, probe list, key, higher is better)
@@ -68,11 +68,11 @@ class Paired:
 
 
 def _load(path) -> dict:
-    path = Path(path)
+    path = check_input_path(Path(path), "files", what="a JSON file")
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable probes.json ({exc})") from None
+        raise InputError(f"{path}: not a readable JSON file ({exc})") from None
     if not isinstance(data, dict) or not (("settings" in data and "force_propagation" in data) or "scenes" in data):
         raise InputError(f"{path}: neither what `interdyn probes` writes (settings, force_propagation) nor what "
                          "`checks prior --json` writes (scenes)")
