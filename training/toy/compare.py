@@ -91,19 +91,22 @@ def _check_values(scenes: list[dict], key: str) -> list[tuple[int, float]]:
     return [(s["seed"], float(s[key])) for s in scenes]
 
 
+def check_values(reference: dict, candidate: dict) -> dict[str, tuple[list, list]]:
+    """Per check metric, the two priors' per-scene values (contacts: the scenes where both videos made one)."""
+    if [s["seed"] for s in reference["scenes"]] != [s["seed"] for s in candidate["scenes"]]:
+        raise InputError("the two prior checks hold different scenes (run both with the same --seed and "
+                         "--num-scenes)")
+    out = {}
+    for name, key, _ in CHECK_METRICS:
+        a, b = _check_values(reference["scenes"], key), _check_values(candidate["scenes"], key)
+        both = {s for s, _ in a} & {s for s, _ in b}
+        out[name] = ([v for s, v in a if s in both], [v for s, v in b if s in both])
+    return out
+
+
 def compare_checks(pairs: list[tuple[dict, dict]]) -> list[Paired]:
     """Two priors' checks on the same scenes (the same seeds, in order), metric by metric, pooled over pairs."""
-    pooled: dict[str, tuple[list, list]] = {name: ([], []) for name, *_ in CHECK_METRICS}
-    for reference, candidate in pairs:
-        if [s["seed"] for s in reference["scenes"]] != [s["seed"] for s in candidate["scenes"]]:
-            raise InputError("the two prior checks hold different scenes (run both with the same --seed and "
-                             "--num-scenes)")
-        for name, key, _ in CHECK_METRICS:
-            a, b = _check_values(reference["scenes"], key), _check_values(candidate["scenes"], key)
-            both = {s for s, _ in a} & {s for s, _ in b}  # contacts: the scenes where both videos made one
-            pooled[name][0].extend(v for s, v in a if s in both)
-            pooled[name][1].extend(v for s, v in b if s in both)
-    return [paired(name, *pooled[name], higher) for name, _, higher in CHECK_METRICS]
+    return _pooled(pairs, check_values, [(name, higher) for name, _, higher in CHECK_METRICS])
 
 
 def _values(data: dict, group: str, key: str, method: str) -> list[tuple[int, float]]:
@@ -134,14 +137,20 @@ def paired(name: str, ref: list[float], cand: list[float], higher_is_better: boo
     return Paired(name, sum(ref) / max(n, 1), sum(cand) / max(n, 1), mean, se, n)
 
 
-def compare(pairs: list[tuple[dict, dict]], method: str = "interdyn") -> list[Paired]:
-    """Pool the scenes of every pair and compare metric by metric."""
-    pooled: dict[str, tuple[list, list]] = {name: ([], []) for name, *_ in METRICS}
+def _pooled(pairs: list[tuple[dict, dict]], values, metrics: list[tuple[str, bool]]) -> list[Paired]:
+    """The per-scene values of every pair (``values(reference, candidate)``) pooled, then compared per metric."""
+    pooled: dict[str, tuple[list, list]] = {name: ([], []) for name, _ in metrics}
     for reference, candidate in pairs:
-        for name, (a, b) in pair_values(reference, candidate, method).items():
+        for name, (a, b) in values(reference, candidate).items():
             pooled[name][0].extend(a)
             pooled[name][1].extend(b)
-    return [paired(name, *pooled[name], higher) for name, _, _, higher in METRICS]
+    return [paired(name, *pooled[name], higher) for name, higher in metrics]
+
+
+def compare(pairs: list[tuple[dict, dict]], method: str = "interdyn") -> list[Paired]:
+    """Pool the scenes of every pair and compare metric by metric."""
+    return _pooled(pairs, lambda ref, cand: pair_values(ref, cand, method),
+                   [(name, higher) for name, _, _, higher in METRICS])
 
 
 def verdict(rows: list[Paired]) -> tuple[bool, list[str]]:
